@@ -1,3 +1,39 @@
-// cli/main.cpp — entry point of the single `autoround` binary (subcommands added per file).
+// cli/main.cpp — entry point of the single `autoround` binary.
+//
+// Subcommands (one file each in cli/): generate, eval, info, tokenize, init-model.
+// Every library error surfaces as "error: <message>" on stderr with exit status 1; command-line
+// usage errors print the problem and the usage with a non-zero status.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
-int main() { std::puts("autoround: under construction"); return 0; }
+#include <exception>
+
+#include "cli/common.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"autoround — AutoRound weight-only quantization and inference for Qwen3 models (C++/CUDA)"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "autoround 0.1.0");
+    autoround::cli::add_generate_command(app);
+    autoround::cli::add_eval_command(app);
+    autoround::cli::add_info_command(app);
+    autoround::cli::add_tokenize_command(app);
+    autoround::cli::add_init_model_command(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const autoround::Error& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "error: out of memory\n");
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,134 @@
+// cli/cmd_generate.cpp — `autoround generate`: prompt (raw or through the chat template) ->
+// prefill -> token-by-token decode with the KV cache, streaming text as it is produced.
+// Sampling defaults come from generation_config.json; --temperature 0 means greedy.
+#include <chrono>
+#include <cstdio>
+#include <set>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "io/model_config.h"
+#include "model/qwen3_model.h"
+#include "model/sampler.h"
+#include "text/bpe_tokenizer.h"
+#include "text/chat_template.h"
+
+namespace autoround::cli {
+namespace {
+
+struct GenerateArgs {
+    std::string model, prompt, prompt_file, system;
+    bool chat = false, ids = false, no_stats = false;
+    int max_new_tokens = -1, top_k = -1, threads = 0;
+    float temperature = -1, top_p = -1, min_p = 0, repetition_penalty = -1;
+    uint64_t seed = 0;
+    bool ignore_eos = false;
+};
+
+int run_generate(const GenerateArgs& a) {
+    set_threads(a.threads);
+    const auto dir = model_dir_arg(a.model);
+    const Qwen3Model model = Qwen3Model::load(dir);
+    const BpeTokenizer tok = BpeTokenizer::load(dir / "tokenizer.json");
+    const GenerationConfig gen = load_generation_config(dir);
+
+    std::string prompt = a.prompt_file.empty() ? a.prompt : read_text_file(a.prompt_file);
+    if (a.chat) {
+        const TokenizerConfig tc = load_tokenizer_config(dir);
+        check(tc.chat_template.has_value(), "--chat: ", dir.string(),
+              " has no chat template (tokenizer_config.json chat_template or chat_template.jinja); drop --chat");
+        ChatTemplateInputs in;
+        if (!a.system.empty()) in.messages.push_back({{"role", "system"}, {"content", a.system}});
+        in.messages.push_back({{"role", "user"}, {"content", prompt}});
+        in.add_generation_prompt = true;
+        in.extra["bos_token"] = tc.bos_token;
+        in.extra["eos_token"] = tc.eos_token;
+        prompt = ChatTemplate(*tc.chat_template).render(in);
+    } else {
+        check(a.system.empty(), "--system needs --chat (the system prompt goes through the chat template)");
+    }
+    std::vector<int32_t> ids = tok.encode(prompt);
+    check(!ids.empty(), "the prompt is empty; pass --prompt TEXT");
+
+    SamplingParams sp;
+    sp.temperature = a.temperature >= 0 ? a.temperature : gen.temperature;
+    sp.greedy = a.temperature == 0 || (a.temperature < 0 && !gen.do_sample);
+    sp.top_k = a.top_k >= 0 ? a.top_k : gen.top_k;
+    sp.top_p = a.top_p >= 0 ? a.top_p : gen.top_p;
+    sp.min_p = a.min_p;
+    sp.repetition_penalty = a.repetition_penalty > 0 ? a.repetition_penalty : gen.repetition_penalty;
+    sp.seed = a.seed;
+    check(sp.top_p > 0 && sp.top_p <= 1, "--top_p must be in (0, 1], got ", sp.top_p);
+    check(sp.temperature >= 0, "--temperature must be >= 0");
+    const int max_new = a.max_new_tokens >= 0 ? a.max_new_tokens : gen.max_new_tokens.value_or(256);
+    std::set<int32_t> eos(gen.eos_token_ids.begin(), gen.eos_token_ids.end());
+    for (int e : model.config().eos_token_ids) eos.insert(e);
+
+    const int64_t V = model.config().vocab_size;
+    std::vector<float> logits(V);
+    KvCache cache = model.make_cache();
+    Sampler sampler(sp);
+    StreamingDecoder sd(tok, /*skip_special_tokens=*/false);
+    if (!a.chat && !a.ids) {
+        std::fputs(prompt.c_str(), stdout);
+        std::fflush(stdout);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    model.forward(ids, cache, logits.data(), false);
+    const auto t1 = std::chrono::steady_clock::now();
+    std::vector<int32_t> generated;
+    for (int i = 0; i < max_new; ++i) {
+        const int32_t next = sampler.sample(logits, ids);
+        ids.push_back(next);
+        generated.push_back(next);
+        if (!a.ignore_eos && eos.count(next)) break;
+        if (a.ids) std::printf("%d ", next);
+        else std::fputs(sd.push(next).c_str(), stdout);
+        std::fflush(stdout);
+        if (i + 1 == max_new) break;
+        const int32_t one[1] = {next};
+        model.forward(one, cache, logits.data(), false);
+    }
+    if (!a.ids) std::fputs(sd.flush().c_str(), stdout);
+    std::fputs("\n", stdout);
+    const auto t2 = std::chrono::steady_clock::now();
+    const double pre = std::chrono::duration<double>(t1 - t0).count();
+    const double dec = std::chrono::duration<double>(t2 - t1).count();
+    if (!a.no_stats)
+        std::fprintf(stderr, "[prefill %zu tokens in %.3f s (%.1f tok/s) | decode %zu tokens in %.3f s (%.2f tok/s)]\n",
+                     ids.size() - generated.size(), pre, double(ids.size() - generated.size()) / pre,
+                     generated.size(), dec, generated.size() > 0 ? double(generated.size()) / dec : 0.0);
+    return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& root) {
+    auto a = std::make_shared<GenerateArgs>();
+    CLI::App* c = root.add_subcommand("generate", "Generate text from a prompt (streams tokens as they come)");
+    c->add_option("--model", a->model, "Model folder (Hugging Face layout)")->required();
+    auto* p = c->add_option("--prompt", a->prompt, "Prompt text");
+    auto* pf = c->add_option("--prompt_file", a->prompt_file, "Read the prompt from a file");
+    p->excludes(pf);
+    c->add_flag("--chat", a->chat, "Wrap the prompt as a user message with the model's chat template");
+    c->add_option("--system", a->system, "System message (with --chat)");
+    c->add_option("--max_new_tokens", a->max_new_tokens, "Tokens to generate (default: generation_config or 256)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--temperature", a->temperature, "Sampling temperature; 0 = greedy (default: generation_config)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--top_p", a->top_p, "Nucleus sampling mass (default: generation_config)");
+    c->add_option("--top_k", a->top_k, "Top-k sampling, 0 = off (default: generation_config)")->check(CLI::NonNegativeNumber);
+    c->add_option("--min_p", a->min_p, "Min-p sampling (default 0 = off)");
+    c->add_option("--repetition_penalty", a->repetition_penalty, "Repetition penalty (default: generation_config or 1)");
+    c->add_option("--seed", a->seed, "Random seed for sampling (default 0)");
+    c->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    c->add_flag("--ids", a->ids, "Print generated token ids instead of text");
+    c->add_flag("--ignore_eos", a->ignore_eos, "Do not stop at end-of-sequence tokens");
+    c->add_flag("--no_stats", a->no_stats, "Do not print timing statistics to stderr");
+    c->callback([a] {
+        check(!a->prompt.empty() || !a->prompt_file.empty(), "generate: pass --prompt TEXT or --prompt_file FILE");
+        if (int rc = run_generate(*a); rc != 0) throw CLI::RuntimeError(rc);
+    });
+}
+
+}  // namespace autoround::cli

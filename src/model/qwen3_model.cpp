@@ -1,0 +1,163 @@
+// model/qwen3_model.cpp — see qwen3_model.h.
+#include "model/qwen3_model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "ops/cpu/activation.h"
+#include "ops/cpu/attention.h"
+#include "ops/cpu/linear.h"
+#include "ops/cpu/norm.h"
+#include "ops/cpu/rope.h"
+
+namespace autoround {
+namespace {
+
+std::string shape_of(std::initializer_list<int64_t> s) {
+    std::string r = "[";
+    bool first = true;
+    for (int64_t d : s) { r += (first ? "" : ", ") + std::to_string(d); first = false; }
+    return r + "]";
+}
+
+WeightView matrix(const TensorStore& st, const std::string& name, int64_t out, int64_t in) {
+    const TensorInfo& t = st.get(name);
+    check(t.shape.size() == 2 && t.shape[0] == out && t.shape[1] == in, "tensor ", name, " in ", t.file.string(),
+          " has shape ", t.shape_str(), ", expected ", shape_of({out, in}), " from config.json");
+    check(t.dtype == DType::BF16 || t.dtype == DType::F16 || t.dtype == DType::F32, "tensor ", name,
+          " has dtype ", dtype_name(t.dtype), "; expected BF16, F16 or F32 (quantized checkpoints are loaded by",
+          " the quantized-model loader)");
+    return WeightView{t.dtype, t.data, out, in};
+}
+
+std::vector<float> vector_f32(const TensorStore& st, const std::string& name, int64_t n) {
+    const TensorInfo& t = st.get(name);
+    check(t.shape.size() == 1 && t.shape[0] == n, "tensor ", name, " in ", t.file.string(), " has shape ",
+          t.shape_str(), ", expected [", n, "] from config.json");
+    return st.load_f32(name);
+}
+
+}  // namespace
+
+Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
+    Qwen3Model m;
+    m.cfg_ = load_model_config(dir);
+    m.store_ = TensorStore::open(dir);
+    const ModelConfig& c = m.cfg_;
+    const TensorStore& st = m.store_;
+    check(c.head_dim % 2 == 0 && c.head_dim <= 1024, "config.json in ", dir.string(), ": head_dim ", c.head_dim,
+          " must be even and at most 1024");
+    const int64_t H = c.hidden_size, D = c.head_dim, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
+                  I = c.intermediate_size, V = c.vocab_size;
+    m.embed_ = matrix(st, "model.embed_tokens.weight", V, H);
+    if (st.has("lm_head.weight")) {
+        m.head_ = matrix(st, "lm_head.weight", V, H);
+    } else {
+        check(c.tie_word_embeddings, "model in ", dir.string(),
+              " has no lm_head.weight but config.json says tie_word_embeddings=false; the checkpoint is incomplete");
+        m.head_ = m.embed_;
+    }
+    m.final_norm_ = vector_f32(st, "model.norm.weight", H);
+    m.layers_.resize(c.num_hidden_layers);
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        Qwen3Layer& L = m.layers_[l];
+        L.input_norm = vector_f32(st, p + "input_layernorm.weight", H);
+        L.post_attn_norm = vector_f32(st, p + "post_attention_layernorm.weight", H);
+        L.q = matrix(st, p + "self_attn.q_proj.weight", nq * D, H);
+        L.k = matrix(st, p + "self_attn.k_proj.weight", nkv * D, H);
+        L.v = matrix(st, p + "self_attn.v_proj.weight", nkv * D, H);
+        L.o = matrix(st, p + "self_attn.o_proj.weight", H, nq * D);
+        L.gate = matrix(st, p + "mlp.gate_proj.weight", I, H);
+        L.up = matrix(st, p + "mlp.up_proj.weight", I, H);
+        L.down = matrix(st, p + "mlp.down_proj.weight", H, I);
+        if (c.qk_norm) {
+            L.q_norm = vector_f32(st, p + "self_attn.q_norm.weight", D);
+            L.k_norm = vector_f32(st, p + "self_attn.k_norm.weight", D);
+        }
+        if (c.attention_bias || st.has(p + "self_attn.q_proj.bias")) {
+            L.q_bias = vector_f32(st, p + "self_attn.q_proj.bias", nq * D);
+            L.k_bias = vector_f32(st, p + "self_attn.k_proj.bias", nkv * D);
+            L.v_bias = vector_f32(st, p + "self_attn.v_proj.bias", nkv * D);
+        }
+    }
+    m.inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
+    return m;
+}
+
+KvCache Qwen3Model::make_cache() const {
+    return KvCache(cfg_.num_hidden_layers, cfg_.num_key_value_heads, cfg_.head_dim);
+}
+
+int64_t Qwen3Model::parameter_count() const {
+    int64_t n = 0;
+    for (const auto& [name, t] : store_.tensors()) n += t.numel();
+    return n;
+}
+
+void Qwen3Model::lm_head(const float* hidden, int64_t T, float* logits) const {
+    linear(hidden, T, head_, nullptr, logits);
+}
+
+void Qwen3Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits,
+                         const HiddenHook& hook) const {
+    const ModelConfig& c = cfg_;
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    check(T > 0, "forward: no tokens");
+    const int64_t H = c.hidden_size, D = c.head_dim, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
+                  I = c.intermediate_size, V = c.vocab_size;
+    const int64_t past = cache.size();
+    cache.reserve(T);
+
+    std::vector<float> x(T * H), h(T * H), tmp(T * H);        // [T, H]
+    std::vector<float> q(T * nq * D), att(T * nq * D);        // [T, nq, D]
+    std::vector<float> k(T * nkv * D), v(T * nkv * D);        // [T, nkv, D]
+    std::vector<float> g(T * I), u(T * I);                    // [T, I]
+    std::vector<int32_t> pos(T);
+    for (int64_t t = 0; t < T; ++t) {
+        const int32_t id = tokens[t];
+        check(id >= 0 && id < V, "token id ", id, " at position ", t, " is outside the vocabulary [0, ", V, ")");
+        weight_row_to_f32(embed_, id, x.data() + t * H);
+        pos[t] = static_cast<int32_t>(past + t);
+    }
+    if (hook) hook("embeddings", -1, x.data(), T, H);
+
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+        const Qwen3Layer& L = layers_[l];
+        rmsnorm(x.data(), L.input_norm.data(), T, H, c.rms_norm_eps, h.data());
+        linear(h.data(), T, L.q, L.q_bias.empty() ? nullptr : L.q_bias.data(), q.data());
+        linear(h.data(), T, L.k, L.k_bias.empty() ? nullptr : L.k_bias.data(), k.data());
+        linear(h.data(), T, L.v, L.v_bias.empty() ? nullptr : L.v_bias.data(), v.data());
+        if (c.qk_norm) {
+            rmsnorm(q.data(), L.q_norm.data(), T * nq, D, c.rms_norm_eps, q.data());
+            rmsnorm(k.data(), L.k_norm.data(), T * nkv, D, c.rms_norm_eps, k.data());
+        }
+        rope_apply(q.data(), T, nq, D, pos.data(), inv_freq_);
+        rope_apply(k.data(), T, nkv, D, pos.data(), inv_freq_);
+        std::memcpy(cache.k(l) + past * cache.stride(), k.data(), sizeof(float) * T * nkv * D);
+        std::memcpy(cache.v(l) + past * cache.stride(), v.data(), sizeof(float) * T * nkv * D);
+        attention_causal(q.data(), cache.k(l), cache.v(l), AttentionShape{T, past, nq, nkv, D, cache.stride()},
+                         att.data());
+        linear(att.data(), T, L.o, nullptr, tmp.data());
+        for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
+
+        rmsnorm(x.data(), L.post_attn_norm.data(), T, H, c.rms_norm_eps, h.data());
+        linear(h.data(), T, L.gate, nullptr, g.data());
+        linear(h.data(), T, L.up, nullptr, u.data());
+        swiglu(g.data(), u.data(), T * I, g.data());
+        linear(g.data(), T, L.down, nullptr, tmp.data());
+        for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
+        if (hook) hook("block_out", l, x.data(), T, H);
+    }
+    cache.advance(T);
+
+    rmsnorm(x.data(), final_norm_.data(), T, H, c.rms_norm_eps, h.data());
+    if (hook) hook("final_norm", -1, h.data(), T, H);
+    if (!logits) return;
+    if (all_logits) lm_head(h.data(), T, logits);
+    else lm_head(h.data() + (T - 1) * H, 1, logits);
+    (void)V;
+}
+
+}  // namespace autoround

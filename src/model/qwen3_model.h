@@ -1,0 +1,69 @@
+// model/qwen3_model.h — the Qwen3 dense decoder (also Qwen2/Qwen2.5 and Llama: the same graph
+// without QK-norm, with optional q/k/v bias) running on CPU in float32 from 16-bit weights.
+//
+// Forward, per layer (qwen3-architecture.md §1.3):
+//   h = RMSNorm(x); q,k,v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ (+bias); q,k = RMSNorm_per_head (Qwen3);
+//   q,k = RoPE(q,k); append k,v to the cache; a = causal GQA attention; x += a·Woᵀ;
+//   h = RMSNorm(x); x += (silu(h·Wgateᵀ) * h·Wupᵀ)·Wdownᵀ
+// then the final RMSNorm and the LM head (lm_head.weight, or the embedding when tied).
+// Weights stay in the mmap'd checkpoint (bf16); norms and biases are copied to float32.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "io/safetensors.h"
+#include "model/kv_cache.h"
+#include "ops/weight_view.h"
+
+namespace autoround {
+
+struct Qwen3Layer {
+    std::vector<float> input_norm;      // [hidden]
+    std::vector<float> post_attn_norm;  // [hidden]
+    std::vector<float> q_norm, k_norm;  // [head_dim] (Qwen3 only)
+    std::vector<float> q_bias, k_bias, v_bias;  // [n_q*hd], [n_kv*hd] (optional)
+    WeightView q, k, v;                 // [n_q*hd, hidden], [n_kv*hd, hidden] x2
+    WeightView o;                       // [hidden, n_q*hd]
+    WeightView gate, up;                // [inter, hidden]
+    WeightView down;                    // [hidden, inter]
+};
+
+// Called with intermediate activations (for golden tests / debugging):
+// name in {"embeddings", "block_out", "final_norm"}, layer index (or -1), data [T, hidden].
+using HiddenHook = std::function<void(const std::string& name, int layer, const float* data, int64_t T, int64_t dim)>;
+
+class Qwen3Model {
+public:
+    // Loads config.json + safetensors from a model folder; validates every tensor's shape/dtype.
+    static Qwen3Model load(const std::filesystem::path& dir);
+
+    const ModelConfig& config() const { return cfg_; }
+    const TensorStore& tensors() const { return store_; }
+    KvCache make_cache() const;
+    int64_t parameter_count() const;
+
+    // Runs `tokens` at cache slots [cache.size(), +T) (positions = slots), appends to the cache.
+    // logits: [T, vocab] if all_logits else [1, vocab] for the last token; may be null.
+    void forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits,
+                 const HiddenHook& hook = {}) const;
+
+    // Computes logits rows for final hidden states [T, hidden] -> [T, vocab].
+    void lm_head(const float* hidden, int64_t T, float* logits) const;
+
+private:
+    ModelConfig cfg_;
+    TensorStore store_;
+    WeightView embed_;                  // [vocab, hidden]
+    WeightView head_;                   // [vocab, hidden] (== embed_ when tied)
+    std::vector<float> final_norm_;     // [hidden]
+    std::vector<Qwen3Layer> layers_;
+    std::vector<float> inv_freq_;       // [head_dim/2]
+};
+
+}  // namespace autoround

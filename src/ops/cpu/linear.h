@@ -1,0 +1,23 @@
+// ops/cpu/linear.h — y = x · Wᵀ (+ b) on CPU with float32 math and bf16/f16/f32 weights.
+//
+// linear_ref : the plain scalar reference (double-free, float32 accumulate in index order).
+// linear     : the fast path. For few rows (decode, T <= 4) a multi-threaded AVX2 GEMV that reads
+//              the 16-bit weights directly (memory-bound: each weight byte is read once per step);
+//              for prefill, rows of W are converted to float32 in tiles and multiplied with BLAS
+//              sgemm, tiles spread over the OpenMP threads.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/weight_view.h"
+
+namespace autoround {
+
+// x [T, in] f32, w [out, in], bias [out] or null, y [T, out] f32.
+void linear_ref(const float* x, int64_t T, const WeightView& w, const float* bias, float* y);
+void linear(const float* x, int64_t T, const WeightView& w, const float* bias, float* y);
+
+// Dot product of a 16-bit/32-bit weight row with a float32 vector (the GEMV kernel's inner loop).
+float dot_row(const WeightView& w, int64_t r, const float* x);
+
+}  // namespace autoround
