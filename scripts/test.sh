@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# scripts/test.sh — set up, build and run the whole test suite (what .ci/run runs).
+#   1. Release build + every test (unit, golden vs ../shared/reference, CLI end to end)
+#   2. ASan + UBSan build of the tests (the slow whole-model golden runs are left to step 1)
+#   3. every libFuzzer target for a bounded time (FUZZ_SECONDS, default 30)
+# Usage: scripts/test.sh [--no-sanitize] [--no-fuzz]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SANITIZE=1; FUZZ=1
+for a in "$@"; do
+  case "$a" in
+    --no-sanitize) SANITIZE=0 ;;
+    --no-fuzz) FUZZ=0 ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+  esac
+done
+JOBS=${JOBS:-$(nproc)}
+test -d ../shared/models/qwen3-nano || { echo "error: ../shared (models, reference data) not found beside the checkout" >&2; exit 1; }
+
+./scripts/setup.sh
+
+echo "== [1/3] release build + tests"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$JOBS"
+ctest --test-dir build --output-on-failure -j"$JOBS"
+
+if [ "$SANITIZE" = 1 ]; then
+  echo "== [2/3] ASan + UBSan build + tests"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTOROUND_SANITIZE=ON \
+        -DAUTOROUND_BENCH=OFF -DAUTOROUND_NATIVE=OFF
+  cmake --build build-asan -j"$JOBS" --target autoround autoround_tests
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ./build-asan/autoround_tests --gtest_filter='-Qwen3Golden.WikiText*:Qwen3Golden.Greedy*:Cli.*'
+fi
+
+if [ "$FUZZ" = 1 ]; then
+  echo "== [3/3] fuzz targets, ${FUZZ_SECONDS:-30}s each"
+  ./scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+fi
+echo "== all tests passed"
