@@ -22,7 +22,8 @@ test -d ../shared/models/qwen3-nano || { echo "error: ../shared (models, referen
 echo "== [1/3] release build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$JOBS"
-ctest --test-dir build --output-on-failure -j"$JOBS"
+# one OpenMP thread per test process: ctest runs $JOBS processes side by side
+OMP_NUM_THREADS=1 ctest --test-dir build --output-on-failure -j"$JOBS"
 
 if [ "$SANITIZE" = 1 ]; then
   echo "== [2/3] ASan + UBSan build + tests"

@@ -14,6 +14,7 @@ void add_eval_command(CLI::App& root);
 void add_info_command(CLI::App& root);
 void add_tokenize_command(CLI::App& root);
 void add_init_model_command(CLI::App& root);
+void add_devices_command(CLI::App& root);
 
 // Reads a whole file (binary); errors name the file.
 std::string read_text_file(const std::filesystem::path& path);

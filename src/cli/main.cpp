@@ -1,6 +1,6 @@
 // cli/main.cpp — entry point of the single `autoround` binary.
 //
-// Subcommands (one file each in cli/): generate, eval, info, tokenize, init-model.
+// Subcommands (one file each in cli/): generate, eval, info, tokenize, init-model, devices.
 // Every library error surfaces as "error: <message>" on stderr with exit status 1; command-line
 // usage errors print the problem and the usage with a non-zero status.
 #include <CLI/CLI.hpp>
@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     autoround::cli::add_info_command(app);
     autoround::cli::add_tokenize_command(app);
     autoround::cli::add_init_model_command(app);
+    autoround::cli::add_devices_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

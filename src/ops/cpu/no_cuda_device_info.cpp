@@ -1,0 +1,9 @@
+// ops/cpu/no_cuda_device_info.cpp — the CPU-only build's answer to ops/cuda/device_info.h: no devices.
+#ifndef AUTOROUND_HAVE_CUDA
+#include "ops/cuda/device_info.h"
+
+namespace autoround {
+std::vector<CudaDeviceInfo> cuda_list_devices() { return {}; }
+bool cuda_available() { return false; }
+}  // namespace autoround
+#endif

@@ -1,0 +1,23 @@
+// ops/cuda/device_info.h — which CUDA devices this process can use (empty without a GPU or
+// without a CUDA build). Plain C++ header so CPU-only code can call it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace autoround {
+
+struct CudaDeviceInfo {
+    int index = 0;
+    std::string name;
+    int sm_major = 0, sm_minor = 0;
+    int64_t total_memory = 0;   // bytes
+    int multiprocessors = 0;
+};
+
+// Lists devices; returns an empty list (never throws) when no driver or GPU is present.
+std::vector<CudaDeviceInfo> cuda_list_devices();
+bool cuda_available();
+
+}  // namespace autoround
