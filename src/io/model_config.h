@@ -70,7 +70,7 @@ struct GenerationConfig {
 };
 
 GenerationConfig parse_generation_config(const nlohmann::json& j, const std::string& label);
-// Missing file -> defaults with eos from `model` (if given).
+// Missing file -> defaults. EOS (and BOS) ids missing here are taken from config.json if present.
 GenerationConfig load_generation_config(const std::filesystem::path& model_dir);
 
 struct TokenizerConfig {

@@ -84,6 +84,7 @@ private:
     std::vector<std::filesystem::path> files_;
     std::map<std::string, TensorInfo> tensors_;
     std::map<std::string, std::string> metadata_;
+    std::filesystem::path source_;  // what open() was given; named in errors
 };
 
 // Converts a tensor's raw bytes to float32 (BF16/F16/F32/F64).
@@ -105,7 +106,8 @@ public:
     // Splits into shards of at most `max_shard_bytes` (a single larger tensor gets its own shard):
     // one shard -> `model.safetensors`; several -> `model-0000k-of-0000n.safetensors` plus
     // `model.safetensors.index.json` {"metadata": {"total_size": N}, "weight_map": {..}}.
-    // Returns the written file names.
+    // Returns the written file names (shards in order, then the index if one was written).
+    // Files of an earlier export with these names that the new export does not use are removed.
     std::vector<std::string> write_sharded(const std::filesystem::path& dir, size_t max_shard_bytes,
                                            const std::string& prefix = "model") const;
 
@@ -117,7 +119,10 @@ private:
         std::vector<uint8_t> bytes;
     };
     std::vector<Entry> entries_;
+    std::map<std::string, size_t> index_;  // name -> position in entries_ (rejects duplicates)
     std::map<std::string, std::string> metadata_{{"format", "pt"}};
+
+    void write_entries(const std::filesystem::path& path, const std::vector<size_t>& which) const;
 };
 
 }  // namespace autoround
