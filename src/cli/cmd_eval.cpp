@@ -15,7 +15,7 @@ namespace {
 
 struct PplArgs {
     std::vector<std::string> models;
-    std::string data;
+    std::string data, tokenizer;
     int64_t seqlen = 2048;
     int64_t max_tokens = 0;
     bool json = false, partial = false;
@@ -28,7 +28,7 @@ int run_ppl(const PplArgs& a) {
     for (const std::string& m : a.models) {
         const auto dir = model_dir_arg(m);
         const Qwen3Model model = Qwen3Model::load(dir);
-        const BpeTokenizer tok = BpeTokenizer::load(dir / "tokenizer.json");
+        const BpeTokenizer tok = BpeTokenizer::load(a.tokenizer.empty() ? dir / "tokenizer.json" : std::filesystem::path(a.tokenizer));
         std::vector<int32_t> ids = tok.encode(text);
         if (a.max_tokens > 0 && static_cast<int64_t>(ids.size()) > a.max_tokens) ids.resize(a.max_tokens);
         const PerplexityResult r = evaluate_perplexity(model, ids, a.seqlen, !a.partial, !a.json);
@@ -57,6 +57,7 @@ void add_eval_command(CLI::App& root) {
     CLI::App* p = e->add_subcommand("ppl", "Perplexity of a text file over non-overlapping windows");
     p->add_option("--model", a->models, "Model folder(s); repeat to compare several")->required();
     p->add_option("--data", a->data, "Text file, scored as is (tokenized whole)")->required()->check(CLI::ExistingFile);
+    p->add_option("--tokenizer", a->tokenizer, "tokenizer.json (or its folder) when the model folder has none");
     p->add_option("--seqlen", a->seqlen, "Window length in tokens (default 2048)")->check(CLI::Range(2, 1 << 20));
     p->add_option("--max_tokens", a->max_tokens, "Use only the first N tokens (default: all)")
         ->check(CLI::NonNegativeNumber);

@@ -17,7 +17,7 @@ namespace autoround::cli {
 namespace {
 
 struct GenerateArgs {
-    std::string model, prompt, prompt_file, system;
+    std::string model, prompt, prompt_file, system, tokenizer;
     bool chat = false, ids = false, no_stats = false;
     int max_new_tokens = -1, top_k = -1, threads = 0;
     float temperature = -1, top_p = -1, min_p = 0, repetition_penalty = -1;
@@ -29,7 +29,7 @@ int run_generate(const GenerateArgs& a) {
     set_threads(a.threads);
     const auto dir = model_dir_arg(a.model);
     const Qwen3Model model = Qwen3Model::load(dir);
-    const BpeTokenizer tok = BpeTokenizer::load(dir / "tokenizer.json");
+    const BpeTokenizer tok = BpeTokenizer::load(a.tokenizer.empty() ? dir / "tokenizer.json" : std::filesystem::path(a.tokenizer));
     const GenerationConfig gen = load_generation_config(dir);
 
     std::string prompt = a.prompt_file.empty() ? a.prompt : read_text_file(a.prompt_file);
@@ -91,6 +91,7 @@ int run_generate(const GenerateArgs& a) {
     }
     if (!a.ids) std::fputs(sd.flush().c_str(), stdout);
     std::fputs("\n", stdout);
+    std::fflush(stdout);
     const auto t2 = std::chrono::steady_clock::now();
     const double pre = std::chrono::duration<double>(t1 - t0).count();
     const double dec = std::chrono::duration<double>(t2 - t1).count();
@@ -110,6 +111,7 @@ void add_generate_command(CLI::App& root) {
     auto* p = c->add_option("--prompt", a->prompt, "Prompt text");
     auto* pf = c->add_option("--prompt_file", a->prompt_file, "Read the prompt from a file");
     p->excludes(pf);
+    c->add_option("--tokenizer", a->tokenizer, "tokenizer.json (or its folder) when the model folder has none");
     c->add_flag("--chat", a->chat, "Wrap the prompt as a user message with the model's chat template");
     c->add_option("--system", a->system, "System message (with --chat)");
     c->add_option("--max_new_tokens", a->max_new_tokens, "Tokens to generate (default: generation_config or 256)")

@@ -10,6 +10,7 @@
 #include "ops/cpu/linear.h"
 #include "ops/cpu/norm.h"
 #include "ops/cpu/rope.h"
+#include "quant/quantized_loader.h"
 
 namespace autoround {
 namespace {
@@ -40,10 +41,22 @@ std::vector<float> vector_f32(const TensorStore& st, const std::string& name, in
 
 }  // namespace
 
+WeightView Qwen3Model::linear_weight(const std::string& prefix, int64_t out, int64_t in) {
+    if (quant_ && !store_.has(prefix + ".weight")) {
+        std::optional<std::vector<float>> w = load_linear_dequantized(store_, prefix, *quant_, out, in);
+        if (w) {
+            owned_.push_back(std::move(*w));
+            return WeightView{DType::F32, owned_.back().data(), out, in};
+        }
+    }
+    return matrix(store_, prefix + ".weight", out, in);
+}
+
 Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
     Qwen3Model m;
     m.cfg_ = load_model_config(dir);
     m.store_ = TensorStore::open(dir);
+    m.quant_ = load_quantization_config(dir);
     const ModelConfig& c = m.cfg_;
     const TensorStore& st = m.store_;
     check(c.head_dim % 2 == 0 && c.head_dim <= 1024, "config.json in ", dir.string(), ": head_dim ", c.head_dim,
@@ -51,8 +64,8 @@ Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
     const int64_t H = c.hidden_size, D = c.head_dim, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
                   I = c.intermediate_size, V = c.vocab_size;
     m.embed_ = matrix(st, "model.embed_tokens.weight", V, H);
-    if (st.has("lm_head.weight")) {
-        m.head_ = matrix(st, "lm_head.weight", V, H);
+    if (st.has("lm_head.weight") || st.has("lm_head.qweight")) {
+        m.head_ = m.linear_weight("lm_head", V, H);
     } else {
         check(c.tie_word_embeddings, "model in ", dir.string(),
               " has no lm_head.weight but config.json says tie_word_embeddings=false; the checkpoint is incomplete");
@@ -65,13 +78,13 @@ Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
         Qwen3Layer& L = m.layers_[l];
         L.input_norm = vector_f32(st, p + "input_layernorm.weight", H);
         L.post_attn_norm = vector_f32(st, p + "post_attention_layernorm.weight", H);
-        L.q = matrix(st, p + "self_attn.q_proj.weight", nq * D, H);
-        L.k = matrix(st, p + "self_attn.k_proj.weight", nkv * D, H);
-        L.v = matrix(st, p + "self_attn.v_proj.weight", nkv * D, H);
-        L.o = matrix(st, p + "self_attn.o_proj.weight", H, nq * D);
-        L.gate = matrix(st, p + "mlp.gate_proj.weight", I, H);
-        L.up = matrix(st, p + "mlp.up_proj.weight", I, H);
-        L.down = matrix(st, p + "mlp.down_proj.weight", H, I);
+        L.q = m.linear_weight(p + "self_attn.q_proj", nq * D, H);
+        L.k = m.linear_weight(p + "self_attn.k_proj", nkv * D, H);
+        L.v = m.linear_weight(p + "self_attn.v_proj", nkv * D, H);
+        L.o = m.linear_weight(p + "self_attn.o_proj", H, nq * D);
+        L.gate = m.linear_weight(p + "mlp.gate_proj", I, H);
+        L.up = m.linear_weight(p + "mlp.up_proj", I, H);
+        L.down = m.linear_weight(p + "mlp.down_proj", H, I);
         if (c.qk_norm) {
             L.q_norm = vector_f32(st, p + "self_attn.q_norm.weight", D);
             L.k_norm = vector_f32(st, p + "self_attn.k_norm.weight", D);

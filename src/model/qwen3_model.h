@@ -6,12 +6,15 @@
 //   q,k = RoPE(q,k); append k,v to the cache; a = causal GQA attention; x += a·Woᵀ;
 //   h = RMSNorm(x); x += (silu(h·Wgateᵀ) * h·Wupᵀ)·Wdownᵀ
 // then the final RMSNorm and the LM head (lm_head.weight, or the embedding when tied).
-// Weights stay in the mmap'd checkpoint (bf16); norms and biases are copied to float32.
+// Weights stay in the mmap'd checkpoint (bf16); norms and biases are copied to float32. Packed
+// layers of quantized checkpoints (GPTQ, AWQ, auto-round) are dequantized to float32 at load.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <list>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,6 +23,7 @@
 #include "io/safetensors.h"
 #include "model/kv_cache.h"
 #include "ops/weight_view.h"
+#include "quant/quantization_config.h"
 
 namespace autoround {
 
@@ -45,6 +49,8 @@ public:
 
     const ModelConfig& config() const { return cfg_; }
     const TensorStore& tensors() const { return store_; }
+    // The checkpoint's quantization (packed layers are dequantized to float32 at load).
+    const std::optional<QuantizationConfig>& quantization() const { return quant_; }
     KvCache make_cache() const;
     int64_t parameter_count() const;
 
@@ -64,6 +70,10 @@ private:
     std::vector<float> final_norm_;     // [hidden]
     std::vector<Qwen3Layer> layers_;
     std::vector<float> inv_freq_;       // [head_dim/2]
+    std::optional<QuantizationConfig> quant_;   // set for GPTQ / AWQ / auto-round checkpoints
+    std::list<std::vector<float>> owned_;       // dequantized float32 weights of packed layers
+
+    WeightView linear_weight(const std::string& prefix, int64_t out, int64_t in);
 };
 
 }  // namespace autoround
