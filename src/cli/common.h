@@ -15,6 +15,7 @@ void add_info_command(CLI::App& root);
 void add_tokenize_command(CLI::App& root);
 void add_init_model_command(CLI::App& root);
 void add_devices_command(CLI::App& root);
+void add_quantize_command(CLI::App& root);
 
 // Reads a whole file (binary); errors name the file.
 std::string read_text_file(const std::filesystem::path& path);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     autoround::cli::add_tokenize_command(app);
     autoround::cli::add_init_model_command(app);
     autoround::cli::add_devices_command(app);
+    autoround::cli::add_quantize_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,450 @@
+// cli/cmd_quantize.cpp — `autoround quantize --model DIR --output_dir OUT`: AutoRound (SignRound) weight-only
+// quantization of a Qwen3-family checkpoint on CPU, exported to one folder per --format.
+//
+// Flags keep the names (and aliases) of Intel's Python `auto-round` CLI (autoround-algorithm.md §6); flags that
+// only matter for PyTorch on GPUs are accepted and explained. Order of work, so that bad input fails before
+// any expensive step: parse + recipe -> load the model (mmap) -> layer selection (quant/scheme.h) ->
+// export validation with placeholder layers (formats that cannot store a layer, existing output folders) ->
+// calibration (quant/calibration.h) -> tuning (quant/signround_tuner.h) -> export (export/exporter.h) ->
+// quantize_report.json written into every output folder -> summary table on stdout.
+// Output folders (§5.2): <output_dir>/<model basename>-w<bits>g<group_size>[/<format subfolder> when several].
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/progress_bar.h"
+#include "export/exporter.h"
+#include "io/model_config.h"
+#include "model/qwen3_model.h"
+#include "quant/calibration.h"
+#include "quant/rtn.h"
+#include "quant/scheme.h"
+#include "quant/signround_tuner.h"
+#include "text/bpe_tokenizer.h"
+
+namespace autoround::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct QuantizeArgs {
+    std::string model, model_pos, output_dir = "./tmp_autoround";
+    std::string scheme = "W4A16", data_type;
+    std::optional<int> bits;
+    std::optional<int64_t> group_size;
+    bool sym = false, asym = false;
+    std::optional<int> iters, nsamples, seqlen, batch_size;
+    int gradient_accumulate_steps = 1;
+    std::optional<double> lr, minmax_lr;
+    std::string format = "auto_round";
+    std::optional<std::string> dataset;
+    std::string dataset_field = "text";
+    uint64_t seed = 42;
+    std::string device = "cpu";
+    bool low_gpu_mem_usage = false, enable_torch_compile = false, disable_torch_compile = false;
+    bool quant_nontext_module = false;
+    bool disable_opt_rtn = false, enable_opt_rtn = false, not_use_best_mse = false;
+    int dynamic_max_gap = -1;
+    bool enable_minmax_tuning = false, disable_minmax_tuning = false;
+    bool enable_quanted_input = false, disable_quanted_input = false;
+    int nblocks = 1;
+    std::string to_quant_block_names, ignore_layers, layer_config;
+    bool quant_lm_head = false;
+    std::string recipe = "default";
+    bool overwrite = false, quiet = false;
+    int threads = 0;
+};
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double peak_rss_mb() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+std::string fmt(double v, const char* f = "%.4g") {
+    char b[64];
+    std::snprintf(b, sizeof b, f, v);
+    return b;
+}
+
+// Recipe values for the flags the user left unset (§3.3).
+struct Recipe {
+    int iters, nsamples, seqlen, batch_size;
+    std::optional<double> lr;
+    bool disable_opt_rtn;
+};
+Recipe recipe_of(const std::string& name) {
+    if (name == "default" || name == "auto-round") return {200, 128, 2048, 8, std::nullopt, false};
+    if (name == "best" || name == "auto-round-best") return {1000, 512, 2048, 8, std::nullopt, false};
+    if (name == "light" || name == "auto-round-light") return {50, 128, 2048, 8, 5e-3, false};
+    if (name == "rtn" || name == "auto-round-rtn") return {0, 1, 2048, 8, std::nullopt, true};
+    if (name == "opt-rtn" || name == "auto-round-opt-rtn") return {0, 128, 2048, 8, std::nullopt, false};
+    fail("--recipe '", name, "' is not known; choose default, best, light, rtn or opt-rtn");
+}
+
+// Placeholder tensors with the planned shapes and schemes: lets validate_export check every format against
+// every layer before any tuning (a zero point of 2^(bits-1) is storable by every format).
+QuantizedLayers placeholder_layers(const QuantPlan& plan) {
+    QuantizedLayers out;
+    for (const auto& l : plan.all_layers()) {
+        QuantizedTensor q;
+        q.name = l.name;
+        q.bits = l.scheme.bits;
+        q.group_size = l.scheme.group_size;
+        q.sym = l.scheme.sym;
+        q.out_features = l.out;
+        q.in_features = l.in;
+        q.codes.assign(static_cast<size_t>(l.out * l.in), 0);
+        q.scales.assign(static_cast<size_t>(l.out * q.n_groups()), 1e-3f);
+        q.zeros.assign(q.scales.size(), 1 << (l.scheme.bits - 1));
+        out.emplace(l.name, std::move(q));
+    }
+    return out;
+}
+
+std::string scheme_label(const LayerScheme& s) {
+    return "W" + std::to_string(s.bits) + "G" + std::to_string(s.group_size) + (s.sym ? " sym" : " asym");
+}
+
+int run_quantize(const QuantizeArgs& a) {
+    const auto t_all = Clock::now();
+    set_threads(a.threads);
+    auto note = [&](const std::string& s) {
+        if (!a.quiet) std::fprintf(stderr, "note: %s\n", s.c_str());
+    };
+
+    // ---- flags -------------------------------------------------------------------------------------------
+    check(a.model.empty() || a.model_pos.empty() || a.model == a.model_pos, "give the model once (--model or MODEL)");
+    const std::string model_arg = a.model.empty() ? a.model_pos : a.model;
+    check(!model_arg.empty(), "--model is required: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)");
+    const fs::path dir = model_dir_arg(model_arg);
+    if (a.device != "cpu" && a.device != "auto")
+        fail("--device ", a.device, ": the CUDA backend is not built/available yet for quantization; use --device cpu "
+             "(tuning runs on the CPU with all cores, see --threads)");
+    if (a.device == "auto") note("--device auto: no GPU backend is available for quantization; running on the CPU");
+    if (a.low_gpu_mem_usage)
+        note("--low_gpu_mem_usage has no effect on CPU: cached activations already live in host memory");
+    if (a.enable_torch_compile || a.disable_torch_compile)
+        note("--enable_torch_compile/--disable_torch_compile have no effect: there is no PyTorch here, the CPU kernels "
+             "are compiled ahead of time");
+    if (a.quant_nontext_module) note("--quant_nontext_module has no effect for text-only models");
+    check(!(a.sym && a.asym), "--sym and --asym exclude each other");
+    check(!(a.enable_minmax_tuning && a.disable_minmax_tuning), "--enable_minmax_tuning and --disable_minmax_tuning "
+          "exclude each other");
+    check(!(a.enable_quanted_input && a.disable_quanted_input), "--enable_quanted_input and --disable_quanted_input "
+          "exclude each other");
+    check(!(a.enable_opt_rtn && a.disable_opt_rtn), "--enable_opt_rtn and --disable_opt_rtn exclude each other");
+    check(a.nblocks == 1, "--nblocks ", a.nblocks, " is not implemented: only --nblocks 1 (each decoder block tuned "
+          "on its own, auto-round's default)");
+
+    const Recipe rc = recipe_of(a.recipe);
+    SignRoundOptions so;
+    so.iters = a.iters.value_or(rc.iters);
+    so.lr = a.lr ? a.lr : rc.lr;
+    so.minmax_lr = a.minmax_lr;
+    so.batch_size = a.batch_size.value_or(rc.batch_size);
+    so.gradient_accumulate_steps = a.gradient_accumulate_steps;
+    so.nblocks = a.nblocks;
+    so.enable_minmax_tuning = !a.disable_minmax_tuning;
+    so.enable_quanted_input = !a.disable_quanted_input;
+    so.not_use_best_mse = a.not_use_best_mse;
+    so.dynamic_max_gap = a.dynamic_max_gap;
+    so.disable_opt_rtn = a.disable_opt_rtn || (!a.enable_opt_rtn && rc.disable_opt_rtn);
+    so.seed = a.seed;
+    so.progress = !a.quiet;
+    check(so.iters >= 0, "--iters must be >= 0");
+    check(so.batch_size > 0, "--batch_size must be positive");
+    check(so.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive");
+    int nsamples = a.nsamples.value_or(rc.nsamples);
+    int seqlen = a.seqlen.value_or(rc.seqlen);
+    check(nsamples > 0, "--nsamples must be positive");
+    check(seqlen >= 2, "--seqlen must be at least 2");
+    const std::vector<ExportFormat> formats = parse_export_formats(a.format);
+
+    // ---- model and layer selection ------------------------------------------------------------------------
+    const auto t_load = Clock::now();
+    const Qwen3Model model = Qwen3Model::load(dir);
+    check(!model.quantization().has_value(), "--model ", model_arg, " is already quantized (",
+          quant_method_name(model.quantization()->method), "); quantize the original 16-bit checkpoint");
+    SchemeOptions sch;
+    sch.scheme = a.scheme;
+    sch.bits = a.bits;
+    sch.group_size = a.group_size;
+    if (a.sym) sch.sym = true;
+    if (a.asym) sch.sym = false;
+    if (!a.data_type.empty()) sch.data_type = a.data_type;
+    sch.to_quant_block_names = a.to_quant_block_names;
+    sch.ignore_layers = a.ignore_layers;
+    sch.layer_config = a.layer_config;
+    sch.quant_lm_head = a.quant_lm_head;
+    QuantPlan plan = plan_quantization(describe_model(model.config(), model.tensors()), sch);
+    for (const auto& w : plan.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (so.iters == 0 && !so.disable_opt_rtn && !a.enable_opt_rtn && plan.qc.bits >= 8) so.disable_opt_rtn = true;
+    if (seqlen > model.config().max_position_embeddings && model.config().max_position_embeddings > 0) {
+        note("--seqlen " + std::to_string(seqlen) + " is clamped to max_position_embeddings " +
+             std::to_string(model.config().max_position_embeddings));
+        seqlen = model.config().max_position_embeddings;
+    }
+    const double load_s = since(t_load);
+
+    // ---- validate the export before any work -----------------------------------------------------------------
+    if (so.iters > 0) plan.qc.iters = so.iters;
+    else plan.qc.iters = 0;
+    if (so.iters > 0) {
+        plan.qc.lr = signround_lr(so, plan.qc.bits);
+        plan.qc.minmax_lr = signround_minmax_lr(so, plan.qc.bits);
+    }
+    ExportOptions eo;
+    eo.output_dir = a.output_dir;
+    eo.model_name = model_arg;
+    eo.overwrite = a.overwrite;
+    validate_export(dir, model.tensors(), plan.qc, placeholder_layers(plan), formats, eo);
+
+    // ---- calibration -------------------------------------------------------------------------------------------
+    const auto t_cal = Clock::now();
+    CalibrationSet cal;
+    const bool need_cal = rtn_needs_calibration(plan, so);
+    const std::string dataset = a.dataset.value_or("NeelNanda/pile-10k");
+    if (need_cal) {
+        const BpeTokenizer tok = BpeTokenizer::load(dir / "tokenizer.json");
+        const TokenizerConfig tcfg = load_tokenizer_config(dir);
+        CalibrationOptions co;
+        co.dataset = dataset;
+        co.nsamples = nsamples;
+        co.seqlen = seqlen;
+        co.seed = a.seed;
+        co.dataset_field = a.dataset_field;
+        cal = build_calibration_set(co, tok, tcfg);
+        for (const auto& w : cal.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+        if (!a.quiet && !cal.description.empty()) std::fprintf(stderr, "calibration: %s\n", cal.description.c_str());
+        check(!cal.samples.empty(), "the calibration set is empty (dataset ", dataset, ", seqlen ", seqlen, ")");
+        if (static_cast<int>(cal.samples.size()) < so.batch_size) {
+            std::fprintf(stderr, "warning: only %zu calibration samples; batch_size reduced from %d to %zu\n",
+                         cal.samples.size(), so.batch_size, cal.samples.size());
+            so.batch_size = static_cast<int>(cal.samples.size());
+        }
+    } else if (a.dataset) {
+        note("--dataset is not used: plain RTN (--iters 0 with --disable_opt_rtn, or asym/8-bit) needs no calibration");
+    }
+    const double cal_s = since(t_cal);
+
+    // ---- quantize ------------------------------------------------------------------------------------------------
+    if (!a.quiet)
+        std::fprintf(stderr, "quantizing %lld layers of %zu blocks (%s, %s, iters %d, %zu samples x %d tokens, batch %d)\n",
+                     (long long)plan.num_quantized(), plan.blocks.size(), scheme_label(plan.qc.global()).c_str(),
+                     so.iters > 0 ? "SignRound" : (need_cal ? "optimized RTN" : "RTN"), so.iters, cal.samples.size(),
+                     seqlen, so.batch_size);
+    const QuantizeResult qr = quantize_model(model, plan, cal.samples, so);
+    for (const auto& w : qr.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+
+    // ---- export ---------------------------------------------------------------------------------------------------
+    const auto t_exp = Clock::now();
+    const std::vector<ExportResult> written = export_model(dir, model.tensors(), plan.qc, qr.layers, formats, eo);
+    const double exp_s = since(t_exp);
+
+    // ---- report ---------------------------------------------------------------------------------------------------
+    using json = nlohmann::ordered_json;
+    json settings = {
+        {"model", model_arg},
+        {"output_dir", a.output_dir},
+        {"scheme", a.scheme},
+        {"bits", plan.qc.bits},
+        {"group_size", plan.qc.group_size},
+        {"sym", plan.qc.sym},
+        {"data_type", plan.qc.data_type},
+        {"recipe", a.recipe},
+        {"iters", so.iters},
+        {"lr", so.iters > 0 ? json(signround_lr(so, plan.qc.bits)) : json(nullptr)},
+        {"minmax_lr", so.iters > 0 ? json(signround_minmax_lr(so, plan.qc.bits)) : json(nullptr)},
+        {"lr_schedule", "LinearLR(1 -> 0, total_iters = iters)"},
+        {"optimizer", "SignSGD"},
+        {"nsamples", nsamples},
+        {"nsamples_used", cal.samples.size()},
+        {"seqlen", seqlen},
+        {"batch_size", so.batch_size},
+        {"gradient_accumulate_steps", so.gradient_accumulate_steps},
+        {"dataset", need_cal ? json(dataset) : json(nullptr)},
+        {"dataset_field", a.dataset_field},
+        {"seed", a.seed},
+        {"enable_minmax_tuning", so.enable_minmax_tuning},
+        {"enable_quanted_input", so.enable_quanted_input},
+        {"not_use_best_mse", so.not_use_best_mse},
+        {"dynamic_max_gap", so.dynamic_max_gap},
+        {"nblocks", so.nblocks},
+        {"disable_opt_rtn", so.disable_opt_rtn},
+        {"to_quant_block_names", a.to_quant_block_names},
+        {"ignore_layers", a.ignore_layers},
+        {"layer_config", a.layer_config},
+        {"quant_lm_head", plan.qc.quant_lm_head},
+        {"formats", a.format},
+        {"device", "cpu"},
+        {"threads", a.threads},
+    };
+    json blocks = json::array();
+    for (const auto& b : qr.blocks) {
+        json j = {{"name", b.name}, {"index", b.index}, {"method", b.method}, {"layers", b.layers}};
+        if (b.method == "signround") {
+            j["iters_run"] = b.iters_run;
+            j["initial_loss"] = b.initial_loss;
+            j["best_loss"] = b.best_loss;
+            j["best_iter"] = b.best_iter;
+            j["last_loss"] = b.last_loss;
+            j["final_loss"] = b.final_loss >= 0 ? json(b.final_loss) : json(nullptr);
+            j["losses"] = b.losses;
+            j["tune_seconds"] = b.tune_seconds;
+            j["profile_seconds"] = {{"fake_quant_forward", b.qdq_seconds}, {"block_forward_and_loss", b.forward_seconds},
+                                    {"block_backward", b.backward_seconds},
+                                    {"fake_quant_backward_and_update", b.update_seconds}};
+        }
+        j["seconds"] = b.seconds;
+        blocks.push_back(j);
+    }
+    json skipped = json::array();
+    for (const auto& s : plan.skipped) skipped.push_back({{"name", s.name}, {"reason", s.reason}});
+    json outside = json::array();
+    for (const auto& l : plan.outside) outside.push_back(l.name);
+    json fold = json::array();
+    for (const auto& r : written) fold.push_back({{"format", export_format_name(r.format)}, {"backend", r.backend},
+                                                  {"folder", r.folder.string()}});
+    std::vector<std::string> warnings = plan.warnings;
+    warnings.insert(warnings.end(), cal.warnings.begin(), cal.warnings.end());
+    warnings.insert(warnings.end(), qr.warnings.begin(), qr.warnings.end());
+    const double total_s = since(t_all);
+    const json report = {
+        {"tool", "autoround.cpp quantize"},
+        {"method", qr.method},
+        {"settings", settings},
+        {"calibration", {{"description", cal.description}, {"samples", cal.samples.size()}}},
+        {"layers", {{"quantized", qr.layers.size()}, {"skipped", skipped}, {"outside_blocks_rtn", outside}}},
+        {"loss_definition", "mean squared error between the quantized and the full-precision block output over the "
+                            "iteration's batch (all hidden values, last token of every sample masked); "
+                            "final_loss: over all calibration samples with the exported weights"},
+        {"blocks", blocks},
+        {"warnings", warnings},
+        {"timing_seconds", {{"load", load_s}, {"calibration", cal_s}, {"quantize", qr.seconds}, {"export", exp_s},
+                            {"total", total_s}}},
+        {"peak_rss_mb", peak_rss_mb()},
+        {"folders", fold},
+    };
+    for (const auto& r : written) {
+        const fs::path p = r.folder / "quantize_report.json";
+        std::ofstream f(p, std::ios::binary);
+        f << report.dump(2) << "\n";
+        check(static_cast<bool>(f), "cannot write ", p.string());
+    }
+
+    // ---- summary table ---------------------------------------------------------------------------------------
+    std::printf("\n%-18s %-9s %6s %6s  %-34s %-10s %8s\n", "block", "method", "layers", "iters", "loss first -> best @iter",
+                "final", "time");
+    for (const auto& b : qr.blocks) {
+        std::string loss = "-", fin = "-", it = "-";
+        if (b.method == "signround") {
+            loss = fmt(b.initial_loss) + " -> " + fmt(b.best_loss) + " @" + std::to_string(b.best_iter);
+            fin = b.final_loss >= 0 ? fmt(b.final_loss) : "-";
+            it = std::to_string(b.iters_run);
+        }
+        std::printf("%-18s %-9s %6d %6s  %-34s %-10s %8s\n", b.name.c_str(), b.method.c_str(), b.layers, it.c_str(),
+                    loss.c_str(), fin.c_str(), ProgressBar::format_duration(b.seconds).c_str());
+    }
+    std::printf("\n%zu layers quantized (%s, %s), %zu kept 16-bit; calibration %s, quantization %s, export %s, "
+                "total %s; peak RSS %.0f MB\n",
+                qr.layers.size(), scheme_label(plan.qc.global()).c_str(), qr.method.c_str(), plan.skipped.size(),
+                ProgressBar::format_duration(cal_s).c_str(), ProgressBar::format_duration(qr.seconds).c_str(),
+                ProgressBar::format_duration(exp_s).c_str(), ProgressBar::format_duration(total_s).c_str(),
+                peak_rss_mb());
+    {
+        double tune = 0, qdq = 0, fwd = 0, bwd = 0, upd = 0;
+        int its = 0;
+        for (const auto& b : qr.blocks) {
+            tune += b.tune_seconds;
+            qdq += b.qdq_seconds;
+            fwd += b.forward_seconds;
+            bwd += b.backward_seconds;
+            upd += b.update_seconds;
+            its += b.iters_run;
+        }
+        if (its > 0 && tune > 0)
+            std::printf("tuning: %.3f s per block-iteration (block forward+loss %.0f%%, block backward %.0f%%, "
+                        "fake-quant forward %.0f%%, fake-quant backward+SignSGD %.0f%%)\n",
+                        tune / its, 100 * fwd / tune, 100 * bwd / tune, 100 * qdq / tune, 100 * upd / tune);
+    }
+    for (const auto& r : written)
+        std::printf("  %-22s -> %s  (+ quantize_report.json)\n", r.backend.c_str(), r.folder.string().c_str());
+    std::fflush(stdout);
+    return 0;
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& root) {
+    auto a = std::make_shared<QuantizeArgs>();
+    CLI::App* c = root.add_subcommand(
+        "quantize", "AutoRound (SignRound) weight-only quantization on CPU, exported as auto_round / auto_gptq / "
+                    "auto_awq / fake (flag names as in Intel's auto-round CLI)");
+    c->add_option("--model,--model_name,--model_name_or_path", a->model, "Model folder (Hugging Face layout)");
+    c->add_option("model", a->model_pos, "Model folder (positional form of --model)");
+    c->add_option("--output_dir", a->output_dir,
+                  "Output root (default ./tmp_autoround); the model goes to <output_dir>/<model>-w<bits>g<group>");
+    c->add_option("--scheme", a->scheme, "W4A16 (default), W2A16, W2A16G64, W2A16G32, W3A16, W8A16 (also W5A16, W6A16)");
+    c->add_option("--bits", a->bits, "Override the scheme's weight bits (2, 3, 4, 8)");
+    c->add_option("--group_size", a->group_size, "Override the group size (-1 = per output channel)");
+    c->add_flag("--sym", a->sym, "Symmetric (auto-round's full-range symmetric; the presets' default)");
+    c->add_flag("--asym", a->asym, "Asymmetric weights (zero points)");
+    c->add_option("--data_type,--dtype", a->data_type, "Weight data type; only int is implemented");
+    c->add_option("--iters,--iter", a->iters, "Tuning iterations per block (default 200; 0 = RTN)");
+    c->add_option("--nsamples,--nsample", a->nsamples, "Calibration samples (default 128)");
+    c->add_option("--seqlen,--seq_len", a->seqlen, "Tokens per calibration sample (default 2048)");
+    c->add_option("--batch_size,--train_bs,--bs", a->batch_size, "Samples per tuning step (default 8)");
+    c->add_option("--gradient_accumulate_steps", a->gradient_accumulate_steps,
+                  "Sub-batches of batch_size per step (default 1)");
+    c->add_option("--lr", a->lr, "SignSGD learning rate of the rounding offsets (default 1/iters; 2/iters for <=3-bit "
+                                 "layers at >=1000 iters)");
+    c->add_option("--minmax_lr", a->minmax_lr, "Learning rate of the min/max scales (default: lr)");
+    c->add_option("--format,--formats", a->format,
+                  "Comma list of auto_round (default), auto_round:auto_gptq, auto_round:auto_awq, "
+                  "auto_round:gptqmodel, auto_gptq, auto_awq, fake");
+    c->add_option("--dataset", a->dataset,
+                  "Calibration data: file/folder[:key=value...][,...] (keys num, concat, apply_chat_template, "
+                  "system_prompt, shuffle=false); default NeelNanda/pile-10k (needs the Hub)");
+    c->add_option("--dataset_field", a->dataset_field, "JSON field holding the text (default text)");
+    c->add_option("--seed", a->seed, "Random seed (calibration shuffle, mini-batch sampler; default 42)");
+    c->add_option("--device,--device_map,--devices", a->device, "cpu (default); CUDA is not available yet");
+    c->add_flag("--low_gpu_mem_usage", a->low_gpu_mem_usage, "Accepted for compatibility; no effect on CPU");
+    c->add_flag("--enable_torch_compile", a->enable_torch_compile, "Accepted for compatibility; no effect");
+    c->add_flag("--disable_torch_compile", a->disable_torch_compile, "Accepted for compatibility; no effect");
+    c->add_flag("--quant_nontext_module", a->quant_nontext_module, "Accepted; no effect for text-only models");
+    c->add_flag("--disable_opt_rtn", a->disable_opt_rtn, "With --iters 0: plain RTN instead of optimized RTN");
+    c->add_flag("--enable_opt_rtn", a->enable_opt_rtn, "With --iters 0: optimized RTN (the default for sym < 8 bits)");
+    c->add_flag("--not_use_best_mse", a->not_use_best_mse, "Keep the last iterate instead of the best one");
+    c->add_option("--dynamic_max_gap", a->dynamic_max_gap,
+                  "Stop a block's tuning when the best loss is this many iterations old (default -1 = off)");
+    c->add_flag("--enable_minmax_tuning", a->enable_minmax_tuning, "Tune the min/max scales (default on)");
+    c->add_flag("--disable_minmax_tuning", a->disable_minmax_tuning, "Keep the min/max scales at 1");
+    c->add_flag("--enable_quanted_input", a->enable_quanted_input,
+                "Tune each block on the quantized previous blocks' output (default on)");
+    c->add_flag("--disable_quanted_input", a->disable_quanted_input, "Tune each block on the full-precision input");
+    c->add_option("--nblocks", a->nblocks, "Blocks tuned together (only 1 is implemented)");
+    c->add_option("--to_quant_block_names", a->to_quant_block_names, "Comma list of regexes selecting blocks");
+    c->add_option("--ignore_layers,--fp_layers", a->ignore_layers, "Comma list of layers kept in 16 bit");
+    c->add_option("--layer_config", a->layer_config,
+                  "Per-layer overrides as JSON (or a JSON file), e.g. '{\"mlp.down_proj\": {\"bits\": 8}}'");
+    c->add_flag("--quant_lm_head", a->quant_lm_head, "Also quantize lm_head (RTN; refused for tied embeddings)");
+    c->add_option("--recipe", a->recipe, "default (200 iters), best (1000 iters, 512 samples), light (50 iters, "
+                                         "lr 5e-3), rtn, opt-rtn; explicit flags win");
+    c->add_flag("--overwrite", a->overwrite, "Replace existing non-empty output folders");
+    c->add_flag("--quiet", a->quiet, "No progress bars or notes");
+    c->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    c->callback([a] { run_quantize(*a); });
+}
+
+}  // namespace autoround::cli

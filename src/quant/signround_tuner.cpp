@@ -1,0 +1,671 @@
+// quant/signround_tuner.cpp — see signround_tuner.h. Three parts:
+//   1. the optimizer pieces (per-bits lr, PyTorch LinearLR schedule, SignSGD);
+//   2. tune_block: the SignRound loop of one block on cached inputs (§2.4–2.8);
+//   3. quantize_model: embeddings -> block by block (FP chain, quantized chain), plain RTN (§3.1) and
+//      optimized RTN (§3.2: imatrix from the FP forward + per-group scale search) for iters == 0.
+#include "quant/signround_tuner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "core/bf16.h"
+#include "core/error.h"
+#include "core/progress_bar.h"
+#include "model/qwen3_model.h"
+#include "ops/cpu/activation_grad.h"
+#include "ops/cpu/attention_grad.h"
+#include "ops/cpu/fake_quant.h"
+#include "ops/cpu/linear_grad.h"
+#include "ops/cpu/norm_grad.h"
+#include "ops/cpu/rope_grad.h"
+#include "quant/rtn.h"
+
+namespace autoround {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string fmt_loss(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.4g", v);
+    return b;
+}
+
+QdqOptions qdq_options(const LayerScheme& s) {
+    QdqOptions o;
+    o.scheme = s.quant_scheme();
+    o.fp16_scale = true;  // scale_dtype fp16 (auto-round's default for int schemes)
+    return o;
+}
+
+// One quantized linear's tuning state (layouts of ops/cpu/fake_quant.h).
+struct LayerState {
+    BlockLayerSpec spec;
+    FakeQuantShape sh;
+    FakeQuantConfig cfg;
+    const float* W = nullptr;           // [out, in] original
+    std::vector<float> V, alpha, beta;  // [out, G·gs], [out·G], [out·G]
+    std::vector<float> wmin, wmax;      // [out·G]
+    std::vector<float> Wq, dWq;         // [out, in]
+    std::vector<float> gV, gA, gB;      // gradients
+    std::vector<float> lr_v, lr_m;      // per iteration
+
+    FakeQuantTensors<float> tensors(bool minmax) const {
+        FakeQuantTensors<float> t;
+        t.W = W;
+        t.V = V.data();
+        t.alpha = minmax ? alpha.data() : nullptr;
+        t.beta = minmax ? beta.data() : nullptr;
+        t.wmin = wmin.data();
+        t.wmax = wmax.data();
+        return t;
+    }
+};
+
+// Copies samples idx[0..b) of src [n, L, H] into dst [b, L, H].
+void gather(const float* src, const std::vector<int64_t>& idx, size_t first, size_t b, int64_t LH, float* dst) {
+    for (size_t k = 0; k < b; ++k)
+        std::memcpy(dst + k * LH, src + idx[first + k] * LH, static_cast<size_t>(LH) * sizeof(float));
+}
+
+}  // namespace
+
+// ---- 1. optimizer pieces ----------------------------------------------------------------------------------
+
+double signround_lr(const SignRoundOptions& o, int bits) {
+    if (o.lr) return *o.lr;
+    if (o.iters <= 0) return 5e-3;
+    return (o.iters >= 1000 && bits <= 3) ? 2.0 / o.iters : 1.0 / o.iters;
+}
+
+double signround_minmax_lr(const SignRoundOptions& o, int bits) {
+    if (o.minmax_lr) return *o.minmax_lr;
+    return signround_lr(o, bits);
+}
+
+std::vector<float> lr_schedule(double lr0, int iters) {
+    std::vector<float> r(static_cast<size_t>(std::max(iters, 0)));
+    if (iters <= 0) return r;
+    float lr = static_cast<float>(lr0);
+    r[0] = lr;  // LinearLR's first step multiplies by start_factor 1.0
+    for (int i = 1; i < iters; ++i) {
+        // PyTorch LinearLR.get_lr (chainable form), last_epoch = i, start 1, end 0:
+        //   factor = 1 + (end - start) / (total·start + (i - 1)·(end - start)) = 1 - 1/(T - i + 1)
+        const double factor = 1.0 + (-1.0) / (double(iters) + double(i - 1) * (-1.0));
+        lr = lr * static_cast<float>(factor);  // 0-dim fp32 tensor times a Python float
+        r[static_cast<size_t>(i)] = lr;
+    }
+    return r;
+}
+
+void signsgd_step(float* p, const float* g, int64_t n, float lr) {
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) {
+        const float gi = g[i];
+        if (gi > 0.f) p[i] -= lr;
+        else if (gi < 0.f) p[i] += lr;
+        // sign(0) = 0 (torch.sign); NaN compares false both ways -> no update
+    }
+}
+
+// ---- helpers shared by the model-level paths ------------------------------------------------------------
+
+void block_forward_all(Qwen3BlockGrad<float>& block, const std::array<const float*, kNumBlockLinears>& W,
+                       const float* in, int64_t n, int64_t L, int64_t batch, float* out) {
+    const int64_t H = block.dims().hidden, LH = L * H;
+    batch = std::max<int64_t>(1, std::min(batch, n));
+    std::vector<float> tmp(static_cast<size_t>(batch * LH));  // out may alias in
+    for (int64_t s = 0; s < n; s += batch) {
+        const int64_t b = std::min(batch, n - s);
+        block.forward(in + s * LH, b, L, W, tmp.data());
+        std::memcpy(out + s * LH, tmp.data(), static_cast<size_t>(b * LH) * sizeof(float));
+    }
+}
+
+std::vector<float> embed_samples(const Qwen3Model& model, const std::vector<std::vector<int32_t>>& samples) {
+    const TensorInfo& emb = model.tensors().get("model.embed_tokens.weight");
+    check(emb.shape.size() == 2, "model.embed_tokens.weight has shape ", emb.shape_str(), ", expected [vocab, hidden]");
+    const int64_t V = emb.shape[0], H = emb.shape[1];
+    const size_t row_bytes = static_cast<size_t>(H) * dtype_size(emb.dtype);
+    size_t total = 0;
+    for (const auto& s : samples) total += s.size();
+    std::vector<float> out(total * static_cast<size_t>(H));
+    size_t t = 0;
+    for (size_t i = 0; i < samples.size(); ++i)
+        for (int32_t id : samples[i]) {
+            check(id >= 0 && id < V, "calibration sample ", i, ": token id ", id, " is outside the vocabulary [0, ", V, ")");
+            TensorInfo row = emb;  // a view of one row, converted with the checkpoint's dtype rules
+            row.shape = {H};
+            row.data = emb.data + static_cast<size_t>(id) * row_bytes;
+            row.nbytes = row_bytes;
+            convert_to_f32(row, std::span<float>(out.data() + t * H, static_cast<size_t>(H)));
+            ++t;
+        }
+    return out;
+}
+
+// ---- 2. one block -----------------------------------------------------------------------------------------
+
+namespace {
+
+BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
+                                const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
+                                int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
+                                const std::string& block_name, int block_index, float* qblock_out) {
+    const auto t_start = Clock::now();
+    const Qwen3BlockDims& d = block.dims();
+    const int64_t H = d.hidden, LH = L * H;
+    check(n > 0 && L > 0, "block ", block_name, ": no calibration samples to tune on");
+    check(opt.batch_size > 0 && opt.gradient_accumulate_steps > 0, "block ", block_name,
+          ": batch_size and gradient_accumulate_steps must be positive");
+    const int T = std::max(opt.iters, 0);
+
+    BlockTuneResult res;
+    res.report.name = block_name;
+    res.report.index = block_index;
+    res.report.layers = static_cast<int>(layers.size());
+    res.report.method = "signround";
+
+    // ---- state ---------------------------------------------------------------------------------------
+    std::vector<LayerState> st(layers.size());
+    std::array<const float*, kNumBlockLinears> wptr{};
+    std::array<float*, kNumBlockLinears> gptr{};
+    for (int i = 0; i < kNumBlockLinears; ++i) {
+        const auto shape = block_linear_shape(d, i);
+        check(static_cast<int64_t>(W[i].size()) == shape[0] * shape[1], "block ", block_name, ": weight ",
+              block_linear_name(i), " holds ", W[i].size(), " values, expected [", shape[0], ", ", shape[1], "]");
+        wptr[i] = W[i].data();
+    }
+    std::set<int> seen;
+    for (size_t k = 0; k < layers.size(); ++k) {
+        LayerState& s = st[k];
+        s.spec = layers[k];
+        const int w = s.spec.which;
+        check(w >= 0 && w < kNumBlockLinears && seen.insert(w).second, "block ", block_name, ": layer ", s.spec.name,
+              " is listed twice or is not a block linear");
+        check(s.spec.scheme.quantized(), "block ", block_name, ": layer ", s.spec.name, " is not quantized (bits ",
+              s.spec.scheme.bits, ")");
+        const auto shape = block_linear_shape(d, w);
+        s.sh = fake_quant_shape(shape[0], shape[1], s.spec.scheme.group_size);
+        s.cfg.bits = s.spec.scheme.bits;
+        s.cfg.group_size = s.spec.scheme.group_size;
+        s.cfg.sym = s.spec.scheme.sym;
+        s.cfg.tau = 1e-5;  // fp16 scales
+        s.cfg.scale_fp16 = true;
+        s.cfg.out_bf16 = true;
+        s.W = W[w].data();
+        const size_t ng = static_cast<size_t>(s.sh.groups()), nw = static_cast<size_t>(s.sh.out * s.sh.in);
+        s.V.assign(static_cast<size_t>(s.sh.out * s.sh.padded_in()), 0.f);
+        s.alpha.assign(ng, 1.f);
+        s.beta.assign(ng, 1.f);
+        s.wmin.resize(ng);
+        s.wmax.resize(ng);
+        fake_quant_minmax(s.W, s.sh, s.wmin.data(), s.wmax.data());
+        s.Wq.resize(nw);
+        s.dWq.resize(nw);
+        s.gV.resize(s.V.size());
+        if (opt.enable_minmax_tuning) {
+            s.gA.resize(ng);
+            s.gB.resize(ng);
+        }
+        s.lr_v = lr_schedule(signround_lr(opt, s.cfg.bits), T);
+        s.lr_m = lr_schedule(signround_minmax_lr(opt, s.cfg.bits), T);
+        wptr[w] = s.Wq.data();
+        gptr[w] = s.dWq.data();
+    }
+    const bool minmax = opt.enable_minmax_tuning;
+    auto qdq_all = [&] {
+        for (LayerState& s : st) {
+            if (minmax) fake_quant_clamp_minmax(s.alpha.data(), s.beta.data(), s.sh.groups());
+            fake_quant_forward(s.tensors(minmax), s.sh, s.cfg, s.Wq.data(), nullptr, nullptr);
+        }
+    };
+    auto snapshot = [&] {
+        for (const LayerState& s : st) res.best_params[s.spec.name] = LayerParams{s.V, s.alpha, s.beta};
+    };
+
+    // ---- the loop (§2.7) ----------------------------------------------------------------------------------
+    const int64_t batch = std::min<int64_t>(opt.batch_size, n);
+    const int64_t global = std::min<int64_t>(n, batch * opt.gradient_accumulate_steps);
+    std::vector<float> X(static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());
+    std::vector<uint8_t> mask = last_token_mask(batch, L);
+    const uint8_t* maskp = opt.mask_last_token ? mask.data() : nullptr;  // rows of the first b samples
+
+    double best_loss = std::numeric_limits<double>::infinity();
+    int last_best_iter = 0;
+    std::optional<ProgressBar> bar;
+    if (opt.progress && T > 0 && !st.empty())
+        bar.emplace(block_name + " (" + std::to_string(st.size()) + " layers)", T, "it");
+    const auto t_tune = Clock::now();
+    int iters_run = 0;
+    if (!st.empty() && T > 0) {
+        IndexSampler sampler(n, global, rng);
+        for (int i = 0; i < T; ++i) {
+            const std::vector<int64_t> idx = sampler.next_batch();
+            auto tp = Clock::now();
+            qdq_all();
+            res.report.qdq_seconds += seconds_since(tp);
+            double total = 0.0;
+            for (int64_t s0 = 0; s0 < global; s0 += batch) {
+                const int64_t b = std::min(batch, global - s0);
+                tp = Clock::now();
+                gather(train_in, idx, static_cast<size_t>(s0), static_cast<size_t>(b), LH, X.data());
+                gather(ref_out, idx, static_cast<size_t>(s0), static_cast<size_t>(b), LH, R.data());
+                block.forward(X.data(), b, L, wptr, Y.data());
+                const double w = double(b) / double(global);
+                const double loss = masked_mse_loss<float>(Y.data(), R.data(), maskp, b, L, H, dY.data(), 1000.0 * w);
+                total += loss * w;
+                res.report.forward_seconds += seconds_since(tp);
+                tp = Clock::now();
+                block.backward(dY.data(), gptr, /*accumulate=*/s0 > 0);
+                res.report.backward_seconds += seconds_since(tp);
+            }
+            res.losses.push_back(total);
+            iters_run = i + 1;
+            if (!std::isfinite(total))
+                fail("block ", block_name, ": the tuning loss is ", total, " at iteration ", i,
+                     " (non-finite activations or weights in this block); stopping, nothing was written");
+            if (i == 0) res.report.initial_loss = total;
+            if (total < best_loss) {  // strict, as the reference
+                best_loss = total;
+                res.report.best_iter = i;
+                if (!opt.not_use_best_mse) {
+                    snapshot();
+                    last_best_iter = i;
+                }
+            }
+            if (opt.not_use_best_mse && i == T - 1) snapshot();
+            if (bar && i + 1 < T)  // the last state is drawn by finish()
+                bar->update(i + 1, "loss " + fmt_loss(res.report.initial_loss) + " -> best " + fmt_loss(best_loss) +
+                                       " @" + std::to_string(res.report.best_iter));
+            if (!opt.not_use_best_mse && opt.dynamic_max_gap > 0 && i - last_best_iter >= opt.dynamic_max_gap) break;
+            const auto tu = Clock::now();
+            for (LayerState& s : st) {
+                fake_quant_backward(s.tensors(minmax), s.sh, s.cfg, s.dWq.data(), s.gV.data(),
+                                    minmax ? s.gA.data() : nullptr, minmax ? s.gB.data() : nullptr);
+                signsgd_step(s.V.data(), s.gV.data(), static_cast<int64_t>(s.V.size()), s.lr_v[static_cast<size_t>(i)]);
+                if (minmax) {
+                    signsgd_step(s.alpha.data(), s.gA.data(), s.sh.groups(), s.lr_m[static_cast<size_t>(i)]);
+                    signsgd_step(s.beta.data(), s.gB.data(), s.sh.groups(), s.lr_m[static_cast<size_t>(i)]);
+                }
+            }
+            res.report.update_seconds += seconds_since(tu);
+        }
+    }
+    res.report.tune_seconds = seconds_since(t_tune);
+    res.report.iters_run = iters_run;
+    res.report.best_loss = iters_run ? best_loss : 0.0;
+    res.report.last_loss = iters_run ? res.losses.back() : 0.0;
+    res.report.losses = res.losses;
+
+    // ---- §2.8: best parameters -> codes, QDQ weights -----------------------------------------------------
+    if (res.best_params.empty()) snapshot();  // iters 0: V = 0, α = β = 1 (RTN)
+    for (int i = 0; i < kNumBlockLinears; ++i) res.qdq[i] = W[i];
+    for (LayerState& s : st) {
+        const LayerParams& p = res.best_params.at(s.spec.name);
+        s.V = p.V;
+        s.alpha = p.alpha;
+        s.beta = p.beta;
+        const std::span<const float> a = minmax ? std::span<const float>(s.alpha) : std::span<const float>();
+        const std::span<const float> b = minmax ? std::span<const float>(s.beta) : std::span<const float>();
+        res.quantized.emplace(s.spec.name, quantize(std::span<const float>(s.W, s.sh.out * s.sh.in), s.sh.out, s.sh.in,
+                                                    s.V, a, b, qdq_options(s.spec.scheme), s.spec.name));
+        auto& q = res.qdq[s.spec.which];
+        fake_quant_forward(s.tensors(minmax), s.sh, s.cfg, q.data(), nullptr, nullptr);  // bf16(s·q), as W_q
+    }
+    if (bar) bar->finish("loss " + fmt_loss(res.report.initial_loss) + " -> best " + fmt_loss(res.report.best_loss) +
+                         " @" + std::to_string(res.report.best_iter));
+
+    if (qblock_out) {
+        std::array<const float*, kNumBlockLinears> qw{};
+        for (int i = 0; i < kNumBlockLinears; ++i) qw[i] = res.qdq[i].data();
+        block_forward_all(block, qw, train_in, n, L, batch, qblock_out);
+        if (opt.mask_last_token) {
+            const std::vector<uint8_t> m = last_token_mask(n, L);
+            res.report.final_loss = masked_mse_loss<float>(qblock_out, ref_out, m.data(), n, L, H, nullptr);
+        } else {
+            res.report.final_loss = masked_mse_loss<float>(qblock_out, ref_out, nullptr, n, L, H, nullptr);
+        }
+        check(std::isfinite(res.report.final_loss), "block ", block_name, ": the quantized block's output is not finite");
+    }
+    res.report.seconds = seconds_since(t_start);
+    return res;
+}
+
+}  // namespace
+
+BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
+                           const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
+                           int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
+                           const std::string& block_name, int block_index) {
+    return tune_block_impl(block, W, layers, train_in, ref_out, n, L, opt, rng, block_name, block_index, nullptr);
+}
+
+// ---- 3. optimized RTN (§3.2) ------------------------------------------------------------------------------
+
+namespace {
+
+// FP forward of one block (the same ops as Qwen3BlockGrad::forward) that adds Σ_tokens x_c² of every
+// linear's input to imat[which] ([in] each, double accumulation).
+void block_forward_imatrix(const Qwen3BlockConsts<float>& c, const std::array<const float*, kNumBlockLinears>& W,
+                           const float* X, int64_t B, int64_t L, float* Y,
+                           std::array<std::vector<double>, kNumBlockLinears>& imat) {
+    const Qwen3BlockDims& d = c.dims;
+    const int64_t N = B * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim, I = d.intermediate,
+                  QD = nq * D, KD = nkv * D;
+    const float eps = static_cast<float>(d.rms_eps);
+    auto sq_accumulate = [N](const float* x, int64_t dim, std::vector<double>& acc) {
+        if (static_cast<int64_t>(acc.size()) != dim) acc.assign(static_cast<size_t>(dim), 0.0);
+#pragma omp parallel for schedule(static)
+        for (int64_t j = 0; j < dim; ++j) {
+            double s = 0;
+            for (int64_t r = 0; r < N; ++r) s += double(x[r * dim + j]) * double(x[r * dim + j]);
+            acc[static_cast<size_t>(j)] += s;
+        }
+    };
+    std::vector<float> h1(N * H), q(N * QD), k(N * KD), v(N * KD), ql, kl, att(N * QD), lse(B * nq * L), x2(N * H),
+        h2(N * H), gate(N * I), up(N * I), act(N * I), cos(L * (D / 2)), sin(L * (D / 2));
+    rmsnorm_forward_train<float>(X, c.input_norm.data(), N, H, eps, h1.data(), nullptr);
+    sq_accumulate(h1.data(), H, imat[kLinQ]);
+    const bool bias = !c.q_bias.empty();
+    if (d.qk_norm) {
+        ql.resize(N * QD);
+        kl.resize(N * KD);
+    }
+    float* qa = d.qk_norm ? ql.data() : q.data();
+    float* ka = d.qk_norm ? kl.data() : k.data();
+    linear_forward<float>(h1.data(), N, W[kLinQ], QD, H, bias ? c.q_bias.data() : nullptr, qa);
+    linear_forward<float>(h1.data(), N, W[kLinK], KD, H, bias ? c.k_bias.data() : nullptr, ka);
+    linear_forward<float>(h1.data(), N, W[kLinV], KD, H, bias ? c.v_bias.data() : nullptr, v.data());
+    if (d.qk_norm) {
+        rmsnorm_forward_train<float>(ql.data(), c.q_norm.data(), N * nq, D, eps, q.data(), nullptr);
+        rmsnorm_forward_train<float>(kl.data(), c.k_norm.data(), N * nkv, D, eps, k.data(), nullptr);
+    }
+    rope_table<float>(c.inv_freq, L, cos.data(), sin.data());
+    rope_forward<float>(q.data(), B, L, nq, D, cos.data(), sin.data());
+    rope_forward<float>(k.data(), B, L, nkv, D, cos.data(), sin.data());
+    attention_train_forward<float>(q.data(), k.data(), v.data(), AttnTrainShape{B, L, nq, nkv, D}, att.data(), lse.data());
+    sq_accumulate(att.data(), QD, imat[kLinO]);
+    linear_forward<float>(att.data(), N, W[kLinO], H, QD, nullptr, x2.data());
+    for (int64_t i = 0; i < N * H; ++i) x2[i] += X[i];
+    rmsnorm_forward_train<float>(x2.data(), c.post_attn_norm.data(), N, H, eps, h2.data(), nullptr);
+    sq_accumulate(h2.data(), H, imat[kLinGate]);
+    linear_forward<float>(h2.data(), N, W[kLinGate], I, H, nullptr, gate.data());
+    linear_forward<float>(h2.data(), N, W[kLinUp], I, H, nullptr, up.data());
+    swiglu_forward<float>(gate.data(), up.data(), N * I, act.data());
+    sq_accumulate(act.data(), I, imat[kLinDown]);
+    linear_forward<float>(act.data(), N, W[kLinDown], H, I, nullptr, Y);
+    for (int64_t i = 0; i < N * H; ++i) Y[i] += x2[i];
+}
+
+// auto-round's search_scales (opt_rtn_int_sym) for one layer: per group, the inverse scale minimising the
+// imatrix-weighted squared error among 2K+1 candidates around -Q/gmax. Values go through bf16 as in the
+// reference (the weight dtype); the final scale is stored as fp16 (exact for bf16 values in fp16's range).
+QuantizedTensor quantize_opt_rtn(const std::vector<float>& W, int64_t out, int64_t in, const LayerScheme& scheme,
+                                 const std::vector<float>& imatrix, const std::string& name) {
+    check(scheme.sym && scheme.bits < 8, "optimized RTN is defined for symmetric int below 8 bits only (", name, ")");
+    const int bits = scheme.bits;
+    const int64_t gs = effective_group_len(scheme.group_size, in), ng = num_groups(scheme.group_size, in);
+    const float Q = static_cast<float>(1 << (bits - 1));
+    const int K = bits == 2 ? 90 : 100;
+    const double step = bits == 2 ? 0.01 : 2.0 * 0.75 * Q / 200.0;
+    const float tau = scale_threshold(qdq_options(scheme));
+    QuantizedTensor qt;
+    qt.name = name;
+    qt.bits = bits;
+    qt.group_size = scheme.group_size;
+    qt.sym = true;
+    qt.out_features = out;
+    qt.in_features = in;
+    qt.codes.resize(static_cast<size_t>(out * in));
+    qt.scales.resize(static_cast<size_t>(out * ng));
+    qt.zeros.assign(static_cast<size_t>(out * ng), 1 << (bits - 1));
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t r = 0; r < out; ++r) {
+        std::vector<float> x(static_cast<size_t>(gs)), w(static_cast<size_t>(gs));
+        for (int64_t g = 0; g < ng; ++g) {
+            const int64_t k0 = g * gs, len = std::min(gs, in - k0);
+            int zeros = 0;
+            double wsum = 0;
+            for (int64_t j = 0; j < gs; ++j) {
+                x[j] = j < len ? W[r * in + k0 + j] : 0.f;
+                w[j] = j < len ? imatrix[k0 + j] : 1e-5f;  // padding columns
+                if (j < len && w[j] == 0.f) ++zeros;
+                else if (j < len) wsum += w[j];
+            }
+            if (zeros > 0) {  // _imatrix_handle_zero (channels never activated by the calibration data)
+                if (zeros > len / 2) {
+                    double sig2 = 0;
+                    for (int64_t j = 0; j < len; ++j) sig2 += double(x[j]) * x[j];
+                    const float av = static_cast<float>(std::sqrt(sig2 / 32.0));
+                    for (int64_t j = 0; j < len; ++j) w[j] = std::fabs(x[j]) + (bits <= 3 ? 0.f : av);
+                } else {
+                    const float mean = static_cast<float>(wsum / double(len - zeros));
+                    for (int64_t j = 0; j < len; ++j)
+                        if (w[j] == 0.f) w[j] = mean;
+                }
+            }
+            float gmax = 0.f;
+            for (int64_t j = 0; j < gs; ++j)
+                if (std::fabs(x[j]) > std::fabs(gmax)) gmax = x[j];
+            const size_t gi = static_cast<size_t>(r * ng + g);
+            float s_best;
+            if (std::fabs(gmax) < 1e-30f) {
+                s_best = tau;  // an all-zero group: any scale gives exact zeros
+            } else {
+                auto err_of = [&](float is) {
+                    const float s = round_to_bf16(1.f / is);
+                    float e = 0.f;
+                    for (int64_t j = 0; j < gs; ++j) {
+                        const float l = std::clamp(std::nearbyint(round_to_bf16(is * x[j])), -Q, Q - 1.f);
+                        const float diff = s * l - x[j];
+                        e += w[j] * diff * diff;
+                    }
+                    return e;
+                };
+                float is_best = round_to_bf16(-Q / gmax);
+                float e_best = err_of(is_best);
+                for (int k = -K; k <= K; ++k) {
+                    if (k == 0) continue;
+                    const float is = round_to_bf16(static_cast<float>(-(double(Q) - step * k) / double(gmax)));
+                    const float e = err_of(is);
+                    if (e < e_best) {
+                        e_best = e;
+                        is_best = is;
+                    }
+                }
+                s_best = round_to_bf16(1.f / is_best);
+                s_best = s_best < 0.f ? std::min(s_best, -tau) : std::max(s_best, tau);
+            }
+            const float s16 = fp16_to_float(float_to_fp16(s_best));
+            qt.scales[gi] = s16;
+            for (int64_t j = 0; j < len; ++j) {
+                const float qv = std::clamp(std::nearbyint(round_to_bf16(x[j] / s16)), -Q, Q - 1.f);
+                qt.codes[static_cast<size_t>(r * in + k0 + j)] = static_cast<uint8_t>(static_cast<int>(qv) + (1 << (bits - 1)));
+            }
+        }
+    }
+    qt.validate();
+    return qt;
+}
+
+bool uses_opt_rtn(const LayerScheme& s) { return s.sym && s.bits < 8; }
+
+int which_of(const PlannedBlock& b, const std::string& layer) {
+    for (int w = 0; w < kNumBlockLinears; ++w)
+        if (layer == b.name + "." + block_linear_name(w)) return w;
+    fail("layer ", layer, " is not a Qwen3 block linear of ", b.name);
+}
+
+std::vector<float> load_outside_weight(const Qwen3Model& model, const PlannedLayer& l) {
+    const std::string t = l.name + ".weight";
+    check(model.tensors().has(t), "layer ", l.name, " has no tensor ", t, " in the checkpoint",
+          l.name == "lm_head" ? " (tied embeddings: lm_head cannot be quantized)" : "");
+    const TensorInfo& ti = model.tensors().get(t);
+    check(ti.shape == std::vector<int64_t>{l.out, l.in}, "tensor ", t, " has shape ", ti.shape_str());
+    return model.tensors().load_f32(t);
+}
+
+}  // namespace
+
+bool rtn_needs_calibration(const QuantPlan& plan, const SignRoundOptions& opt) {
+    if (opt.iters > 0) return true;
+    if (opt.disable_opt_rtn) return false;
+    for (const auto& b : plan.blocks)
+        for (const auto& l : b.layers)
+            if (uses_opt_rtn(l.scheme)) return true;
+    return false;
+}
+
+// ---- 4. the model ------------------------------------------------------------------------------------------
+
+QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
+                              const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt) {
+    const auto t0 = Clock::now();
+    check(opt.nblocks == 1, "--nblocks ", opt.nblocks,
+          " is not implemented (only 1: each decoder block is tuned on its own); drop --nblocks");
+    check(opt.iters >= 0, "--iters must be >= 0, got ", opt.iters);
+    check(opt.batch_size > 0, "--batch_size must be positive, got ", opt.batch_size);
+    check(opt.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive, got ",
+          opt.gradient_accumulate_steps);
+    QuantizeResult res;
+    const bool calib = rtn_needs_calibration(plan, opt);
+    res.method = opt.iters > 0 ? "signround" : (calib ? "opt-rtn" : "rtn");
+
+    // Layers outside the blocks: RTN (the reference tunes them only when their inputs were cached).
+    for (const auto& l : plan.outside) {
+        const std::vector<float> w = load_outside_weight(model, l);
+        res.layers.emplace(l.name, quantize_rtn(w, l.out, l.in, qdq_options(l.scheme), l.name));
+        res.warnings.push_back(l.name + " is outside the tuned blocks: quantized with plain RTN");
+    }
+    int last = -1;
+    for (const auto& b : plan.blocks) last = std::max(last, b.index);
+    const int nlayers = model.config().num_hidden_layers;
+
+    if (!calib) {  // plain RTN: no data needed (§3.1)
+        std::optional<ProgressBar> bar;
+        if (opt.progress) bar.emplace("RTN", static_cast<int64_t>(plan.blocks.size()), "blocks");
+        int done = 0;
+        for (const auto& b : plan.blocks) {
+            const auto tb = Clock::now();
+            for (const auto& l : b.layers) {
+                const std::vector<float> w = load_block_weight(model, b.index, which_of(b, l.name));
+                res.layers.emplace(l.name, quantize_rtn(w, l.out, l.in, qdq_options(l.scheme), l.name));
+            }
+            BlockReport r;
+            r.name = b.name;
+            r.index = b.index;
+            r.layers = static_cast<int>(b.layers.size());
+            r.method = "rtn";
+            r.seconds = seconds_since(tb);
+            res.blocks.push_back(r);
+            if (bar) bar->update(++done);
+        }
+        if (bar) bar->finish();
+        res.seconds = seconds_since(t0);
+        return res;
+    }
+
+    // ---- calibration samples -> block 0 inputs --------------------------------------------------------
+    check(!samples.empty(), "no calibration samples: AutoRound tuning (and optimized RTN) needs calibration data");
+    const int64_t n = static_cast<int64_t>(samples.size());
+    const int64_t L = static_cast<int64_t>(samples.front().size());
+    check(L >= 2, "calibration samples must have at least 2 tokens (the last token is masked out of the loss)");
+    for (size_t i = 0; i < samples.size(); ++i)
+        check(static_cast<int64_t>(samples[i].size()) == L, "calibration sample ", i, " has ", samples[i].size(),
+              " tokens but sample 0 has ", L, "; all samples must have the same length (seqlen)");
+    const int64_t H = model.config().hidden_size;
+    std::vector<float> fp_in = embed_samples(model, samples);  // [n, L, H]
+    std::vector<float> ref(fp_in.size());                      // [n, L, H]
+    std::vector<float> q_in;                                   // [n, L, H] once the first block is tuned
+    PythonRandom rng(opt.seed);
+    std::map<int, const PlannedBlock*> selected;
+    for (const auto& b : plan.blocks) selected[b.index] = &b;
+    const int64_t fwd_batch = std::min<int64_t>(opt.batch_size, n);
+
+    for (int l = 0; l <= last && l < nlayers; ++l) {
+        const auto tb = Clock::now();
+        Qwen3BlockGrad<float> block(load_block_consts(model, l));
+        std::array<std::vector<float>, kNumBlockLinears> W;
+        std::array<const float*, kNumBlockLinears> wp{};
+        for (int i = 0; i < kNumBlockLinears; ++i) {
+            W[i] = load_block_weight(model, l, i);
+            wp[i] = W[i].data();
+        }
+        const auto it = selected.find(l);
+        const std::string name = "model.layers." + std::to_string(l);
+        if (opt.iters == 0) {
+            // optimized RTN: imatrix from the FP chain; no quantized-input propagation (§3.2)
+            std::array<std::vector<double>, kNumBlockLinears> imat;
+            const Qwen3BlockConsts<float>& c = block.consts();
+            std::vector<float> tmp(static_cast<size_t>(fwd_batch * L * H));
+            for (int64_t s = 0; s < n; s += fwd_batch) {
+                const int64_t b = std::min(fwd_batch, n - s);
+                block_forward_imatrix(c, wp, fp_in.data() + s * L * H, b, L, tmp.data(), imat);
+                std::memcpy(ref.data() + s * L * H, tmp.data(), static_cast<size_t>(b * L * H) * sizeof(float));
+            }
+            imat[kLinK] = imat[kLinV] = imat[kLinQ];
+            imat[kLinUp] = imat[kLinGate];
+            if (it != selected.end()) {
+                for (const auto& pl : it->second->layers) {
+                    const int w = which_of(*it->second, pl.name);
+                    std::vector<float> im(imat[w].size());
+                    for (size_t j = 0; j < im.size(); ++j) im[j] = static_cast<float>(imat[w][j] / double(n));
+                    const auto shape = block_linear_shape(block.dims(), w);
+                    res.layers.emplace(pl.name, uses_opt_rtn(pl.scheme)
+                                                    ? quantize_opt_rtn(W[w], shape[0], shape[1], pl.scheme, im, pl.name)
+                                                    : quantize_rtn(W[w], shape[0], shape[1], qdq_options(pl.scheme), pl.name));
+                }
+                BlockReport r;
+                r.name = name;
+                r.index = l;
+                r.layers = static_cast<int>(it->second->layers.size());
+                r.method = "opt-rtn";
+                r.seconds = seconds_since(tb);
+                res.blocks.push_back(r);
+                if (opt.progress)
+                    std::fprintf(stderr, "%s: optimized RTN of %d layers in %s\n", name.c_str(), r.layers,
+                                 ProgressBar::format_duration(r.seconds).c_str());
+            }
+            std::swap(fp_in, ref);
+            continue;
+        }
+
+        block_forward_all(block, wp, fp_in.data(), n, L, fwd_batch, ref.data());  // FP targets
+        if (it == selected.end()) {
+            // not selected: both chains go through the unquantized block
+            if (!q_in.empty()) block_forward_all(block, wp, q_in.data(), n, L, fwd_batch, q_in.data());
+            BlockReport r;
+            r.name = name;
+            r.index = l;
+            r.method = "fp";
+            r.seconds = seconds_since(tb);
+            res.blocks.push_back(r);
+        } else {
+            std::vector<BlockLayerSpec> specs;
+            for (const auto& pl : it->second->layers) specs.push_back({which_of(*it->second, pl.name), pl.name, pl.scheme});
+            const bool use_q = opt.enable_quanted_input && !q_in.empty();
+            const float* train = use_q ? q_in.data() : fp_in.data();
+            float* qout = nullptr;
+            if (opt.enable_quanted_input) {
+                if (q_in.empty()) q_in.resize(fp_in.size());
+                qout = q_in.data();  // QBlock(train) -> next block's quantized input (may alias train)
+            }
+            BlockTuneResult br = tune_block_impl(block, W, specs, train, ref.data(), n, L, opt, rng, name, l, qout);
+            for (auto& [k, v] : br.quantized) res.layers.emplace(k, std::move(v));
+            br.report.seconds = seconds_since(tb);
+            res.blocks.push_back(br.report);
+        }
+        std::swap(fp_in, ref);  // fp_in <- FP output of this block
+    }
+    res.seconds = seconds_since(t0);
+    return res;
+}
+
+}  // namespace autoround

@@ -1,0 +1,149 @@
+// quant/signround_tuner.h — AutoRound's SignRound block tuner on CPU (autoround-algorithm.md §1.6–1.7,
+// §2.4–2.8, §3.1–3.2): block by block, learn per-layer rounding offsets V and min/max scales α, β with
+// signed gradient descent so that the fake-quantized block reproduces the full-precision block's output,
+// then turn the best V, α, β into integer codes (QuantizedTensor) for the exporters.
+//
+// Why this shape: the model-level driver (quantize_model) only moves activations between blocks; all
+// tuning happens in tune_block, which takes the block's cached inputs and targets directly so that tests
+// can drive it with small synthetic inputs (and inject NaN).
+//
+// Data flow per block k (all float32, [n, L, H] = nsamples × seqlen × hidden, row-major):
+//   fp_in   FP-chain input (block 0: token embeddings)        ref_out = FPBlock_k(fp_in)   (targets)
+//   q_in    quantized-chain input (absent for block 0)        train on q_in if enable_quanted_input and
+//                                                             it exists, else on fp_in
+//   after tuning: q_in ← QBlock_k(q_in or fp_in) (QDQ weights, bf16-rounded as the reference's W_q),
+//                 fp_in ← ref_out.
+// Blocks outside --to_quant_block_names are run in full precision on both chains (the reference would
+// feed one selected block straight into the next; that is only correct for contiguous selections).
+//
+// Tuning loop (§2.7), per iteration i of T = iters:
+//   idx = IndexSampler.next_batch()  (global batch = min(n, batch_size·gradient_accumulate_steps); CPython
+//         random emulation seeded once with `seed`, stream continuing across blocks)
+//   clamp α, β to [0, 1] in place; W_q = fake_quant(W, V, α, β) for each quantized layer
+//   for each sub-batch of batch_size: Y = QBlock(X[sub]); loss = masked MSE(Y, ref[sub]) (last token of each
+//         sample masked, denominator B·L·H); backward of 1000·loss·(B_sub/B_global) accumulates dW_q
+//   loss_i = Σ_sub loss_sub·B_sub/B_global  (mean squared error over the global batch; with equal sub-batches
+//         this is the reference's logged value times a constant, so best-iterate choices are identical)
+//   NaN/Inf loss -> Error naming the block and iteration (nothing is returned, nothing written)
+//   if loss_i < best (strict): best = loss_i, snapshot V, α, β (before the step) unless not_use_best_mse
+//   dynamic_max_gap early stop; dV, dα, dβ = fake_quant_backward(dW_q); SignSGD: p -= lr_i·sign(g), sign(0)=0
+//   lr_i from PyTorch LinearLR(1 → 0, T) as the chained fp32 product (lr_schedule below).
+// Numerics: the block runs in float32 (the reference autocasts to bf16); W_q is rounded to bf16 and the
+// scale to fp16 exactly as the reference does.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/qwen3_block_grad.h"
+#include "quant/python_random.h"
+#include "quant/quantized_tensor.h"
+#include "quant/scheme.h"
+
+namespace autoround {
+
+class Qwen3Model;
+
+struct SignRoundOptions {
+    int iters = 200;                      // 0 = RTN (plain with disable_opt_rtn, else optimized RTN §3.2)
+    std::optional<double> lr;             // default 1/iters (2/iters for <=3-bit layers when iters >= 1000)
+    std::optional<double> minmax_lr;      // default: lr (the user's, else the same per-bits rule)
+    int batch_size = 8;                   // reduced to nsamples when fewer
+    int gradient_accumulate_steps = 1;
+    int nblocks = 1;                      // only 1 is implemented
+    bool enable_minmax_tuning = true;     // off: α = β = 1 fixed
+    bool enable_quanted_input = true;
+    bool not_use_best_mse = false;
+    int dynamic_max_gap = -1;             // > 0: stop when the best loss is this many iterations old
+    bool disable_opt_rtn = false;         // iters 0: plain RTN instead of optimized RTN
+    uint64_t seed = 42;                   // python random.seed for the mini-batch sampler
+    bool mask_last_token = true;          // auto-round HEAD masks the last token of every sample (§2.4)
+    bool progress = true;                 // per-block progress bars on stderr
+};
+
+// The learning rate of a layer with `bits` (SignRoundConfig.compute_lr / compute_minmax_lr).
+double signround_lr(const SignRoundOptions& o, int bits);
+double signround_minmax_lr(const SignRoundOptions& o, int bits);
+// lr used at each iteration 0..iters-1: LinearLR(start 1, end 0, total iters) stepped once per iteration,
+// computed like PyTorch on an fp32 tensor: l_0 = fp32(lr0), l_i = fp32(l_{i-1} · fp32(1 - 1/(T - i + 1))).
+std::vector<float> lr_schedule(double lr0, int iters);
+// SignSGD step on n parameters: p -= lr · sign(g), with sign(0) = 0 (and NaN gradients leave p unchanged).
+void signsgd_step(float* p, const float* g, int64_t n, float lr);
+
+// Tuned parameters of one layer (layouts of ops/cpu/fake_quant.h).
+struct LayerParams {
+    std::vector<float> V;      // [out, G·gs]
+    std::vector<float> alpha;  // [out·G]
+    std::vector<float> beta;   // [out·G]
+};
+
+struct BlockReport {
+    std::string name;            // "model.layers.3"
+    int index = 0;
+    int layers = 0;              // quantized layers in the block
+    std::string method;          // "signround", "rtn", "opt-rtn", "fp" (not selected; forwarded only)
+    int iters_run = 0;           // < iters when dynamic_max_gap stopped early
+    double initial_loss = 0;     // loss of iteration 0 (V = 0, α = β = 1: the RTN loss on that batch)
+    double best_loss = 0;
+    int best_iter = -1;
+    double last_loss = 0;        // loss of the last iteration run
+    double final_loss = -1;      // QBlock(training input) vs reference over all samples (-1: not computed)
+    std::vector<double> losses;  // the loss of every iteration run
+    double seconds = 0;          // the whole block (reference outputs, tuning, packing, next inputs)
+    double tune_seconds = 0;     // the iteration loop only
+    // where the loop's time went (hot spots): fake-quant forward of the weights, block forward (+ loss),
+    // block backward, fake-quant backward + SignSGD update
+    double qdq_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0;
+};
+
+// One block, given its cached inputs. `train_in` and `ref_out` are [n, L, H]. `layers` lists the
+// quantized linears (which = BlockLinear index); the other linears keep their weights. W holds all 7
+// original weights [out, in]. Consumes the sampler's random stream from `rng`.
+struct BlockLayerSpec {
+    int which = 0;               // BlockLinear
+    std::string name;            // full module name (for QuantizedTensor and messages)
+    LayerScheme scheme;
+};
+struct BlockTuneResult {
+    std::map<std::string, QuantizedTensor> quantized;      // per layer name
+    std::map<std::string, LayerParams> best_params;        // the V, α, β that were exported
+    std::array<std::vector<float>, kNumBlockLinears> qdq;  // weights of the quantized block (bf16-rounded
+                                                           // W_q for tuned layers, originals otherwise)
+    std::vector<double> losses;                            // loss of every iteration run
+    BlockReport report;
+};
+BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
+                           const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
+                           int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
+                           const std::string& block_name, int block_index = 0);
+
+// Runs `block` with weights W over all n samples in chunks of `batch` (no gradients): out [n, L, H].
+void block_forward_all(Qwen3BlockGrad<float>& block, const std::array<const float*, kNumBlockLinears>& W,
+                       const float* in, int64_t n, int64_t L, int64_t batch, float* out);
+
+// Token embeddings of samples [n][L] -> [n, L, H] (float32 from the checkpoint dtype).
+std::vector<float> embed_samples(const Qwen3Model& model, const std::vector<std::vector<int32_t>>& samples);
+
+struct QuantizeResult {
+    std::map<std::string, QuantizedTensor> layers;  // every quantized layer (blocks + outside)
+    std::vector<BlockReport> blocks;                // one per block processed, model order
+    std::vector<std::string> warnings;
+    std::string method;                             // "signround", "rtn" or "opt-rtn"
+    double seconds = 0;
+};
+
+// The whole model: blocks of `plan` tuned in order (iters > 0), or RTN / optimized RTN (iters == 0);
+// layers in plan.outside get RTN. `samples`: tokenized calibration samples, all of the same length
+// (may be empty for plain RTN). Throws Error for nblocks != 1, mismatched sample lengths, NaN/Inf losses.
+QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
+                              const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt);
+
+// Whether iters == 0 with these options needs calibration data (optimized RTN for sym int < 8 bits).
+bool rtn_needs_calibration(const QuantPlan& plan, const SignRoundOptions& opt);
+
+}  // namespace autoround
