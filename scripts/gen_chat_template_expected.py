@@ -185,11 +185,17 @@ VL_TURNS = [
 cases = []
 
 
+SHARED_TEMPLATES = {"qwen3_instruct_2507": INSTRUCT_2507}  # inline templates used by many cases
+
+
 def add(name, messages, template_path=None, source=None, tools=None, add_generation_prompt=True, extra=None):
     src = source if source is not None else load_template(template_path)
     case = {"name": name}
+    refs = [k for k, v in SHARED_TEMPLATES.items() if v == source]
     if template_path:
         case["template_path"] = template_path
+    elif refs:
+        case["template_ref"] = refs[0]
     else:
         case["template"] = source
     case["messages"] = messages
@@ -354,7 +360,7 @@ for name, (src, message) in ERRORS.items():
     raise SystemExit(f"error case {name} rendered without error in Python")
 
 with open(OUT, "w", encoding="utf-8") as f:
-    json.dump({"generator": "scripts/gen_chat_template_expected.py", "jinja2": jinja2.__version__, "cases": cases},
-              f, ensure_ascii=False, indent=1)
+    json.dump({"generator": "scripts/gen_chat_template_expected.py", "jinja2": jinja2.__version__,
+               "templates": SHARED_TEMPLATES, "cases": cases}, f, ensure_ascii=False, indent=1)
     f.write("\n")
 print(f"wrote {len(cases)} cases to {os.path.relpath(OUT, ROOT)}")
