@@ -29,14 +29,17 @@ std::string read_file(const std::string& path) {
 
 struct Case {
     std::string name;
-    ojson data;
+    ojson data;  // one entry of "cases", with "template_ref" resolved into "template"
 };
 
 std::vector<Case> load_cases() {
     std::vector<Case> cases;
     try {
         ojson all = ojson::parse(read_file(std::string(AR_SOURCE_DIR) + "/tests/text/chat_template_cases.json"));
-        for (auto& c : all["cases"]) cases.push_back({c["name"].get<std::string>(), c});
+        for (auto& c : all["cases"]) {
+            if (c.contains("template_ref")) c["template"] = all["templates"][c["template_ref"].get<std::string>()];
+            cases.push_back({c["name"].get<std::string>(), c});
+        }
     } catch (const std::exception&) {
         // Reported by ChatTemplateCases.FileLoads.
     }
@@ -121,6 +124,18 @@ TEST(ChatTemplate, SyntaxErrorHasLineAndColumn) {
     }
 }
 
+TEST(ChatTemplate, RuntimeErrorsNameTheLine) {
+    ChatTemplate t("a\n{% for m in messages %}\n{{ m.content + 1 }}{% endfor %}");
+    ChatTemplateInputs in;
+    in.messages = ojson::parse(R"([{"role": "user", "content": "x"}])");
+    try {
+        t.render(in);
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("(template line 3)"), std::string::npos) << e.what();
+    }
+}
+
 TEST(ChatTemplate, RunawayTemplatesAreStopped) {
     ChatTemplateInputs in;
     for (const char* src : {
@@ -142,8 +157,9 @@ TEST(ChatTemplate, RunawayTemplatesAreStopped) {
 
 TEST(ChatTemplate, NamespaceCyclesDoNotLeak) {
     // Rendered under ASan/LSan in the sanitizer build: a namespace holding itself must be freed.
-    ChatTemplate t("{% set ns = namespace() %}{% set ns.self = ns %}{% macro m() %}{% endmacro %}{% set ns.m = m %}ok");
-    EXPECT_EQ(t.render({}), "ok");
+    ChatTemplate t("{% set ns = namespace() %}{% set ns.self = ns %}{% macro m() %}{% endmacro %}{% set ns.m = m %}"
+                   "{% for x in [1] %}{{ loop.changed(loop) }}{% set ns.l = loop %}{% endfor %}ok");
+    EXPECT_EQ(t.render({}), "Trueok");
 }
 
 }  // namespace

@@ -5,9 +5,17 @@
 
 #include <string>
 
+#include "core/error.h"
 #include "text/jinja/value.h"
 
 namespace autoround::jinja {
+
+// An error whose message is final: raised by the template's raise_exception('msg'), or already
+// tagged with the template line by the interpreter. Other runtime errors get " (template line N)".
+class TemplateError : public Error {
+public:
+    using Error::Error;
+};
 
 bool has_filter(const std::string& name);
 bool has_test(const std::string& name);

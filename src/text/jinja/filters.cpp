@@ -201,6 +201,8 @@ Value f_format(const Value& v, CallArgs& a) {
     return binary_op("%", Value(to_str(v)), Value(a.pos, true));
 }
 Value f_indent(const Value& v, CallArgs& a) {
+    if (v.is_undefined()) raise_undefined(v);
+    expect_str(v, "indent input");  // jinja2 appends "\n" to the value itself
     const Value* w = a.get(0, "width");
     std::string ind = w && w->is_string() ? w->str() : std::string(size_t(std::max<int64_t>(0, a.integer(0, "width", 4))), ' ');
     check(ind.size() < 4096, "indent width too large");

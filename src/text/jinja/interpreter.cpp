@@ -47,7 +47,9 @@ std::string Interpreter::render(const Body& body, const Dict& variables) {
             for (auto& [k, v] : a.pos[0].dict().entries) ns->set_attr(to_str(k), v);
         }
         for (auto& [k, v] : a.kw) ns->set_attr(k, v);
-        namespaces_.push_back(ns);
+        cleanups_.push_back([w = std::weak_ptr<Object>(ns)] {
+            if (auto p = w.lock()) p->attrs.entries.clear();
+        });
         return Value(ns);
     }));
     root_ = std::make_shared<Frame>();
@@ -56,9 +58,8 @@ std::string Interpreter::render(const Body& body, const Dict& variables) {
     struct Cleanup {
         Interpreter& in;
         ~Cleanup() {
-            for (auto& w : in.namespaces_)
-                if (auto ns = w.lock()) ns->attrs.entries.clear();
-            in.namespaces_.clear();
+            for (auto& c : in.cleanups_) c();
+            in.cleanups_.clear();
             in.root_.reset();
         }
     } cleanup{*this};
@@ -106,6 +107,16 @@ std::string Interpreter::capture(const Body& body, const FramePtr& parent, const
 }
 
 Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
+    try {
+        return run_stmt(s, f, out);
+    } catch (const TemplateError&) {
+        throw;
+    } catch (const Error& e) {
+        throw TemplateError(std::string(e.what()) + " (template line " + std::to_string(s.line) + ")");
+    }
+}
+
+Interpreter::Flow Interpreter::run_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
     Guard guard(*this);
     switch (s.kind) {
         case SK::Text: append(out, s.text); return Flow::Normal;
@@ -176,6 +187,9 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& s, const FramePtr& f, std::s
         return a.pos[size_t(*index % int64_t(a.pos.size()))];
     });
     auto last_changed = std::make_shared<std::pair<bool, Value>>(false, Value());
+    cleanups_.push_back([w = std::weak_ptr<std::pair<bool, Value>>(last_changed)] {
+        if (auto p = w.lock()) p->second = Value();
+    });
     Value changed = Value::function("changed", [last_changed](CallArgs& a) {
         Value now(a.pos, true);
         if (last_changed->first && equals(last_changed->second, now)) return Value(false);

@@ -6,6 +6,7 @@
 // size and the nesting/recursion depth so that no template can hang or crash the process.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -39,7 +40,8 @@ private:
     struct Guard;
 
     Flow exec(const Body& body, const FramePtr& f, std::string& out);
-    Flow exec_stmt(const Stmt& s, const FramePtr& f, std::string& out);
+    Flow exec_stmt(const Stmt& s, const FramePtr& f, std::string& out);  // tags errors with the line
+    Flow run_stmt(const Stmt& s, const FramePtr& f, std::string& out);
     Flow exec_for(const Stmt& s, const FramePtr& f, std::string& out);
     std::string capture(const Body& body, const FramePtr& parent, const std::vector<ExprPtr>& filters);
     Value eval(const Expr& e, const FramePtr& f);
@@ -53,7 +55,9 @@ private:
     RenderLimits limits_;
     FramePtr root_;
     int depth_ = 0;
-    std::vector<std::weak_ptr<Object>> namespaces_;  // cleared after rendering to break cycles
+    // Run after rendering: empties namespaces and loop.changed() state, the only mutable values,
+    // so that reference cycles through them (ns.self = ns) are broken and freed.
+    std::vector<std::function<void()>> cleanups_;
 };
 
 }  // namespace autoround::jinja

@@ -236,7 +236,8 @@ Value get_item(const Value& obj, const Value& key) {
 
 Value slice(const Value& obj, const Value* start, const Value* stop, const Value* step) {
     if (obj.is_undefined()) raise_undefined(obj);
-    if (!obj.is_string() && !obj.is(Kind::List)) return Value::undefined(std::string("'") + type_name(obj) + "' object is not subscriptable");
+    // jinja2 compiles slices to plain Python subscription: no Undefined fallback here.
+    check(obj.is_string() || obj.is(Kind::List), "TypeError: '", type_name(obj), "' object is not subscriptable");
     auto index = [](const Value* v, int64_t fallback) {
         if (!v || v->is_none()) return fallback;
         check(v->is(Kind::Int) || v->is(Kind::Bool), "TypeError: slice indices must be integers or None");
@@ -301,7 +302,7 @@ Dict make_globals() {
         });
     }));
     g.set("raise_exception", Value::function("raise_exception", [](CallArgs& a) -> Value {
-        throw Error(a.string(0, "message"));
+        throw TemplateError(a.string(0, "message"));
     }));
     g.set("strftime_now", Value::function("strftime_now", [](CallArgs& a) {
         std::time_t now = std::time(nullptr);

@@ -35,8 +35,8 @@ private:
     // ---- token helpers ------------------------------------------------------------------
     const Token& cur() const { return t_[i_]; }
     const Token& peek() const { return t_[std::min(i_ + 1, t_.size() - 1)]; }
-    Token advance() {
-        Token t = t_[i_];
+    const Token& advance() {  // returns the consumed token (tokens never move: the vector is fixed)
+        const Token& t = t_[i_];
         if (i_ + 1 < t_.size()) ++i_;
         return t;
     }
@@ -153,7 +153,7 @@ private:
 
     StmtPtr parse_statement() {
         Nest nest(*this, cur());
-        Token tag = advance();
+        const Token& tag = advance();
         const std::string& k = tag.text;
         if (k == "if") return parse_if(tag);
         if (k == "for") return parse_for(tag);
@@ -274,7 +274,7 @@ private:
             while (!is_op(")")) {
                 if (!s->params.empty()) expect_op(",");
                 if (is_op(")")) break;
-                Token at = cur();
+                const Token& at = cur();
                 std::string name = expect_name();
                 ExprPtr def = skip_op("=") ? parse_expression(true) : nullptr;
                 if (!def && !s->params.empty() && s->params.back().second)
@@ -306,7 +306,7 @@ private:
     }
 
     ExprPtr parse_tuple(bool with_condexpr, const std::vector<std::string>& extra_end, bool explicit_parens) {
-        Token start = cur();
+        const Token& start = cur();
         std::vector<ExprPtr> items;
         bool is_tuple = false;
         while (true) {
@@ -352,7 +352,7 @@ private:
     ExprPtr parse_or() {
         ExprPtr e = parse_and();
         while (is_name("or")) {
-            Token t = advance();
+            const Token& t = advance();
             e = binary(EK::Or, t, std::move(e), parse_and());
         }
         return e;
@@ -360,7 +360,7 @@ private:
     ExprPtr parse_and() {
         ExprPtr e = parse_not();
         while (is_name("and")) {
-            Token t = advance();
+            const Token& t = advance();
             e = binary(EK::And, t, std::move(e), parse_not());
         }
         return e;
@@ -373,7 +373,7 @@ private:
         return finish(std::move(e));
     }
     ExprPtr parse_compare() {
-        Token start = cur();
+        const Token& start = cur();
         ExprPtr first = parse_math1();
         auto e = node(EK::Compare, start);
         e->args.push_back(std::move(first));
@@ -399,7 +399,7 @@ private:
             for (const char* op : ops)
                 if (is_op(op)) hit = op;
             if (!hit) return e;
-            Token t = advance();
+            const Token& t = advance();
             e = binary(EK::Binary, t, std::move(e), (this->*next)(), hit);
         }
     }
@@ -426,7 +426,7 @@ private:
     }
 
     ExprPtr parse_primary() {
-        Token t = cur();
+        const Token& t = cur();
         if (t.type == Tok::Name) {
             advance();
             auto e = node(EK::Literal, t);
@@ -491,9 +491,9 @@ private:
     }
 
     ExprPtr parse_subscript(ExprPtr obj) {
-        Token t = advance();
+        const Token& t = advance();
         if (t.text == ".") {
-            Token a = cur();
+            const Token& a = cur();
             if (a.type == Tok::Name) {
                 auto e = node(EK::GetAttr, a);
                 e->name = advance().text;
@@ -577,7 +577,7 @@ private:
     }
 
     ExprPtr parse_test(ExprPtr input) {
-        Token is = advance();
+        const Token& is = advance();
         bool negated = skip_name("not");
         auto e = node(EK::Test, cur());
         e->name = parse_dotted_name();
