@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,7 @@
 #include "quant/rtn.h"
 #include "quant/scheme.h"
 #include "quant/signround_tuner.h"
+#include "quant/tuning_checkpoint.h"
 #include "text/bpe_tokenizer.h"
 
 namespace autoround::cli {
@@ -59,7 +61,7 @@ struct QuantizeArgs {
     std::string to_quant_block_names, ignore_layers, layer_config;
     bool quant_lm_head = false;
     std::string recipe = "default";
-    bool overwrite = false, quiet = false;
+    bool overwrite = false, quiet = false, no_resume = false;
     int threads = 0;
 };
 
@@ -244,13 +246,33 @@ int run_quantize(const QuantizeArgs& a) {
                      (long long)plan.num_quantized(), plan.blocks.size(), scheme_label(plan.qc.global()).c_str(),
                      so.iters > 0 ? "SignRound" : (need_cal ? "optimized RTN" : "RTN"), so.iters, cal.samples.size(),
                      seqlen, so.batch_size);
-    const QuantizeResult qr = quantize_model(model, plan, cal.samples, so);
+    // SignRound runs keep a resume checkpoint next to the output folder (quant/tuning_checkpoint.h).
+    std::optional<TuningCheckpoint> ckpt;
+    if (so.iters > 0) {
+        const fs::path model_out = quantized_model_dir(eo.output_dir, eo.model_name, plan.qc);
+        const fs::path ck_dir = model_out.string() + ".resume";
+        std::error_code ec;
+        if (a.no_resume) fs::remove_all(ck_dir, ec);
+        std::string identity = fs::weakly_canonical(dir, ec).string();
+        for (const auto& f : model.tensors().files()) identity += "|" + f.filename().string() + ":" + std::to_string(fs::file_size(f, ec));
+        ckpt.emplace(ck_dir, tuning_fingerprint(identity, plan, cal.samples, so), a.overwrite);
+        if (!a.quiet && !ckpt->finished().empty())
+            std::fprintf(stderr, "resuming: %zu finished block(s) in %s\n", ckpt->finished().size(), ck_dir.c_str());
+    }
+    const QuantizeResult qr = quantize_model(model, plan, cal.samples, so, ckpt ? &*ckpt : nullptr);
     for (const auto& w : qr.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 
-    // ---- export ---------------------------------------------------------------------------------------------------
+    // ---- export (the report is written into each folder before it is renamed into place) ------------------------
     const auto t_exp = Clock::now();
-    const std::vector<ExportResult> written = export_model(dir, model.tensors(), plan.qc, qr.layers, formats, eo);
-    const double exp_s = since(t_exp);
+    std::function<nlohmann::ordered_json(double)> make_report;
+    eo.before_commit = [&](const fs::path& tmp) {
+        const fs::path p = tmp / "quantize_report.json";
+        std::ofstream f(p, std::ios::binary);
+        f << make_report(since(t_exp)).dump(2) << "\n";
+        check(static_cast<bool>(f), "cannot write ", p.string());
+    };
+    const std::vector<fs::path> planned_folders =
+        export_folders(quantized_model_dir(eo.output_dir, eo.model_name, plan.qc), formats, plan.qc);
 
     // ---- report ---------------------------------------------------------------------------------------------------
     using json = nlohmann::ordered_json;
@@ -302,6 +324,7 @@ int run_quantize(const QuantizeArgs& a) {
             j["final_loss"] = b.final_loss >= 0 ? json(b.final_loss) : json(nullptr);
             j["losses"] = b.losses;
             j["tune_seconds"] = b.tune_seconds;
+            j["resumed"] = b.resumed;
             j["profile_seconds"] = {{"fake_quant_forward", b.qdq_seconds}, {"block_forward_and_loss", b.forward_seconds},
                                     {"block_backward", b.backward_seconds},
                                     {"fake_quant_backward_and_update", b.update_seconds}};
@@ -314,13 +337,16 @@ int run_quantize(const QuantizeArgs& a) {
     json outside = json::array();
     for (const auto& l : plan.outside) outside.push_back(l.name);
     json fold = json::array();
-    for (const auto& r : written) fold.push_back({{"format", export_format_name(r.format)}, {"backend", r.backend},
-                                                  {"folder", r.folder.string()}});
+    for (size_t i = 0; i < formats.size() && i < planned_folders.size(); ++i)
+        fold.push_back({{"format", export_format_name(formats[i])},
+                        {"backend", export_backend_name(formats[i], plan.qc)},
+                        {"folder", planned_folders[i].string()}});
     std::vector<std::string> warnings = plan.warnings;
     warnings.insert(warnings.end(), cal.warnings.begin(), cal.warnings.end());
     warnings.insert(warnings.end(), qr.warnings.begin(), qr.warnings.end());
+    make_report = [&](double exp_s) -> json {
     const double total_s = since(t_all);
-    const json report = {
+    return json{
         {"tool", "autoround.cpp quantize"},
         {"method", qr.method},
         {"settings", settings},
@@ -336,12 +362,11 @@ int run_quantize(const QuantizeArgs& a) {
         {"peak_rss_mb", peak_rss_mb()},
         {"folders", fold},
     };
-    for (const auto& r : written) {
-        const fs::path p = r.folder / "quantize_report.json";
-        std::ofstream f(p, std::ios::binary);
-        f << report.dump(2) << "\n";
-        check(static_cast<bool>(f), "cannot write ", p.string());
-    }
+    };
+    const std::vector<ExportResult> written = export_model(dir, model.tensors(), plan.qc, qr.layers, formats, eo);
+    const double exp_s = since(t_exp);
+    const double total_s = since(t_all);
+    if (ckpt) ckpt->remove();  // the outputs are in place: the resume checkpoint has done its job
 
     // ---- summary table ---------------------------------------------------------------------------------------
     std::printf("\n%-18s %-9s %6s %6s  %-34s %-10s %8s\n", "block", "method", "layers", "iters", "loss first -> best @iter",
@@ -353,8 +378,9 @@ int run_quantize(const QuantizeArgs& a) {
             fin = b.final_loss >= 0 ? fmt(b.final_loss) : "-";
             it = std::to_string(b.iters_run);
         }
-        std::printf("%-18s %-9s %6d %6s  %-34s %-10s %8s\n", b.name.c_str(), b.method.c_str(), b.layers, it.c_str(),
-                    loss.c_str(), fin.c_str(), ProgressBar::format_duration(b.seconds).c_str());
+        std::printf("%-18s %-9s %6d %6s  %-34s %-10s %8s%s\n", b.name.c_str(), b.method.c_str(), b.layers, it.c_str(),
+                    loss.c_str(), fin.c_str(), ProgressBar::format_duration(b.seconds).c_str(),
+                    b.resumed ? " (resumed)" : "");
     }
     std::printf("\n%zu layers quantized (%s, %s), %zu kept 16-bit; calibration %s, quantization %s, export %s, "
                 "total %s; peak RSS %.0f MB\n",
@@ -442,6 +468,9 @@ void add_quantize_command(CLI::App& root) {
     c->add_option("--recipe", a->recipe, "default (200 iters), best (1000 iters, 512 samples), light (50 iters, "
                                          "lr 5e-3), rtn, opt-rtn; explicit flags win");
     c->add_flag("--overwrite", a->overwrite, "Replace existing non-empty output folders");
+    c->add_flag("--no_resume", a->no_resume,
+                "Start from scratch: delete the resume checkpoint <model folder>.resume of an interrupted run "
+                "(by default a run restarted with the same command resumes after its last finished block)");
     c->add_flag("--quiet", a->quiet, "No progress bars or notes");
     c->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
     c->callback([a] { run_quantize(*a); });

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
     CLI::App app{"autoround — AutoRound weight-only quantization and inference for Qwen3 models (C++/CUDA)"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "autoround 0.1.0");
+    // A scalar option given twice keeps the last value, as Python's argparse (and auto-round's CLI) does.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     autoround::cli::add_generate_command(app);
     autoround::cli::add_eval_command(app);
     autoround::cli::add_info_command(app);

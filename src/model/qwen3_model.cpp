@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "ops/cpu/activation.h"
 #include "ops/cpu/attention.h"
@@ -45,6 +46,10 @@ WeightView Qwen3Model::linear_weight(const std::string& prefix, int64_t out, int
     if (quant_ && !store_.has(prefix + ".weight")) {
         std::optional<std::vector<float>> w = load_linear_dequantized(store_, prefix, *quant_, out, in);
         if (w) {
+            // Run with bf16(w), like a bf16 model holding the QDQ weights: exactly the W_q the tuner optimised
+            // (quant/signround_tuner.h) and what the "fake" export stores, so every export of one quantized
+            // model gives identical logits.
+            for (float& v : *w) v = round_to_bf16(v);
             owned_.push_back(std::move(*w));
             return WeightView{DType::F32, owned_.back().data(), out, in};
         }

@@ -34,6 +34,17 @@ public:
     uint64_t randbelow(uint64_t n);                        // random._randbelow(n), n >= 1
     double random();                                       // random.random()
 
+    // The generator's whole state (random.getstate()'s MT words and position), for tuning checkpoints.
+    struct State {
+        std::array<uint32_t, 624> mt{};
+        int mti = 625;
+    };
+    State state() const { return {mt_, mti_}; }
+    void set_state(const State& s) {
+        mt_ = s.mt;
+        mti_ = s.mti;
+    }
+
     // random.shuffle(x) (Fisher–Yates from the end).
     template <typename T>
     void shuffle(std::vector<T>& x) {

@@ -4,6 +4,7 @@
 //   3. quantize_model: embeddings -> block by block (FP chain, quantized chain), plain RTN (§3.1) and
 //      optimized RTN (§3.2: imatrix from the FP forward + per-group scale search) for iters == 0.
 #include "quant/signround_tuner.h"
+#include "quant/tuning_checkpoint.h"
 
 #include <algorithm>
 #include <chrono>
@@ -526,7 +527,8 @@ bool rtn_needs_calibration(const QuantPlan& plan, const SignRoundOptions& opt) {
 // ---- 4. the model ------------------------------------------------------------------------------------------
 
 QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
-                              const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt) {
+                              const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt,
+                              TuningCheckpoint* checkpoint) {
     const auto t0 = Clock::now();
     check(opt.nblocks == 1, "--nblocks ", opt.nblocks,
           " is not implemented (only 1: each decoder block is tuned on its own); drop --nblocks");
@@ -657,10 +659,38 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                 if (q_in.empty()) q_in.resize(fp_in.size());
                 qout = q_in.data();  // QBlock(train) -> next block's quantized input (may alias train)
             }
-            BlockTuneResult br = tune_block_impl(block, W, specs, train, ref.data(), n, L, opt, rng, name, l, qout);
-            for (auto& [k, v] : br.quantized) res.layers.emplace(k, std::move(v));
-            br.report.seconds = seconds_since(tb);
-            res.blocks.push_back(br.report);
+            if (checkpoint && checkpoint->has(l)) {
+                // finished in an earlier run: its codes, and the quantized chain rebuilt with its QDQ weights
+                // exactly as tune_block_impl computes it
+                TuningCheckpoint::Block cb = checkpoint->load(l);
+                std::array<std::vector<float>, kNumBlockLinears> qdq = W;
+                for (const auto& sp : specs) {
+                    const auto q = cb.qdq.find(sp.name);
+                    check(q != cb.qdq.end() && q->second.size() == W[static_cast<size_t>(sp.which)].size(),
+                          "resume checkpoint ", checkpoint->dir().string(), " has no QDQ weights for ", sp.name,
+                          "; delete it to start over");
+                    qdq[static_cast<size_t>(sp.which)] = std::move(q->second);
+                }
+                if (qout) {
+                    std::array<const float*, kNumBlockLinears> qw{};
+                    for (int i = 0; i < kNumBlockLinears; ++i) qw[i] = qdq[i].data();
+                    block_forward_all(block, qw, train, n, L, fwd_batch, qout);
+                }
+                rng.set_state(cb.rng);
+                for (auto& [k, v] : cb.quantized) res.layers.emplace(k, std::move(v));
+                cb.report.resumed = true;
+                res.blocks.push_back(cb.report);
+                if (opt.progress)
+                    std::fprintf(stderr, "%s: resumed from %s (loss %s -> best %s @%d)\n", name.c_str(),
+                                 checkpoint->dir().string().c_str(), fmt_loss(cb.report.initial_loss).c_str(),
+                                 fmt_loss(cb.report.best_loss).c_str(), cb.report.best_iter);
+            } else {
+                BlockTuneResult br = tune_block_impl(block, W, specs, train, ref.data(), n, L, opt, rng, name, l, qout);
+                br.report.seconds = seconds_since(tb);
+                if (checkpoint) checkpoint->save(l, br, specs, rng);
+                for (auto& [k, v] : br.quantized) res.layers.emplace(k, std::move(v));
+                res.blocks.push_back(br.report);
+            }
         }
         std::swap(fp_in, ref);  // fp_in <- FP output of this block
     }

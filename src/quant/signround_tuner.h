@@ -48,6 +48,7 @@
 namespace autoround {
 
 class Qwen3Model;
+class TuningCheckpoint;
 
 struct SignRoundOptions {
     int iters = 200;                      // 0 = RTN (plain with disable_opt_rtn, else optimized RTN §3.2)
@@ -99,6 +100,7 @@ struct BlockReport {
     // where the loop's time went (hot spots): fake-quant forward of the weights, block forward (+ loss),
     // block backward, fake-quant backward + SignSGD update
     double qdq_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0;
+    bool resumed = false;        // loaded from a resume checkpoint instead of tuned in this run
 };
 
 // One block, given its cached inputs. `train_in` and `ref_out` are [n, L, H]. `layers` lists the
@@ -140,8 +142,11 @@ struct QuantizeResult {
 // The whole model: blocks of `plan` tuned in order (iters > 0), or RTN / optimized RTN (iters == 0);
 // layers in plan.outside get RTN. `samples`: tokenized calibration samples, all of the same length
 // (may be empty for plain RTN). Throws Error for nblocks != 1, mismatched sample lengths, NaN/Inf losses.
+// With a checkpoint (SignRound only), every tuned block is saved to it and blocks it already holds are
+// loaded instead of tuned (quant/tuning_checkpoint.h): the result is bit-identical either way.
 QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
-                              const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt);
+                              const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt,
+                              TuningCheckpoint* checkpoint = nullptr);
 
 // Whether iters == 0 with these options needs calibration data (optimized RTN for sym int < 8 bits).
 bool rtn_needs_calibration(const QuantPlan& plan, const SignRoundOptions& opt);
