@@ -7,7 +7,9 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config   # toolchain
   nlohmann-json3-dev libcli11-dev                # JSON configs, command line
   libpcre2-dev libutf8proc-dev                   # tokenizer: Unicode regex, NFC
-  libopenblas-dev zlib1g-dev                     # BLAS for prefill GEMMs, gzip
+  libopenblas-dev zlib1g-dev libbz2-dev          # BLAS for prefill GEMMs, gzip, bzip2 (eval data)
+  libcurl4-openssl-dev libssl-dev                # Hub downloads/uploads, SHA-256
+  libsnappy-dev libzstd-dev                      # Parquet pages (datasets)
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and benchmarks
   clang libclang-rt-14-dev                       # libFuzzer targets, sanitizers
   python3 python3-jinja2                         # reference renders of chat templates (tests only)

@@ -2,7 +2,7 @@
 // Each window of `seqlen` tokens is scored independently (no context carried across windows,
 // no BOS): mean NLL of tokens 1..seqlen-1 given the tokens before them. ppl = exp(mean NLL over all
 // predictions). A final partial window is used only if it has at least 2 tokens and
-// `drop_last_partial` is false.
+// `drop_last_partial` is false. The windowing is shared with `eval kld` (eval/token_windows.h).
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,8 @@
 //   dWq = dqᵀ·h1, dWk = dkᵀ·h1
 #include "model/qwen3_block_grad.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <cstring>
 
@@ -125,6 +127,40 @@ Qwen3BlockConsts<double> consts_to_double(const Qwen3BlockConsts<float>& c) {
     return d;
 }
 
+void BlockOpProfile::add(const char* op, double s) {
+    for (auto& [name, v] : seconds)
+        if (name == op) {
+            v += s;
+            return;
+        }
+    seconds.emplace_back(op, s);
+}
+
+double BlockOpProfile::total() const {
+    double t = 0;
+    for (const auto& e : seconds) t += e.second;
+    return t;
+}
+
+namespace {
+// Adds the time since the previous lap to the profile under prefix + name (no-op without a profile).
+class Lap {
+public:
+    Lap(BlockOpProfile* p, const char* prefix) : p_(p), prefix_(prefix), t_(std::chrono::steady_clock::now()) {}
+    void operator()(const char* name) {
+        if (!p_) return;
+        const auto now = std::chrono::steady_clock::now();
+        p_->add((prefix_ + name).c_str(), std::chrono::duration<double>(now - t_).count());
+        t_ = now;
+    }
+
+private:
+    BlockOpProfile* p_;
+    std::string prefix_;
+    std::chrono::steady_clock::time_point t_;
+};
+}  // namespace
+
 template <typename T>
 Qwen3BlockGrad<T>::Qwen3BlockGrad(Qwen3BlockConsts<T> consts) : c_(std::move(consts)) {
     const Qwen3BlockDims& d = c_.dims;
@@ -183,34 +219,45 @@ void Qwen3BlockGrad<T>::forward(const T* X, int64_t B, int64_t L, const Weights&
     ensure(up_, N * I);
     ensure(act_, N * I);
 
+    Lap lap(prof_, "fwd ");
     // attention half
     rmsnorm_forward_train<T>(X, c_.input_norm.data(), N, H, eps, h1_.data(), nullptr);
+    lap("rmsnorm");
     T* qa = d.qk_norm ? q_lin_.data() : q_.data();
     T* ka = d.qk_norm ? k_lin_.data() : k_.data();
     const bool bias = !c_.q_bias.empty();
     linear_forward<T>(h1_.data(), N, W[kLinQ], QD, H, bias ? c_.q_bias.data() : nullptr, qa);
     linear_forward<T>(h1_.data(), N, W[kLinK], KD, H, bias ? c_.k_bias.data() : nullptr, ka);
     linear_forward<T>(h1_.data(), N, W[kLinV], KD, H, bias ? c_.v_bias.data() : nullptr, v_.data());
+    lap("linear q/k/v");
     if (d.qk_norm) {
         rmsnorm_forward_train<T>(q_lin_.data(), c_.q_norm.data(), N * nq, D, eps, q_.data(), rstd_q_.data());
         rmsnorm_forward_train<T>(k_lin_.data(), c_.k_norm.data(), N * nkv, D, eps, k_.data(), rstd_k_.data());
     }
     rope_forward<T>(q_.data(), B, L, nq, D, cos_.data(), sin_.data());
     rope_forward<T>(k_.data(), B, L, nkv, D, cos_.data(), sin_.data());
+    lap("qk-norm + rope");
     const AttnTrainShape as{B, L, nq, nkv, D};
     attention_train_forward<T>(q_.data(), k_.data(), v_.data(), as, att_.data(), lse_.data());
+    lap("attention");
     linear_forward<T>(att_.data(), N, W[kLinO], H, QD, nullptr, x2_.data());
+    lap("linear o");
 #pragma omp parallel for schedule(static) if (N * H > 65536)
     for (int64_t i = 0; i < N * H; ++i) x2_[i] = X[i] + x2_[i];
 
     // MLP half
     rmsnorm_forward_train<T>(x2_.data(), c_.post_attn_norm.data(), N, H, eps, h2_.data(), rstd2_.data());
+    lap("residual + rmsnorm");
     linear_forward<T>(h2_.data(), N, W[kLinGate], I, H, nullptr, gate_.data());
     linear_forward<T>(h2_.data(), N, W[kLinUp], I, H, nullptr, up_.data());
+    lap("linear gate/up");
     swiglu_forward<T>(gate_.data(), up_.data(), N * I, act_.data());
+    lap("swiglu");
     linear_forward<T>(act_.data(), N, W[kLinDown], H, I, nullptr, Y);
+    lap("linear down");
 #pragma omp parallel for schedule(static) if (N * H > 65536)
     for (int64_t i = 0; i < N * H; ++i) Y[i] = x2_[i] + Y[i];
+    lap("residual");
 }
 
 template <typename T>
@@ -229,26 +276,37 @@ void Qwen3BlockGrad<T>::backward(const T* dY, const Grads& dW, bool accumulate) 
         if (dW[which]) linear_backward_weight<T>(dy, x, N, out, in, dW[which], accumulate);
     };
 
+    Lap lap(prof_, "bwd ");
     // MLP: Y = X2 + act·Wdownᵀ, act = silu(gate)∘up
     weight_grad(kLinDown, dY, act_.data(), H, I);
+    lap("dW down");
     linear_backward_input<T>(dY, W_[kLinDown], N, H, I, dI_.data(), false);                 // d act
+    lap("dX down");
     swiglu_backward<T>(gate_.data(), up_.data(), dI_.data(), N * I, dI_.data(), act_.data()); // dI = dgate, act = dup
+    lap("swiglu");
     weight_grad(kLinGate, dI_.data(), h2_.data(), I, H);
     weight_grad(kLinUp, act_.data(), h2_.data(), I, H);
+    lap("dW gate/up");
     linear_backward_input<T>(dI_.data(), W_[kLinGate], N, I, H, dH_.data(), false);          // d h2
     linear_backward_input<T>(act_.data(), W_[kLinUp], N, I, H, dH_.data(), true);
+    lap("dX gate/up");
     rmsnorm_backward<T>(x2_.data(), c_.post_attn_norm.data(), rstd2_.data(), dH_.data(), N, H, dH_.data(), false);
     T* dX2 = dH_.data();
 #pragma omp parallel for schedule(static) if (N * H > 65536)
     for (int64_t i = 0; i < N * H; ++i) dX2[i] += dY[i];                                        // residual
+    lap("rmsnorm + residual");
 
     // attention: X2 = X + att·Woᵀ
     weight_grad(kLinO, dX2, att_.data(), H, QD);
+    lap("dW o");
     linear_backward_input<T>(dX2, W_[kLinO], N, H, QD, dA_.data(), false);
+    lap("dX o");
     const AttnTrainShape as{B, L, nq, nkv, D};
     attention_train_backward<T>(q_.data(), k_.data(), v_.data(), att_.data(), lse_.data(), dA_.data(), as, dq_.data(),
                                 dk_.data(), dv_.data());
+    lap("attention");
     weight_grad(kLinV, dv_.data(), h1_.data(), KD, H);
+    lap("dW v");
     rope_backward<T>(dq_.data(), B, L, nq, D, cos_.data(), sin_.data());
     rope_backward<T>(dk_.data(), B, L, nkv, D, cos_.data(), sin_.data());
     if (d.qk_norm) {
@@ -256,8 +314,10 @@ void Qwen3BlockGrad<T>::backward(const T* dY, const Grads& dW, bool accumulate) 
         rmsnorm_backward<T>(k_lin_.data(), c_.k_norm.data(), rstd_k_.data(), dk_.data(), N * nkv, D, dk_.data(),
                             false);
     }
+    lap("rope + qk-norm");
     weight_grad(kLinQ, dq_.data(), h1_.data(), QD, H);
     weight_grad(kLinK, dk_.data(), h1_.data(), KD, H);
+    lap("dW q/k");
     backward_ready_ = false;  // act_ now holds d up
 }
 

@@ -21,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace autoround {
@@ -66,6 +67,13 @@ std::vector<float> load_block_weight(const Qwen3Model& model, int layer, int whi
 // float → double copy of the constants (for gradient checks on real blocks).
 Qwen3BlockConsts<double> consts_to_double(const Qwen3BlockConsts<float>& c);
 
+// Seconds spent per op of forward/backward (hot-spot profile for benchmarks and the quantize report).
+struct BlockOpProfile {
+    std::vector<std::pair<std::string, double>> seconds;  // op name -> accumulated seconds, first-use order
+    void add(const char* op, double s);
+    double total() const;
+};
+
 template <typename T>
 class Qwen3BlockGrad {
 public:
@@ -89,6 +97,9 @@ public:
     // Bytes held for the backward (saved activations + scratch) after the last forward.
     size_t saved_bytes() const;
 
+    // When set, forward/backward add each op's wall time to *p (null = off, the default).
+    void set_profile(BlockOpProfile* p) { prof_ = p; }
+
 private:
     Qwen3BlockConsts<T> c_;
     int64_t B_ = 0, L_ = 0;
@@ -105,6 +116,7 @@ private:
     std::vector<T> gate_, up_, act_;  // [N, I]
     // backward scratch
     std::vector<T> dI_, dH_, dA_, dq_, dk_, dv_;
+    BlockOpProfile* prof_ = nullptr;
 };
 
 // Mask [B, L] with the last token of every sample invalid (auto-round HEAD: ids == -100 there).
