@@ -1,12 +1,16 @@
 // cli/main.cpp — entry point of the single `autoround` binary.
 //
-// Subcommands (one file each in cli/): generate, eval, info, tokenize, init-model, devices.
+// Subcommands (one file each in cli/): generate, eval, info, tokenize, init-model, devices, quantize, push.
+// A --model that is not a local folder may be a Hugging Face id (org/name[@rev]); --token goes with it.
 // Every library error surfaces as "error: <message>" on stderr with exit status 1; command-line
 // usage errors print the problem and the usage with a non-zero status.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
+#include <functional>
+#include <memory>
+#include <string>
 
 #include "cli/common.h"
 #include "core/error.h"
@@ -24,6 +28,18 @@ int main(int argc, char** argv) {
     autoround::cli::add_init_model_command(app);
     autoround::cli::add_devices_command(app);
     autoround::cli::add_quantize_command(app);
+    autoround::cli::add_push_command(app);
+    // --token (Hugging Face Hub) on every subcommand that takes a --model, which may be a Hub id.
+    auto token = std::make_shared<std::string>();
+    std::function<void(CLI::App*)> add_token = [&](CLI::App* a) {
+        for (CLI::App* sub : a->get_subcommands({})) {
+            if (sub->get_option_no_throw("--model") && !sub->get_option_no_throw("--token"))
+                sub->add_option("--token", *token, "Hugging Face token for a Hub --model/--dataset (default: HF_TOKEN)")
+                    ->each([](const std::string& t) { autoround::cli::set_hub_token(t); });
+            add_token(sub);
+        }
+    };
+    add_token(&app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -18,6 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "hub/hub_download.h"
+#include "hub/hub_settings.h"
+#include "io/parquet_reader.h"
 #include "io/model_config.h"
 #include "text/bpe_tokenizer.h"
 #include "text/chat_template.h"
@@ -286,12 +289,13 @@ private:
 
 // ---- sources --------------------------------------------------------------------------------------
 
-enum class FileKind { Text, Jsonl, Json };
+enum class FileKind { Text, Jsonl, Json, Parquet };
 
 FileKind kind_of(const fs::path& p) {
     const std::string ext = lower(p.extension().string());
     if (ext == ".jsonl") return FileKind::Jsonl;
     if (ext == ".json") return FileKind::Json;
+    if (ext == ".parquet") return FileKind::Parquet;
     return FileKind::Text;
 }
 
@@ -299,6 +303,7 @@ const char* kind_name(FileKind k) {
     switch (k) {
         case FileKind::Jsonl: return "jsonl";
         case FileKind::Json: return "json";
+        case FileKind::Parquet: return "parquet";
         default: return "txt";
     }
 }
@@ -313,6 +318,7 @@ struct LoadedSource {
     std::vector<std::string> files;
     std::vector<Document> docs;
     std::string summary;  // "jsonl, field 'text'" / "folder of 3 files"
+    bool hub = false;     // a Hub dataset: rows as HF datasets loads them, shuffled as Dataset.shuffle
 };
 
 std::string read_whole_file(const fs::path& p) {
@@ -355,16 +361,23 @@ std::string json_text(const ojson& v, const std::string& field, const std::strin
     fail(where, ": expected a JSON object with a '", field, "' field (or a JSON string), got a JSON ", v.type_name());
 }
 
-void load_file(const fs::path& p, const std::string& field, LoadedSource& src) {
+// `rstrip`: local files are right-stripped as the reference's local loader does; Hub rows are not
+// (HF datasets hands them to the tokenizer as stored).
+void load_file(const fs::path& p, const std::string& field, LoadedSource& src, bool rstrip = true) {
     const auto file_index = static_cast<uint32_t>(src.files.size());
     const std::string label = p.string();
     src.files.push_back(label);
-    const std::string data = read_whole_file(p);
     const FileKind kind = kind_of(p);
     auto add = [&](std::string text, size_t line) {
-        py_rstrip(text);
+        if (rstrip) py_rstrip(text);
         src.docs.push_back(Document{std::move(text), file_index, line});
     };
+    if (kind == FileKind::Parquet) {  // column `field` of every row group; a null row is an empty text
+        parquet::StringColumn col = parquet::read_parquet_string_column(p, field);
+        for (size_t i = 0; i < col.values.size(); ++i) add(col.values[i] ? std::move(*col.values[i]) : std::string(), i + 1);
+        return;
+    }
+    const std::string data = read_whole_file(p);
     if (kind == FileKind::Text) {
         for_each_line(data, [&](std::string_view l, size_t line) { add(std::string(l), line); });
     } else if (kind == FileKind::Jsonl) {
@@ -406,11 +419,11 @@ LoadedSource load_source(const fs::path& p, const std::string& field) {
             const std::string name = e.path().filename().string();
             const std::string ext = lower(e.path().extension().string());
             if (name.empty() || name[0] == '.') continue;
-            if (ext == ".txt" || ext == ".jsonl" || ext == ".json") files.push_back(e.path());
+            if (ext == ".txt" || ext == ".jsonl" || ext == ".json" || ext == ".parquet") files.push_back(e.path());
         }
         check(!ec, "cannot list calibration folder ", p.string(), ": ", ec.message());
         check(!files.empty(), "calibration folder ", p.string(),
-              " holds no .txt, .jsonl or .json file (files are read in name order, not recursively)");
+              " holds no .txt, .jsonl or .json file (nor .parquet; files are read in name order, not recursively)");
         std::sort(files.begin(), files.end(),
                   [](const fs::path& a, const fs::path& b) { return a.filename().string() < b.filename().string(); });
         for (const auto& f : files) load_file(f, field, src);
@@ -422,6 +435,45 @@ LoadedSource load_source(const fs::path& p, const std::string& field) {
         if (k != FileKind::Text) src.summary += ", field '" + field + "'";
         else src.summary += ", one document per line";
     }
+    return src;
+}
+
+bool is_hub_name(const std::string& name);
+
+// The Hub repo of a dataset name: "org/name" as given; a registered short alias maps to its repo.
+std::string hub_repo_of(const std::string& name) {
+    static const std::vector<std::pair<std::string, std::string>> aliases = {
+        {"pile-10k", "NeelNanda/pile-10k"},         {"pile-val-backup", "swift/pile-val-backup"},
+        {"CCI3-HQ", "BAAI/CCI3-HQ"},                {"github-code-clean", "codeparrot/github-code-clean"},
+        {"OpenCodeInstruct", "nvidia/OpenCodeInstruct"}, {"opencode-instruct", "nvidia/OpenCodeInstruct"},
+        {"ultrachat_200k", "HuggingFaceH4/ultrachat_200k"}, {"Ultra-FineWeb", "openbmb/Ultra-FineWeb"},
+        {"new-title-chinese", "madao33/new-title-chinese"},
+    };
+    for (const auto& [alias, repo] : aliases)
+        if (name == alias) return repo;
+    return name;
+}
+
+// A Hub dataset: its data files for the splits (default train), downloaded into (or read from) the
+// Hugging Face cache, read in HF datasets' order (hub_download.h: select_dataset_files).
+LoadedSource load_hub_source(const DatasetSpec& spec, const std::string& field, std::vector<std::string>& warnings) {
+    const std::string repo = hub_repo_of(spec.name);
+    std::vector<fs::path> files;
+    try {
+        files = hub::resolve_dataset_files(repo, spec.split, hub::hub_settings_from_env());
+    } catch (const Error& e) {
+        fail("calibration dataset '", spec.name, "' is not a local file or folder, so it was taken as a Hugging Face "
+             "dataset: ", e.what());
+    }
+    if (repo != "NeelNanda/pile-10k" && is_hub_name(spec.name))
+        warnings.push_back("calibration dataset '" + spec.name + "': read generically (field '" + field +
+                           "' of the split's data files); the reference tool's dataset-specific recipe for it is "
+                           "not reproduced");
+    LoadedSource src;
+    src.hub = true;
+    for (const fs::path& f : files) load_file(f, field, src, /*rstrip=*/false);
+    src.summary = "Hub dataset " + repo + ", " + std::to_string(files.size()) + " " + kind_name(kind_of(files.front())) +
+                  " file" + (files.size() == 1 ? "" : "s") + ", field '" + field + "'";
     return src;
 }
 
@@ -499,7 +551,9 @@ DatasetResult process_dataset(Context& cx, const DatasetSpec& spec, int index, s
     const int seqlen = cx.opt.seqlen;
     DatasetResult r;
     r.name = spec.name;
-    LoadedSource src = load_source(fs::path(spec.name), cx.opt.dataset_field);
+    std::error_code ec;
+    LoadedSource src = fs::exists(fs::path(spec.name), ec) ? load_source(fs::path(spec.name), cx.opt.dataset_field)
+                                                           : load_hub_source(spec, cx.opt.dataset_field, cx.warnings);
     r.n_docs = src.docs.size();
     check(r.n_docs > 0, "calibration dataset '", spec.name, "' is empty: no documents in ",
           src.files.size() == 1 ? src.files[0] : spec.name + " (" + src.summary + ")");
@@ -512,7 +566,8 @@ DatasetResult process_dataset(Context& cx, const DatasetSpec& spec, int index, s
 
     std::vector<size_t> order;
     if (spec.shuffle) {
-        order = python_random_shuffle_order(r.n_docs, cx.opt.seed);
+        // local files: random.Random(seed).shuffle; Hub datasets: HF Dataset.shuffle(seed) = numpy permutation
+        order = src.hub ? numpy_permutation(r.n_docs, cx.opt.seed) : python_random_shuffle_order(r.n_docs, cx.opt.seed);
     } else {
         order.resize(r.n_docs);
         for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -750,17 +805,15 @@ CalibrationSet build_calibration_set(const CalibrationOptions& opt, const BpeTok
                                        "': split= applies to Hub datasets only; ignored for a local file or folder");
             continue;
         }
-        if (is_hub_name(s.name))
-            fail("calibration dataset '", s.name,
-                 "' is a Hugging Face Hub dataset, and autoround.cpp has no Hub client yet (it downloads nothing); "
-                 "pass a local dataset with --dataset instead: a .txt file (one document per line), a .jsonl file (one "
-                 "JSON object per line, text in the field 'text' or the one named by --dataset_field), a .json file, "
-                 "or a folder of such files — e.g. --dataset ../shared/data/text/c4-sample.jsonl");
+        // not a local path: a registered name or an org/name id is a Hub dataset, downloaded when read
+        const std::string ext = lower(fs::path(s.name).extension().string());
+        const bool data_ext = ext == ".txt" || ext == ".jsonl" || ext == ".json" || ext == ".parquet";
+        if (is_hub_name(s.name) || (!data_ext && hub::looks_like_repo_id(hub_repo_of(s.name)))) continue;
         fail("calibration dataset '", s.name, "' not found: no such file or folder",
              s.name.find('/') == std::string::npos && fs::path(s.name).extension().empty()
                  ? std::string(", and not a registered dataset name")
                  : std::string(),
-             " (give a .txt, .jsonl or .json file or a folder of them)");
+             " (give a .txt, .jsonl, .json or .parquet file, a folder of them, or a Hub dataset id org/name)");
     }
 
     Context cx{opt, tok, tcfg, out.warnings, nullptr, false};

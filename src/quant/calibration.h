@@ -51,8 +51,14 @@
 //     grows with every document). Qwen tokenizers add neither, so there both agree.
 //   * with apply_chat_template and no system_prompt no system message is added (spec §1.4);
 //     if the template rejects a system message, the text is rendered without it, with a warning.
-// Hub names (NeelNanda/pile-10k, the default, and the other registered ones) fail with a message
-// naming the local alternatives until the Hub client exists.
+// Hub datasets: a name that is not a local path — NeelNanda/pile-10k (the default), a registered
+// alias (pile-10k) or any org/name[@revision] dataset repo — is downloaded into the Hugging Face cache
+// (hub/hub_download.h; HF_HUB_OFFLINE=1 reads the cache only). Its data files for split= (default
+// train; .parquet, .jsonl, .json or .txt, whichever is most common) are read in name order, column
+// `dataset_field` of every row, NOT right-stripped, and shuffled as HF datasets' Dataset.shuffle(seed)
+// does (numpy_permutation), which is what the reference tool does for pile-10k. Other registered
+// names are read the same generic way (with a warning: their special recipes are not reproduced).
+// Local .parquet files (and folders of them) are read too (io/parquet_reader.h).
 #pragma once
 
 #include <cstddef>

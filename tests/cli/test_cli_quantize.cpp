@@ -185,8 +185,10 @@ TEST(Cli, QuantizeRefusesBadRequestsBeforeWork) {
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_NE(r.out.find("empty.jsonl"), std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(t.dir / "o2"));
-    // the default dataset needs the Hub: the message names the local alternatives
+    // the default dataset comes from the Hub: offline and not cached, the error names it
+    setenv("HF_HUB_OFFLINE", "1", 1);
     r = run("quantize --model " + kNano + " --output_dir " + (t.dir / "o3").string() + " --iters 2 --quiet");
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_NE(r.out.find("pile-10k"), std::string::npos) << r.out;
+    unsetenv("HF_HUB_OFFLINE");
 }

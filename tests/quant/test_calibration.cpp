@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -484,9 +485,14 @@ TEST(CalibrationErrors, MissingFileHubNameAndBadInput) {
     const std::string missing = (dir.path / "nope.jsonl").string();
     expect_error([&] { build_calibration_set(options(missing, 8, 4), tok(), tcfg()); }, {missing, "not found"});
 
+    // Hub names are Hub datasets; offline with an empty cache, the error names the repo and the cache
+    ::setenv("HF_HUB_OFFLINE", "1", 1);
+    ::setenv("HF_HUB_CACHE", (dir.path / "hf-cache").c_str(), 1);
     expect_error([] { build_calibration_set(CalibrationOptions{}, tok(), tcfg()); },
-                 {"NeelNanda/pile-10k", "Hub", "no Hub client", ".txt", ".jsonl", "folder"});
-    expect_error([] { build_calibration_set(options("pile-10k:num=8", 8, 4), tok(), tcfg()); }, {"Hub"});
+                 {"NeelNanda/pile-10k", "HF_HUB_OFFLINE=1", "not in the cache", "local file or folder"});
+    expect_error([] { build_calibration_set(options("pile-10k:num=8", 8, 4), tok(), tcfg()); }, {"NeelNanda/pile-10k"});
+    ::unsetenv("HF_HUB_OFFLINE");
+    ::unsetenv("HF_HUB_CACHE");
 
     const fs::path bad = dir.write("bad.jsonl", jsonl(long_texts(1)) + "{not json}\n");
     expect_error([&] { build_calibration_set(options(bad.string(), 8, 4), tok(), tcfg()); },
