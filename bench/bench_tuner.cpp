@@ -6,7 +6,9 @@
 // batch 8" with the hot spots named; this reports exactly that for any model, thread count and shape, so
 // thread scaling can be checked on bigger machines too.
 // Usage: bench_tuner [--model DIR] [--layer 0] [--batch 8] [--seqlen 512] [--nsamples 16] [--iters 5]
-//                    [--threads N] [--bits 4] [--group_size 128]
+//                    [--threads N] [--bits 4] [--group_size 128] [--cuda]
+// With --cuda the block math runs on the GPU (its time shows as "block fwd+loss"; "block bwd" is then the
+// download of the weight gradients) and the per-op CPU profile is empty.
 // Inputs are the embeddings of random token ids (the shapes, not the values, decide the cost).
 #include <omp.h>
 
@@ -27,8 +29,19 @@ int main(int argc, char** argv) {
     std::string model_dir = std::string(AR_SHARED_DIR) + "/models/qwen3-nano";
     int layer = 0, batch = 8, seqlen = 512, nsamples = 16, iters = 5, threads = 0, bits = 4;
     int64_t group = 128;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string k = argv[i], v = argv[i + 1];
+    bool cuda = false;
+    for (int i = 1; i < argc; i += 2) {
+        const std::string k = argv[i];
+        if (k == "--cuda") {  // a flag: the block forward/backward on the GPU
+            cuda = true;
+            --i;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "flag %s needs a value\n", k.c_str());
+            return 1;
+        }
+        const std::string v = argv[i + 1];
         if (k == "--model") model_dir = v;
         else if (k == "--layer") layer = std::stoi(v);
         else if (k == "--batch") batch = std::stoi(v);
@@ -72,6 +85,7 @@ int main(int argc, char** argv) {
         opt.iters = iters;
         opt.batch_size = batch;
         opt.progress = false;
+        opt.cuda = cuda;
         PythonRandom rng(42);
         BlockOpProfile prof;
         block.set_profile(&prof);
@@ -93,8 +107,8 @@ int main(int argc, char** argv) {
         std::printf("model            %s layer %d (hidden %lld, intermediate %lld, heads %lld/%lld, head_dim %lld)\n",
                     model_dir.c_str(), layer, (long long)d.hidden, (long long)d.intermediate, (long long)d.n_q_heads,
                     (long long)d.n_kv_heads, (long long)d.head_dim);
-        std::printf("shape            batch %d x seqlen %d, W%dG%lld, %d iterations, %d threads\n", batch, seqlen, bits,
-                    (long long)group, b.iters_run, omp_get_max_threads());
+        std::printf("shape            batch %d x seqlen %d, W%dG%lld, %d iterations, %d threads, %s\n", batch, seqlen,
+                    bits, (long long)group, b.iters_run, omp_get_max_threads(), cuda ? "GPU block math" : "CPU");
         std::printf("per iteration    %.4f s  (%.1f GFLOP/s of useful block math)\n", per, flops / per / 1e9);
         std::printf("  fake-quant fwd %.4f s, block fwd+loss %.4f s, block bwd %.4f s, fq bwd+update %.4f s\n",
                     b.qdq_seconds / b.iters_run, b.forward_seconds / b.iters_run, b.backward_seconds / b.iters_run,
@@ -102,8 +116,8 @@ int main(int argc, char** argv) {
         const double tot = prof.total();
         for (const auto& [op, s] : prof.seconds)
             std::printf("  %-26s %8.4f s/it  %5.1f%%\n", op.c_str(), s / b.iters_run, 100 * s / tot);
-        std::printf("{\"threads\":%d,\"batch\":%d,\"seqlen\":%d,\"seconds_per_iter\":%.5f}\n", omp_get_max_threads(),
-                    batch, seqlen, per);
+        std::printf("{\"threads\":%d,\"cuda\":%s,\"batch\":%d,\"seqlen\":%d,\"seconds_per_iter\":%.5f}\n",
+                    omp_get_max_threads(), cuda ? "true" : "false", batch, seqlen, per);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

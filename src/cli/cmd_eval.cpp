@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/model_source.h"
 #include "core/error.h"
 #include "eval/hellaswag.h"
 #include "eval/kl_divergence.h"
@@ -34,9 +35,9 @@ int run_ppl(const PplArgs& a) {
     set_threads(a.threads);
     const std::string text = read_text_file(a.data);
     for (const std::string& m : a.models) {
-        const auto dir = model_dir_arg(m);
-        const Qwen3Model model = Qwen3Model::load(dir);
-        const BpeTokenizer tok = BpeTokenizer::load(a.tokenizer.empty() ? dir / "tokenizer.json" : std::filesystem::path(a.tokenizer));
+        const ModelSource src = model_source_arg(m);  // HF folder, or a GGUF file / folder
+        const Qwen3Model model = Qwen3Model::load(src.path);
+        const BpeTokenizer tok = src.tokenizer(a.tokenizer);
         std::vector<int32_t> ids = tok.encode(text);
         if (a.max_tokens > 0 && static_cast<int64_t>(ids.size()) > a.max_tokens) ids.resize(a.max_tokens);
         const PerplexityResult r = evaluate_perplexity(model, ids, a.seqlen, !a.partial, !a.json);
@@ -78,7 +79,7 @@ int run_kld(const KldArgs& a) {
     const std::string text = read_text_file(a.data);
     check(std::filesystem::is_directory(a.base), "--base ", a.base,
           ": not a directory; pass the Hugging Face folder of the unquantized model");
-    const auto base_dir = std::filesystem::path(a.base), model_dir = model_dir_arg(a.model);
+    const auto base_dir = std::filesystem::path(a.base), model_dir = model_source_arg(a.model).path;
     check(std::filesystem::exists(base_dir / "config.json"), "--base ", a.base, ": no config.json in this folder");
     const Qwen3Model base = Qwen3Model::load(base_dir);
     const Qwen3Model model = Qwen3Model::load(model_dir);
@@ -132,9 +133,9 @@ int run_hellaswag(const HellaswagArgs& a) {
           ": no such file; pass a HellaSwag file in llama.cpp's format (e.g. hellaswag_val_full.txt.bz2)");
     std::vector<HellaswagTask> tasks = parse_hellaswag(read_file_maybe_compressed(a.data), a.data);
     if (a.limit > 0 && static_cast<int64_t>(tasks.size()) > a.limit) tasks.resize(a.limit);
-    const auto dir = model_dir_arg(a.model);
-    const Qwen3Model model = Qwen3Model::load(dir);
-    const BpeTokenizer tok = BpeTokenizer::load(tokenizer_path(a.tokenizer, dir));
+    const ModelSource src = model_source_arg(a.model);
+    const Qwen3Model model = Qwen3Model::load(src.path);
+    const BpeTokenizer tok = src.tokenizer(a.tokenizer);
     const HellaswagResult r = evaluate_hellaswag(model, tok, tasks, !a.json);
     if (a.json) {
         const nlohmann::json j = {{"model", a.model},

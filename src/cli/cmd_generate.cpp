@@ -6,6 +6,7 @@
 #include <set>
 
 #include "cli/common.h"
+#include "cli/model_source.h"
 #include "core/error.h"
 #include "io/model_config.h"
 #include "model/qwen3_model.h"
@@ -27,14 +28,15 @@ struct GenerateArgs {
 
 int run_generate(const GenerateArgs& a) {
     set_threads(a.threads);
-    const auto dir = model_dir_arg(a.model);
+    const ModelSource src = model_source_arg(a.model);  // HF folder, or a GGUF file / folder
+    const auto& dir = src.path;
     const Qwen3Model model = Qwen3Model::load(dir);
-    const BpeTokenizer tok = BpeTokenizer::load(a.tokenizer.empty() ? dir / "tokenizer.json" : std::filesystem::path(a.tokenizer));
-    const GenerationConfig gen = load_generation_config(dir);
+    const BpeTokenizer tok = src.tokenizer(a.tokenizer);
+    const GenerationConfig gen = src.generation_config();
 
     std::string prompt = a.prompt_file.empty() ? a.prompt : read_text_file(a.prompt_file);
     if (a.chat) {
-        const TokenizerConfig tc = load_tokenizer_config(dir);
+        const TokenizerConfig tc = src.tokenizer_config();
         check(tc.chat_template.has_value(), "--chat: ", dir.string(),
               " has no chat template (tokenizer_config.json chat_template or chat_template.jinja); drop --chat");
         ChatTemplateInputs in;
@@ -107,7 +109,7 @@ int run_generate(const GenerateArgs& a) {
 void add_generate_command(CLI::App& root) {
     auto a = std::make_shared<GenerateArgs>();
     CLI::App* c = root.add_subcommand("generate", "Generate text from a prompt (streams tokens as they come)");
-    c->add_option("--model", a->model, "Model folder (Hugging Face layout)")->required();
+    c->add_option("--model", a->model, "Model folder (Hugging Face layout), or a GGUF file")->required();
     auto* p = c->add_option("--prompt", a->prompt, "Prompt text");
     auto* pf = c->add_option("--prompt_file", a->prompt_file, "Read the prompt from a file");
     p->excludes(pf);

@@ -1,10 +1,13 @@
 // cli/cmd_info.cpp — `autoround info`: architecture, parameter count, dtypes and tensors of a
 // model folder. Opening the TensorStore validates every safetensors header; loading the model
-// checks every tensor's shape against config.json.
+// checks every tensor's shape against config.json. A GGUF file (or a folder holding one) is described from
+// its metadata: version, file type, tensor types (parsing validates every count, type and offset).
 #include <cstdio>
 #include <map>
 
 #include "cli/common.h"
+#include "cli/model_source.h"
+#include "io/gguf.h"
 #include "core/error.h"
 #include "io/model_config.h"
 #include "model/qwen3_model.h"
@@ -15,10 +18,11 @@ void add_info_command(CLI::App& root) {
     struct Args { std::string model; bool tensors = false; };
     auto a = std::make_shared<Args>();
     CLI::App* c = root.add_subcommand("info", "Describe a model folder and validate its files");
-    c->add_option("--model", a->model, "Model folder")->required();
+    c->add_option("--model", a->model, "Model folder, or a GGUF file")->required();
     c->add_flag("--tensors", a->tensors, "List every tensor (name, dtype, shape, file)");
     c->callback([a] {
-        const auto dir = model_dir_arg(a->model);
+        const ModelSource src = model_source_arg(a->model);
+        const auto& dir = src.path;
         const Qwen3Model model = Qwen3Model::load(dir);
         const ModelConfig& cfg = model.config();
         const TensorStore& st = model.tensors();
@@ -38,6 +42,25 @@ void add_info_command(CLI::App& root) {
         std::printf("rope          %s, theta %g\n", cfg.rope.type.c_str(), cfg.rope.theta);
         std::printf("tied embed    %s, qk_norm %s, qkv bias %s\n", cfg.tie_word_embeddings ? "yes" : "no",
                     cfg.qk_norm ? "yes" : "no", cfg.attention_bias ? "yes" : "no");
+        if (src.gguf) {
+            const GgufFile& g = *src.gguf;
+            std::map<std::string, int64_t> by_type;
+            int64_t gbytes = 0;
+            for (const auto& t : g.tensors()) {
+                by_type[ggml_type_name(t.type)] += t.numel();
+                gbytes += static_cast<int64_t>(t.nbytes);
+            }
+            std::printf("file          GGUF v%u, %zu metadata keys, general.file_type %s, %.1f MB, %zu tensors "
+                        "(header valid)\n", g.contents().version, g.metadata().size(),
+                        g.has("general.file_type") ? std::to_string(g.get_u32("general.file_type")).c_str() : "-",
+                        gbytes / 1e6, g.tensors().size());
+            for (const auto& [ty, n] : by_type) std::printf("  %-5s       %lld elements\n", ty.c_str(), (long long)n);
+            if (a->tensors)
+                for (const auto& t : g.tensors())
+                    std::printf("%-40s %-5s %-16s offset %llu\n", t.name.c_str(), ggml_type_name(t.type).c_str(),
+                                t.ne_str().c_str(), (unsigned long long)t.offset);
+            return;
+        }
         std::printf("files         %zu safetensors, %.1f MB, %zu tensors (headers valid)\n", st.files().size(),
                     bytes / 1e6, st.tensors().size());
         for (const auto& [dt, n] : by_dtype) std::printf("  %-5s       %lld elements\n", dt.c_str(), (long long)n);

@@ -29,6 +29,10 @@
 #include "quant/scheme.h"
 #include "quant/signround_tuner.h"
 #include "quant/tuning_checkpoint.h"
+#include "export/model_card.h"
+#include "hub/hub_settings.h"
+#include "hub/hub_upload.h"
+#include "ops/cuda/device_info.h"
 #include "text/bpe_tokenizer.h"
 
 namespace autoround::cli {
@@ -62,6 +66,7 @@ struct QuantizeArgs {
     bool quant_lm_head = false;
     std::string recipe = "default";
     bool overwrite = false, quiet = false, no_resume = false;
+    std::string push_to_hub;  // "user/name-{format}": push every exported folder
     int threads = 0;
 };
 
@@ -130,14 +135,21 @@ int run_quantize(const QuantizeArgs& a) {
     const std::string model_arg = a.model.empty() ? a.model_pos : a.model;
     check(!model_arg.empty(), "--model is required: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)");
     const fs::path dir = model_dir_arg(model_arg);
-    if (a.device != "cpu" && a.device != "auto")
-        fail("--device ", a.device, ": the CUDA backend is not built/available yet for quantization; use --device cpu "
-             "(tuning runs on the CPU with all cores, see --threads)");
-    if (a.device == "auto") note("--device auto: no GPU backend is available for quantization; running on the CPU");
+    // --device: cpu, cuda / cuda:0 / 0 (auto-round's spellings), auto = cuda when a GPU is visible
+    std::string device = a.device;
+    if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
+    if (device == "0" || device == "cuda:0") device = "cuda";
+    check(device == "cpu" || device == "cuda", "--device ", a.device,
+          ": expected cpu, cuda (cuda:0, 0) or auto; one GPU is used");
+    if (device == "cuda")
+        check(cuda_available(), "--device cuda: no usable CUDA device",
+              cuda_list_devices().empty() ? " (none visible, or this autoround was built without -DAUTOROUND_CUDA=ON)" : "",
+              "; use --device cpu");
     if (a.low_gpu_mem_usage)
-        note("--low_gpu_mem_usage has no effect on CPU: cached activations already live in host memory");
+        note(device == "cpu" ? "--low_gpu_mem_usage has no effect on CPU: cached activations already live in host memory"
+                             : "--low_gpu_mem_usage: not implemented yet; the block's cached inputs and targets stay on the GPU");
     if (a.enable_torch_compile || a.disable_torch_compile)
-        note("--enable_torch_compile/--disable_torch_compile have no effect: there is no PyTorch here, the CPU kernels "
+        note("--enable_torch_compile/--disable_torch_compile have no effect: there is no PyTorch here, the kernels "
              "are compiled ahead of time");
     if (a.quant_nontext_module) note("--quant_nontext_module has no effect for text-only models");
     check(!(a.sym && a.asym), "--sym and --asym exclude each other");
@@ -164,6 +176,7 @@ int run_quantize(const QuantizeArgs& a) {
     so.disable_opt_rtn = a.disable_opt_rtn || (!a.enable_opt_rtn && rc.disable_opt_rtn);
     so.seed = a.seed;
     so.progress = !a.quiet;
+    so.cuda = device == "cuda";
     check(so.iters >= 0, "--iters must be >= 0");
     check(so.batch_size > 0, "--batch_size must be positive");
     check(so.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive");
@@ -309,7 +322,7 @@ int run_quantize(const QuantizeArgs& a) {
         {"layer_config", a.layer_config},
         {"quant_lm_head", plan.qc.quant_lm_head},
         {"formats", a.format},
-        {"device", "cpu"},
+        {"device", device},
         {"threads", a.threads},
     };
     json blocks = json::array();
@@ -363,6 +376,9 @@ int run_quantize(const QuantizeArgs& a) {
         {"folders", fold},
     };
     };
+    eo.card.settings = settings;
+    for (const auto& sk : plan.skipped) eo.card.kept_layers.push_back({sk.name, sk.reason});
+    if (!a.push_to_hub.empty()) eo.card.repo_id = a.push_to_hub;
     const std::vector<ExportResult> written = export_model(dir, model.tensors(), plan.qc, qr.layers, formats, eo);
     const double exp_s = since(t_exp);
     const double total_s = since(t_all);
@@ -407,6 +423,18 @@ int run_quantize(const QuantizeArgs& a) {
     for (const auto& r : written)
         std::printf("  %-22s -> %s  (+ quantize_report.json)\n", r.backend.c_str(), r.folder.string().c_str());
     std::fflush(stdout);
+    // ---- push (the seed's `--push_to_hub USER/NAME-{format}`) ------------------------------------------------------
+    if (!a.push_to_hub.empty()) {
+        const hub::HubSettings hs = hub::hub_settings_from_env();
+        for (const auto& r : written) {
+            hub::PushOptions po;
+            po.repo = expand_format_placeholder(a.push_to_hub, export_format_name(r.format));
+            po.folder = r.folder;
+            const hub::PushResult pr = hub::push_folder(po, hs);
+            std::printf("  pushed %s -> %s (%zu files, %zu LFS uploaded)\n", r.folder.string().c_str(),
+                        pr.commit_url.c_str(), pr.files, pr.lfs_uploaded);
+        }
+    }
     return 0;
 }
 
@@ -444,7 +472,7 @@ void add_quantize_command(CLI::App& root) {
                   "system_prompt, shuffle=false); default NeelNanda/pile-10k (needs the Hub)");
     c->add_option("--dataset_field", a->dataset_field, "JSON field holding the text (default text)");
     c->add_option("--seed", a->seed, "Random seed (calibration shuffle, mini-batch sampler; default 42)");
-    c->add_option("--device,--device_map,--devices", a->device, "cpu (default); CUDA is not available yet");
+    c->add_option("--device,--device_map,--devices", a->device, "cpu (default), cuda (the block forward/backward on the GPU), auto");
     c->add_flag("--low_gpu_mem_usage", a->low_gpu_mem_usage, "Accepted for compatibility; no effect on CPU");
     c->add_flag("--enable_torch_compile", a->enable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--disable_torch_compile", a->disable_torch_compile, "Accepted for compatibility; no effect");
@@ -468,6 +496,9 @@ void add_quantize_command(CLI::App& root) {
     c->add_option("--recipe", a->recipe, "default (200 iters), best (1000 iters, 512 samples), light (50 iters, "
                                          "lr 5e-3), rtn, opt-rtn; explicit flags win");
     c->add_flag("--overwrite", a->overwrite, "Replace existing non-empty output folders");
+    c->add_option("--push_to_hub", a->push_to_hub,
+                  "Push every exported folder to this Hub repo; {format} becomes the format name "
+                  "(e.g. USER/Qwen3-4B-Instruct-2507-{format}); token from HF_TOKEN or --token");
     c->add_flag("--no_resume", a->no_resume,
                 "Start from scratch: delete the resume checkpoint <model folder>.resume of an interrupted run "
                 "(by default a run restarted with the same command resumes after its last finished block)");

@@ -40,7 +40,17 @@ const char* const kSideFiles[] = {
 };
 
 const char* const kSupportedFormats =
-    "auto_round, auto_round:auto_gptq, auto_round:auto_awq, auto_round:gptqmodel, auto_gptq, auto_awq, fake";
+    "auto_round, auto_round:auto_gptq, auto_round:auto_awq, auto_round:gptqmodel, auto_gptq, auto_awq, fake, "
+    "gguf:q4_0, gguf:q4_1, gguf:q8_0, gguf:q4_k_s, gguf:q4_k_m, gguf:q6_k, gguf:f16, gguf:bf16, gguf:f32";
+
+// ExportFormat <-> GgufFileType for the gguf:* formats.
+const std::pair<ExportFormat, GgufFileType> kGgufFormats[] = {
+    {ExportFormat::GgufF32, GgufFileType::F32},       {ExportFormat::GgufF16, GgufFileType::F16},
+    {ExportFormat::GgufBF16, GgufFileType::BF16},     {ExportFormat::GgufQ4_0, GgufFileType::Q4_0},
+    {ExportFormat::GgufQ4_1, GgufFileType::Q4_1},     {ExportFormat::GgufQ8_0, GgufFileType::Q8_0},
+    {ExportFormat::GgufQ4_K_S, GgufFileType::Q4_K_S}, {ExportFormat::GgufQ4_K_M, GgufFileType::Q4_K_M},
+    {ExportFormat::GgufQ6_K, GgufFileType::Q6_K},
+};
 
 bool ends_with(const std::string& s, std::string_view suf) {
     return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
@@ -156,6 +166,20 @@ FormatSpec make_spec(ExportFormat f, const ResolvedExport& r, const ExportOption
         case ExportFormat::AutoGptq: return export_detail::gptq_spec(r, o);
         case ExportFormat::AutoAwq: return export_detail::awq_spec(r, o);
         case ExportFormat::Fake: return export_detail::fake_spec(r);
+        case ExportFormat::GgufF32:
+        case ExportFormat::GgufF16:
+        case ExportFormat::GgufBF16:
+        case ExportFormat::GgufQ4_0:
+        case ExportFormat::GgufQ4_1:
+        case ExportFormat::GgufQ8_0:
+        case ExportFormat::GgufQ4_K_S:
+        case ExportFormat::GgufQ4_K_M:
+        case ExportFormat::GgufQ6_K: {
+            FormatSpec s;  // written by export/gguf_export.cpp, not write_folder; validated in make_plan
+            s.format = f;
+            s.backend = std::string(export_format_name(f));
+            return s;
+        }
     }
     fail("export: unknown format");
 }
@@ -181,7 +205,14 @@ Plan make_plan(const fs::path& source_dir, const TensorStore& src, const Quantiz
 
     Plan plan;
     plan.resolved = resolve(src, qc, layers);
-    for (ExportFormat f : formats) plan.specs.push_back(make_spec(f, plan.resolved, o));
+    for (ExportFormat f : formats) {
+        plan.specs.push_back(make_spec(f, plan.resolved, o));
+        if (const auto ft = gguf_file_type_of(f)) {
+            GgufExportOptions go;
+            go.file_type = *ft;
+            validate_gguf_export(source_dir, src, layers, go);
+        }
+    }
 
     const std::string model_name = o.model_name.empty() ? source_dir.string() : o.model_name;
     plan.model_dir = quantized_model_dir(o.output_dir, model_name, plan.resolved.qc);
@@ -327,6 +358,11 @@ ExportFormat parse_export_format(std::string_view name) {
     if (s == "auto_gptq") return ExportFormat::AutoGptq;
     if (s == "auto_awq") return ExportFormat::AutoAwq;
     if (s == "fake") return ExportFormat::Fake;
+    if (s.rfind("gguf:", 0) == 0) {
+        const GgufFileType t = parse_gguf_file_type(s.substr(5));
+        for (const auto& [f, g] : kGgufFormats)
+            if (g == t) return f;
+    }
     fail("--format: '", std::string(name), "' is not supported; choose from ", kSupportedFormats);
 }
 
@@ -356,8 +392,23 @@ std::string_view export_format_name(ExportFormat f) {
         case ExportFormat::AutoGptq: return "auto_gptq";
         case ExportFormat::AutoAwq: return "auto_awq";
         case ExportFormat::Fake: return "fake";
+        case ExportFormat::GgufF32: return "gguf:f32";
+        case ExportFormat::GgufF16: return "gguf:f16";
+        case ExportFormat::GgufBF16: return "gguf:bf16";
+        case ExportFormat::GgufQ4_0: return "gguf:q4_0";
+        case ExportFormat::GgufQ4_1: return "gguf:q4_1";
+        case ExportFormat::GgufQ8_0: return "gguf:q8_0";
+        case ExportFormat::GgufQ4_K_S: return "gguf:q4_k_s";
+        case ExportFormat::GgufQ4_K_M: return "gguf:q4_k_m";
+        case ExportFormat::GgufQ6_K: return "gguf:q6_k";
     }
     return "fake";
+}
+
+std::optional<GgufFileType> gguf_file_type_of(ExportFormat f) {
+    for (const auto& [e, g] : kGgufFormats)
+        if (e == f) return g;
+    return std::nullopt;
 }
 
 AutoRoundPacking resolve_auto_round_packing(ExportFormat f, const QuantizationConfig& qc) {
@@ -383,7 +434,9 @@ std::string export_backend_name(ExportFormat f, const QuantizationConfig& qc) {
         case ExportFormat::AutoGptq: return "auto_gptq";
         case ExportFormat::AutoAwq: return "auto_awq";
         case ExportFormat::Fake: return "fake";
-        default: return std::string(auto_round_packing_name(resolve_auto_round_packing(f, qc)));
+        default:
+            if (gguf_file_type_of(f)) return std::string(export_format_name(f));  // "gguf:q4_k_m"
+            return std::string(auto_round_packing_name(resolve_auto_round_packing(f, qc)));
     }
 }
 
@@ -509,7 +562,24 @@ std::vector<ExportResult> export_model(const fs::path& source_dir, const TensorS
         dirs.push_back(std::make_unique<AtomicDir>(plan.folders[i], o.overwrite));
         const fs::path tmp = dirs.back()->path();
         ExportResult res{plan.specs[i].format, plan.specs[i].backend, plan.folders[i], {}};
-        res.files = write_folder(plan.specs[i], plan.resolved, source_dir, tmp, o);
+        if (const auto ft = gguf_file_type_of(plan.specs[i].format)) {
+            GgufExportOptions go;
+            go.file_type = *ft;
+            go.model_name = o.model_name.empty() ? source_dir.string() : o.model_name;
+            const std::string file = gguf_file_name(go.model_name, *ft);
+            (void)write_gguf_model(source_dir, source, layers, go, tmp / file);
+            res.files = {file};
+        } else {
+            res.files = write_folder(plan.specs[i], plan.resolved, source_dir, tmp, o);
+        }
+        if (o.card.write) {  // the model card (export/model_card.h), last: it names the files above
+            const ResolvedExport& r = plan.resolved;
+            write_text(tmp / "README.md", render_model_card(model_card_info(
+                source_dir, source, o.model_name, r.qc, r.skipped_in_block, r.unquantized_outside,
+                export_format_name(plan.specs[i].format), plan.specs[i].backend,
+                plan.folders[i].lexically_normal().lexically_relative(o.output_dir.lexically_normal()), res.files, o.card)));
+            res.files.push_back("README.md");
+        }
         if (o.before_commit) o.before_commit(tmp);
         results.push_back(std::move(res));
     }

@@ -16,6 +16,10 @@
 // the tokenizer, chat template, generation and processor files that exist in the source, and custom
 // *.py files. "fake" writes no quantization_config (auto-round asserts this for weight-only int schemes).
 //
+// GGUF: "gguf:<type>" (q4_0, q4_1, q8_0, q4_k_s, q4_k_m, q6_k, f16, bf16, f32) writes one llama.cpp file
+// "<model>-<TYPE>.gguf" into its folder (export/gguf_export.h: tuned codes where the layer's scheme maps onto
+// the GGUF block type exactly, llama.cpp's reference quantizer of the source weights otherwise).
+//
 // Safety: validate_export checks every layer against every requested format and every target folder
 // BEFORE anything is written, and each folder is written through core/atomic_dir.h (temp folder, renamed
 // into place on success), so a failed export leaves no output folder.
@@ -25,10 +29,13 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "export/gguf_export.h"
+#include "export/model_card.h"
 #include "io/safetensors.h"
 #include "quant/quantization_config.h"
 #include "quant/quantized_tensor.h"
@@ -43,7 +50,19 @@ enum class ExportFormat {
     AutoGptq,            // "auto_gptq"
     AutoAwq,             // "auto_awq"
     Fake,                // "fake"
+    GgufF32,             // "gguf:f32" ... one llama.cpp GGUF file each (export/gguf_export.h)
+    GgufF16,
+    GgufBF16,
+    GgufQ4_0,
+    GgufQ4_1,
+    GgufQ8_0,
+    GgufQ4_K_S,
+    GgufQ4_K_M,
+    GgufQ6_K,
 };
+
+// The GGUF file type of a gguf:* format; nullopt for the safetensors formats.
+std::optional<GgufFileType> gguf_file_type_of(ExportFormat f);
 
 // "auto_round", "auto_gptq", ... (case-insensitive; aliases auto_round:gptq, auto_round:awq). Error lists the
 // supported names.
@@ -87,6 +106,9 @@ struct ExportOptions {
     bool fp16_config_dtype = true;
     // Called with each temporary folder just before it is renamed into place (progress / tests).
     std::function<void(const std::filesystem::path& tmp_folder)> before_commit;
+    // The README.md model card written into every folder (export/model_card.h): command line, settings,
+    // evaluation, repo id, license; card.write = false writes none.
+    ModelCardOptions card;
 };
 
 struct ExportResult {

@@ -6,6 +6,8 @@
 
 #include "core/bf16.h"
 #include "core/error.h"
+#include "io/gguf.h"
+#include "model/gguf_checkpoint.h"
 #include "ops/cpu/activation.h"
 #include "ops/cpu/attention.h"
 #include "ops/cpu/linear.h"
@@ -57,7 +59,61 @@ WeightView Qwen3Model::linear_weight(const std::string& prefix, int64_t out, int
     return matrix(store_, prefix + ".weight", out, in);
 }
 
+Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file) {
+    Qwen3Model m;
+    m.gguf_ = GgufFile::open(file);
+    const GgufFile& f = *m.gguf_;
+    m.cfg_ = gguf_model_config(f);
+    const ModelConfig& c = m.cfg_;
+    check(c.head_dim % 2 == 0 && c.head_dim <= 1024, file.string(), ": head_dim ", c.head_dim,
+          " must be even and at most 1024");
+    const int64_t H = c.hidden_size, D = c.head_dim, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
+                  I = c.intermediate_size, V = c.vocab_size;
+    // A 2-D weight [out, in] (GGUF ne = [in, out]): F32/F16/BF16 in place, quantized types dequantized.
+    auto weight = [&](const std::string& name, int64_t out, int64_t in) {
+        const GgufTensorInfo& t = f.tensor(name);
+        check(t.ne.size() == 2 && t.ne[0] == in && t.ne[1] == out, file.string(), ": tensor '", name, "' has ne ",
+              t.ne_str(), ", expected [", in, ", ", out, "] from the qwen3.* metadata");
+        switch (static_cast<GgmlType>(t.type)) {
+            case GgmlType::F32: return WeightView{DType::F32, t.data, out, in};
+            case GgmlType::F16: return WeightView{DType::F16, t.data, out, in};
+            case GgmlType::BF16: return WeightView{DType::BF16, t.data, out, in};
+            default: break;
+        }
+        m.owned_.push_back(gguf_dequantize(f, t));
+        return WeightView{DType::F32, m.owned_.back().data(), out, in};
+    };
+    auto vec = [&](const std::string& name, int64_t n) {
+        const GgufTensorInfo& t = f.tensor(name);
+        check(t.ne.size() == 1 && t.ne[0] == n, file.string(), ": tensor '", name, "' has ne ", t.ne_str(),
+              ", expected [", n, "]");
+        return gguf_dequantize(f, t);
+    };
+    m.embed_ = weight("token_embd.weight", V, H);
+    m.head_ = c.tie_word_embeddings ? m.embed_ : weight("output.weight", V, H);
+    m.final_norm_ = vec("output_norm.weight", H);
+    m.layers_.resize(c.num_hidden_layers);
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        Qwen3Layer& L = m.layers_[l];
+        L.input_norm = vec(p + "attn_norm.weight", H);
+        L.post_attn_norm = vec(p + "ffn_norm.weight", H);
+        L.q = weight(p + "attn_q.weight", nq * D, H);
+        L.k = weight(p + "attn_k.weight", nkv * D, H);
+        L.v = weight(p + "attn_v.weight", nkv * D, H);
+        L.o = weight(p + "attn_output.weight", H, nq * D);
+        L.gate = weight(p + "ffn_gate.weight", I, H);
+        L.up = weight(p + "ffn_up.weight", I, H);
+        L.down = weight(p + "ffn_down.weight", H, I);
+        L.q_norm = vec(p + "attn_q_norm.weight", D);
+        L.k_norm = vec(p + "attn_k_norm.weight", D);
+    }
+    m.inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
+    return m;
+}
+
 Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
+    if (std::optional<std::filesystem::path> g = find_gguf_model(dir)) return load_gguf(*g);
     Qwen3Model m;
     m.cfg_ = load_model_config(dir);
     m.store_ = TensorStore::open(dir);
@@ -110,6 +166,8 @@ KvCache Qwen3Model::make_cache() const {
 
 int64_t Qwen3Model::parameter_count() const {
     int64_t n = 0;
+    if (gguf_)
+        for (const GgufTensorInfo& t : gguf_->tensors()) n += t.numel();
     for (const auto& [name, t] : store_.tensors()) n += t.numel();
     return n;
 }

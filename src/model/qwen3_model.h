@@ -8,12 +8,16 @@
 // then the final RMSNorm and the LM head (lm_head.weight, or the embedding when tied).
 // Weights stay in the mmap'd checkpoint (bf16); norms and biases are copied to float32. Packed
 // layers of quantized checkpoints (GPTQ, AWQ, auto-round) are dequantized to float32 at load.
+// A llama.cpp GGUF file (or a folder holding one, model/gguf_checkpoint.h) loads the same way: F16/BF16/F32
+// tensors are used in place from the mapping, quantized blocks are dequantized to float32 (exact values,
+// no further rounding), and the config comes from the GGUF metadata.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <list>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -42,13 +46,18 @@ struct Qwen3Layer {
 // name in {"embeddings", "block_out", "final_norm"}, layer index (or -1), data [T, hidden].
 using HiddenHook = std::function<void(const std::string& name, int layer, const float* data, int64_t T, int64_t dim)>;
 
+class GgufFile;
+
 class Qwen3Model {
 public:
     // Loads config.json + safetensors from a model folder; validates every tensor's shape/dtype.
+    // A .gguf file, or a folder whose only model file is a .gguf, loads through load_gguf.
     static Qwen3Model load(const std::filesystem::path& dir);
+    static Qwen3Model load_gguf(const std::filesystem::path& file);
 
     const ModelConfig& config() const { return cfg_; }
-    const TensorStore& tensors() const { return store_; }
+    const TensorStore& tensors() const { return store_; }  // empty for GGUF models
+    const std::shared_ptr<const GgufFile>& gguf() const { return gguf_; }  // set for GGUF models
     // The checkpoint's quantization (packed layers are dequantized to float32 at load).
     const std::optional<QuantizationConfig>& quantization() const { return quant_; }
     KvCache make_cache() const;
@@ -72,6 +81,7 @@ private:
     std::vector<float> inv_freq_;       // [head_dim/2]
     std::optional<QuantizationConfig> quant_;   // set for GPTQ / AWQ / auto-round checkpoints
     std::list<std::vector<float>> owned_;       // dequantized float32 weights of packed layers
+    std::shared_ptr<const GgufFile> gguf_;      // the mapped GGUF file (GGUF models only)
 
     WeightView linear_weight(const std::string& prefix, int64_t out, int64_t in);
 };

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <set>
 
 #include "core/bf16.h"
@@ -23,6 +24,7 @@
 #include "ops/cpu/linear_grad.h"
 #include "ops/cpu/norm_grad.h"
 #include "ops/cpu/rope_grad.h"
+#include "ops/cuda/block_engine.h"
 #include "quant/rtn.h"
 
 namespace autoround {
@@ -155,6 +157,19 @@ std::vector<float> embed_samples(const Qwen3Model& model, const std::vector<std:
 
 namespace {
 
+// block_forward_all on the CPU, or on the GPU when opt.cuda (in and out may alias).
+void forward_all_on(const SignRoundOptions& opt, Qwen3BlockGrad<float>& block,
+                    const std::array<const float*, kNumBlockLinears>& W, const float* in, int64_t n, int64_t L,
+                    int64_t batch, float* out) {
+    if (!opt.cuda) {
+        block_forward_all(block, W, in, n, L, batch, out);
+        return;
+    }
+    CudaBlockEngine gpu(block.consts(), n, L, batch, in, nullptr);
+    for (int i = 0; i < kNumBlockLinears; ++i) gpu.set_weight(i, W[i]);
+    gpu.forward_all(out);
+}
+
 BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
                                 const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
                                 int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
@@ -234,6 +249,11 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
     // ---- the loop (§2.7) ----------------------------------------------------------------------------------
     const int64_t batch = std::min<int64_t>(opt.batch_size, n);
     const int64_t global = std::min<int64_t>(n, batch * opt.gradient_accumulate_steps);
+    std::unique_ptr<CudaBlockEngine> gpu;
+    if (opt.cuda && !st.empty() && T > 0) {
+        gpu = std::make_unique<CudaBlockEngine>(block.consts(), n, L, batch, train_in, ref_out);
+        for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, wptr[i]);  // the unquantized ones stay
+    }
     std::vector<float> X(static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());
     std::vector<uint8_t> mask = last_token_mask(batch, L);
     const uint8_t* maskp = opt.mask_last_token ? mask.data() : nullptr;  // rows of the first b samples
@@ -251,10 +271,19 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
             const std::vector<int64_t> idx = sampler.next_batch();
             auto tp = Clock::now();
             qdq_all();
+            if (gpu)
+                for (const LayerState& s : st) gpu->set_weight(s.spec.which, s.Wq.data());
             res.report.qdq_seconds += seconds_since(tp);
             double total = 0.0;
             for (int64_t s0 = 0; s0 < global; s0 += batch) {
                 const int64_t b = std::min(batch, global - s0);
+                if (gpu) {  // forward + loss + backward on the device (timed as "forward")
+                    tp = Clock::now();
+                    const double w = double(b) / double(global);
+                    total += gpu->forward_backward(idx.data() + s0, b, opt.mask_last_token, 1000.0 * w, s0 > 0) * w;
+                    res.report.forward_seconds += seconds_since(tp);
+                    continue;
+                }
                 tp = Clock::now();
                 gather(train_in, idx, static_cast<size_t>(s0), static_cast<size_t>(b), LH, X.data());
                 gather(ref_out, idx, static_cast<size_t>(s0), static_cast<size_t>(b), LH, R.data());
@@ -265,6 +294,11 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
                 res.report.forward_seconds += seconds_since(tp);
                 tp = Clock::now();
                 block.backward(dY.data(), gptr, /*accumulate=*/s0 > 0);
+                res.report.backward_seconds += seconds_since(tp);
+            }
+            if (gpu) {
+                tp = Clock::now();
+                for (LayerState& s : st) gpu->get_weight_grad(s.spec.which, s.dWq.data());
                 res.report.backward_seconds += seconds_since(tp);
             }
             res.losses.push_back(total);
@@ -326,7 +360,12 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
     if (qblock_out) {
         std::array<const float*, kNumBlockLinears> qw{};
         for (int i = 0; i < kNumBlockLinears; ++i) qw[i] = res.qdq[i].data();
-        block_forward_all(block, qw, train_in, n, L, batch, qblock_out);
+        if (gpu) {
+            for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, qw[i]);
+            gpu->forward_all(qblock_out);
+        } else {
+            forward_all_on(opt, block, qw, train_in, n, L, batch, qblock_out);
+        }
         if (opt.mask_last_token) {
             const std::vector<uint8_t> m = last_token_mask(n, L);
             res.report.final_loss = masked_mse_loss<float>(qblock_out, ref_out, m.data(), n, L, H, nullptr);
@@ -639,10 +678,10 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
             continue;
         }
 
-        block_forward_all(block, wp, fp_in.data(), n, L, fwd_batch, ref.data());  // FP targets
+        forward_all_on(opt, block, wp, fp_in.data(), n, L, fwd_batch, ref.data());  // FP targets
         if (it == selected.end()) {
             // not selected: both chains go through the unquantized block
-            if (!q_in.empty()) block_forward_all(block, wp, q_in.data(), n, L, fwd_batch, q_in.data());
+            if (!q_in.empty()) forward_all_on(opt, block, wp, q_in.data(), n, L, fwd_batch, q_in.data());
             BlockReport r;
             r.name = name;
             r.index = l;
@@ -674,7 +713,7 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                 if (qout) {
                     std::array<const float*, kNumBlockLinears> qw{};
                     for (int i = 0; i < kNumBlockLinears; ++i) qw[i] = qdq[i].data();
-                    block_forward_all(block, qw, train, n, L, fwd_batch, qout);
+                    forward_all_on(opt, block, qw, train, n, L, fwd_batch, qout);
                 }
                 rng.set_state(cb.rng);
                 for (auto& [k, v] : cb.quantized) res.layers.emplace(k, std::move(v));

@@ -65,6 +65,8 @@ struct SignRoundOptions {
     uint64_t seed = 42;                   // python random.seed for the mini-batch sampler
     bool mask_last_token = true;          // auto-round HEAD masks the last token of every sample (§2.4)
     bool progress = true;                 // per-block progress bars on stderr
+    bool cuda = false;                    // block forward/backward on the GPU (ops/cuda/block_engine.h); the
+                                          // fake quantization and SignSGD stay on the host, identical to CPU
 };
 
 // The learning rate of a layer with `bits` (SignRoundConfig.compute_lr / compute_minmax_lr).

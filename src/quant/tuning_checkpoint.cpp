@@ -142,7 +142,8 @@ std::string tuning_fingerprint(const std::string& model_identity, const QuantPla
               {"dynamic_max_gap", o.dynamic_max_gap},
               {"disable_opt_rtn", o.disable_opt_rtn},
               {"seed", o.seed},
-              {"mask_last_token", o.mask_last_token}};
+              {"mask_last_token", o.mask_last_token},
+              {"cuda", o.cuda}};
     json blocks = json::array();
     for (const auto& b : plan.blocks) {
         json layers = json::array();

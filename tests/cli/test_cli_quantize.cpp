@@ -70,7 +70,7 @@ std::string tiny_args(const fs::path& out) {
 std::vector<std::string> weight_files(const fs::path& root) {
     std::vector<std::string> v;
     for (const auto& e : fs::recursive_directory_iterator(root))
-        if (e.is_regular_file() && e.path().filename() != "quantize_report.json")
+        if (e.is_regular_file() && e.path().filename() != "quantize_report.json" && e.path().filename() != "README.md")
             v.push_back(fs::relative(e.path(), root).string());
     std::sort(v.begin(), v.end());
     return v;

@@ -1,0 +1,22 @@
+// ops/cpu/no_cuda_block_engine.cpp — the CPU-only build's ops/cuda/block_engine.h: every entry point
+// explains that this binary was built without CUDA (the CLI refuses --device cuda before it gets here).
+#ifndef AUTOROUND_HAVE_CUDA
+#include "core/error.h"
+#include "ops/cuda/block_engine.h"
+
+namespace autoround {
+
+struct CudaBlockEngine::Impl {};
+
+CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>&, int64_t, int64_t, int64_t, const float*, const float*) {
+    fail("--device cuda: this autoround was built without CUDA; rebuild with -DAUTOROUND_CUDA=ON");
+}
+CudaBlockEngine::~CudaBlockEngine() = default;
+void CudaBlockEngine::set_weight(int, const float*) {}
+double CudaBlockEngine::forward_backward(const int64_t*, int64_t, bool, double, bool) { return 0.0; }
+void CudaBlockEngine::get_weight_grad(int, float*) const {}
+void CudaBlockEngine::forward_all(float*) {}
+void CudaBlockEngine::set_train_inputs(const float*) {}
+
+}  // namespace autoround
+#endif
