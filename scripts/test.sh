@@ -2,7 +2,9 @@
 # scripts/test.sh — set up, build and run the whole test suite (what .ci/run runs).
 #   1. Release build + every test (unit, golden vs ../shared/reference, CLI end to end)
 #   2. ASan + UBSan build of the tests (the slow whole-model golden runs are left to step 1)
-#   3. with --fuzz: every libFuzzer target for a bounded time (FUZZ_SECONDS, default 30); the same as
+#   3. CUDA build (-DAUTOROUND_CUDA=ON, when nvcc is installed): compiles everything with the CUDA backend and
+#      runs the GPU tests (label "gpu"), which skip cleanly on a machine without a GPU
+#   4. with --fuzz: every libFuzzer target for a bounded time (FUZZ_SECONDS, default 30); the same as
 #      scripts/fuzz.sh, which is the documented way to fuzz (kept out of the default run for CI time)
 # Usage: scripts/test.sh [--no-sanitize] [--fuzz]
 set -euo pipefail
@@ -20,14 +22,14 @@ test -d ../shared/models/qwen3-nano || { echo "error: ../shared (models, referen
 
 ./scripts/setup.sh
 
-echo "== [1/3] release build + tests"
+echo "== [1/4] release build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$JOBS"
 # one OpenMP thread per test process: ctest runs $JOBS processes side by side
 OMP_NUM_THREADS=1 ctest --test-dir build --output-on-failure -j"$JOBS"
 
 if [ "$SANITIZE" = 1 ]; then
-  echo "== [2/3] ASan + UBSan build + tests"
+  echo "== [2/4] ASan + UBSan build + tests"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTOROUND_SANITIZE=ON \
         -DAUTOROUND_BENCH=OFF -DAUTOROUND_NATIVE=OFF
   cmake --build build-asan -j"$JOBS" --target autoround autoround_tests
@@ -35,8 +37,15 @@ if [ "$SANITIZE" = 1 ]; then
     ./build-asan/autoround_tests --gtest_filter='-Qwen3Golden.WikiText*:Qwen3Golden.Greedy*:Cli.*'
 fi
 
+if [ "${NO_CUDA:-0}" != 1 ] && { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; }; then
+  echo "== [3/4] CUDA build + GPU tests (skipped without a GPU)"
+  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DAUTOROUND_CUDA=ON -DAUTOROUND_BENCH=OFF
+  cmake --build build-cuda -j"$JOBS" --target autoround autoround_cuda_tests
+  ctest --test-dir build-cuda -L gpu --output-on-failure
+fi
+
 if [ "$FUZZ" = 1 ]; then
-  echo "== [3/3] fuzz targets, ${FUZZ_SECONDS:-30}s each"
+  echo "== [4/4] fuzz targets, ${FUZZ_SECONDS:-30}s each"
   ./scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 fi
 echo "== all tests passed"
