@@ -39,7 +39,8 @@ std::string token_text(const GgufFile& f, std::optional<uint32_t> id) {
 std::optional<fs::path> find_gguf_model(const fs::path& path) {
     std::error_code ec;
     if (fs::is_regular_file(path, ec)) {
-        if (starts_with_gguf_magic(path)) return path;
+        // A .gguf name is taken at its word (a bad header then fails with the reader's message).
+        if (path.extension() == ".gguf" || starts_with_gguf_magic(path)) return path;
         return std::nullopt;
     }
     if (!fs::is_directory(path, ec)) return std::nullopt;

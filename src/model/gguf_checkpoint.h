@@ -19,8 +19,8 @@
 
 namespace autoround {
 
-// The GGUF file a model path refers to: the path itself when it is a regular file whose content starts
-// with "GGUF" (any extension); for a folder without *.safetensors, its single *.gguf (files whose name
+// The GGUF file a model path refers to: the path itself when it is a regular file named *.gguf or whose
+// content starts with "GGUF"; for a folder without *.safetensors, its single *.gguf (files whose name
 // starts with "mmproj" are ignored). nullopt otherwise. A folder with several model .gguf files is an
 // error that lists them (pass the file itself).
 std::optional<std::filesystem::path> find_gguf_model(const std::filesystem::path& path);
