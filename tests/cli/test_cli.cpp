@@ -4,6 +4,8 @@
 // file and exit status 1 — never a crash.
 #include <gtest/gtest.h>
 
+#include "cli/cli_test_util.h"
+
 #include <sys/wait.h>
 
 #include <array>
@@ -21,24 +23,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kBin = std::string(AR_BINARY_DIR) + "/autoround";
+using cli_test::kBin;
+using cli_test::Result;
+using cli_test::run;
 const fs::path kNano = fs::path(AR_SHARED_DIR) / "models/qwen3-nano";
 
-struct Result {
-    int status;
-    std::string out;  // stdout + stderr
-};
-
-Result run(const std::string& args) {
-    const std::string cmd = kBin + " " + args + " 2>&1";
-    std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p.get())) > 0) out.append(buf.data(), n);
-    const int raw = pclose(p.release());
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), out};
-}
 
 // A model folder in a temp dir whose files are symlinks to qwen3-nano (cheap), so one file can
 // be replaced by a broken version.

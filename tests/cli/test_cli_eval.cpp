@@ -5,6 +5,8 @@
 // everything autoround itself checks), never a crash.
 #include <gtest/gtest.h>
 
+#include "cli/cli_test_util.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,26 +23,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kBin = std::string(AR_BINARY_DIR) + "/autoround";
+using cli_test::kBin;
+using cli_test::Result;
+using cli_test::run;
 const std::string kNano = (fs::path(AR_SHARED_DIR) / "models/qwen3-nano").string();
 const std::string kWiki = (fs::path(AR_SHARED_DIR) / "data/text/wikitext-2-raw/wiki.test.raw").string();
 const std::string kHs = (fs::path(AR_SHARED_DIR) / "data/eval/hellaswag_val_full.txt.bz2").string();
 
-struct Result {
-    int status;
-    std::string out;  // stdout + stderr
-};
-
-Result run(const std::string& args) {
-    const std::string cmd = kBin + " " + args + " 2>&1";
-    std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p.get())) > 0) out.append(buf.data(), n);
-    const int raw = pclose(p.release());
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), out};
-}
 
 bool has(const Result& r, const std::string& s) { return r.out.find(s) != std::string::npos; }
 

@@ -4,6 +4,8 @@
 // and ends bit-identical to an uninterrupted run, and bad requests are refused before any work.
 #include <gtest/gtest.h>
 
+#include "cli/cli_test_util.h"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,26 +27,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kBin = std::string(AR_BINARY_DIR) + "/autoround";
+using cli_test::kBin;
+using cli_test::Result;
+using cli_test::run;
 const fs::path kShared = fs::path(AR_SHARED_DIR);
 const std::string kNano = (kShared / "models/qwen3-nano").string();
 const std::string kC4 = (kShared / "data/text/c4-sample.jsonl").string();
 
-struct Result {
-    int status;
-    std::string out;  // stdout + stderr
-};
-
-Result run(const std::string& args) {
-    const std::string cmd = kBin + " " + args + " 2>&1";
-    std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p.get())) > 0) out.append(buf.data(), n);
-    const int raw = pclose(p.release());
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), out};
-}
 
 std::string slurp(const fs::path& p) {
     std::ifstream f(p, std::ios::binary);
