@@ -18,9 +18,9 @@ struct Result {
     std::string out;  // stdout + stderr
 };
 
-// `autoround <args>` through the shell (args may hold redirections or quotes).
-inline Result run(const std::string& args) {
-    const std::string cmd = kBin + " " + args + " 2>&1";
+// `[env] autoround <args>` through the shell (args may hold redirections or quotes; env: "VAR=value ...").
+inline Result run(const std::string& args, const std::string& env = "") {
+    const std::string cmd = env + (env.empty() ? "" : " ") + kBin + " " + args + " 2>&1";
     std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
     std::string out;
     std::array<char, 4096> buf;

@@ -6,6 +6,8 @@
 //     never printed; `autoround push` from the command line.
 #include <gtest/gtest.h>
 
+#include "cli/cli_test_util.h"
+
 #include <sys/wait.h>
 
 #include <array>
@@ -30,21 +32,8 @@ namespace {
 const fs::path kNano = fs::path(AR_SHARED_DIR) / "models/qwen3-nano";
 const std::string kToken = "hf_EndToEndSecret42";
 
-struct Result {
-    int status;
-    std::string out;
-};
-
-Result run(const std::string& env, const std::string& args) {
-    const std::string cmd = env + " " + std::string(AR_BINARY_DIR) + "/autoround " + args + " 2>&1";
-    std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p.get())) > 0) out.append(buf.data(), n);
-    const int raw = pclose(p.release());
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), out};
-}
+using cli_test::Result;
+Result run(const std::string& env, const std::string& args) { return cli_test::run(args, env); }
 
 }  // namespace
 
