@@ -10,6 +10,7 @@ PACKAGES=(
   libopenblas-dev zlib1g-dev libbz2-dev          # BLAS for prefill GEMMs, gzip, bzip2 (eval data)
   libcurl4-openssl-dev libssl-dev                # Hub downloads/uploads, SHA-256
   libsnappy-dev libzstd-dev                      # Parquet pages (datasets)
+  libpng-dev libjpeg62-turbo-dev                 # images for Qwen3-VL
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and benchmarks
   clang libclang-rt-14-dev                       # libFuzzer targets, sanitizers
   python3 python3-jinja2                         # reference renders of chat templates (tests only)
