@@ -23,7 +23,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* kSupportedArchs = "Qwen3ForCausalLM, Qwen2ForCausalLM, LlamaForCausalLM, MistralForCausalLM";
+constexpr const char* kSupportedArchs =
+    "Qwen3ForCausalLM, Qwen3VLForConditionalGeneration, Qwen2ForCausalLM, LlamaForCausalLM, MistralForCausalLM";
 
 // Typed field access. `label` names the file, `ctx` an optional parent object ("rope_scaling.").
 struct Fields {
@@ -176,9 +177,68 @@ RopeConfig parse_rope(const Fields& f) {
     return r;
 }
 
+ModelConfig parse_model_config_impl(const json& j, const std::string& label);
+
+bool is_qwen3_vl(const Fields& f) {
+    if (const json* archs = f.find("architectures")) {
+        if (archs->is_array() && !archs->empty() && (*archs)[0].is_string())
+            return (*archs)[0].get<std::string>() == "Qwen3VLForConditionalGeneration";
+        if (archs->is_string()) return archs->get<std::string>() == "Qwen3VLForConditionalGeneration";
+        return false;
+    }
+    return f.opt_str("model_type").value_or("") == "qwen3_vl";
+}
+
+// Qwen3-VL: the language model is a Qwen3 decoder described by `text_config`; the top level holds the
+// multimodal token ids and (in transformers 5) tie_word_embeddings / dtype.
+ModelConfig parse_qwen3_vl_config(const json& j, const std::string& label) {
+    const Fields f{j, label, ""};
+    const json* text = f.opt_obj("text_config");
+    check(text != nullptr, label, ": a Qwen3VLForConditionalGeneration config needs a 'text_config' object; fix the file");
+    json tc = *text;
+    tc.erase("architectures");
+    tc["model_type"] = "qwen3";
+    ModelConfig c = parse_model_config_impl(tc, label + " (text_config)");
+    c.architecture = "Qwen3VLForConditionalGeneration";
+    c.model_type = "qwen3_vl";
+    c.vision_language = true;
+    c.text_prefix = "model.language_model.";
+    check(f.opt_obj("vision_config") != nullptr, label, ": a Qwen3-VL config needs a 'vision_config' object; fix the file");
+    if (auto tie = f.opt_bool("tie_word_embeddings")) c.tie_word_embeddings = *tie;
+    if (auto d = f.opt_str("dtype")) c.dtype = *d;
+    else if (auto td = f.opt_str("torch_dtype")) c.dtype = *td;
+    c.image_token_id = f.opt_token_id("image_token_id").value_or(-1);
+    c.video_token_id = f.opt_token_id("video_token_id").value_or(-1);
+    c.vision_start_token_id = f.opt_token_id("vision_start_token_id").value_or(-1);
+    c.vision_end_token_id = f.opt_token_id("vision_end_token_id").value_or(-1);
+    check(c.image_token_id >= 0 && c.image_token_id < c.vocab_size, label, ": image_token_id ", c.image_token_id,
+          " is missing or outside the vocabulary [0, ", c.vocab_size, "); fix the file");
+
+    // mrope_section lives in text_config.rope_parameters (5.x) or text_config.rope_scaling (4.x).
+    const Fields tf{*text, label, "text_config."};
+    const json* rp = tf.opt_obj("rope_parameters");
+    if (!rp) rp = tf.opt_obj("rope_scaling");
+    const json* sec = rp ? (rp->contains("mrope_section") ? &rp->at("mrope_section") : nullptr) : nullptr;
+    check(sec != nullptr && sec->is_array() && sec->size() == 3, label,
+          ": text_config.rope_parameters.mrope_section must be a list of 3 integers (t, h, w); fix the file");
+    int sum = 0;
+    for (const auto& e : *sec) {
+        check(e.is_number_integer() && e.get<int64_t>() >= 0 && e.get<int64_t>() <= 4096, label,
+              ": mrope_section entries must be non-negative integers; fix the file");
+        c.mrope_section.push_back(static_cast<int>(e.get<int64_t>()));
+        sum += c.mrope_section.back();
+    }
+    check(sum == c.head_dim / 2, label, ": mrope_section sums to ", sum, " but head_dim/2 is ", c.head_dim / 2,
+          "; fix the file");
+    check(3 * c.mrope_section[1] <= c.head_dim / 2 && 3 * c.mrope_section[2] <= c.head_dim / 2, label,
+          ": interleaved M-RoPE needs 3*mrope_section[1] and 3*mrope_section[2] <= head_dim/2; fix the file");
+    return c;
+}
+
 ModelConfig parse_model_config_impl(const json& j, const std::string& label) {
     check(j.is_object(), label, ": expected a JSON object, got a JSON ", j.type_name());
     const Fields f{j, label, ""};
+    if (is_qwen3_vl(f)) return parse_qwen3_vl_config(j, label);
     ModelConfig c;
     c.model_type = f.opt_str("model_type").value_or("");
 

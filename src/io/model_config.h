@@ -4,6 +4,7 @@
 // generation_config.json -> GenerationConfig  (sampling defaults, EOS ids; optional file)
 // tokenizer_config.json  -> TokenizerConfig   (chat template, special tokens; the template may
 //                           also come from chat_template.jinja or chat_template.json)
+// Qwen3-VL configs (text_config + vision_config) are read into the same struct (vision_language = true).
 // Both config.json styles are read: new (`rope_parameters`, `dtype`) and older (`rope_theta`,
 // `rope_scaling`, `torch_dtype`). Unknown architectures get
 // "unsupported architecture X; supported: ..." and missing required fields name the field and file.
@@ -50,6 +51,15 @@ struct ModelConfig {
     std::string dtype = "bfloat16"; // from `dtype` or `torch_dtype`
     std::optional<int> bos_token_id;
     std::vector<int> eos_token_ids;
+
+    // Qwen3-VL (Qwen3VLForConditionalGeneration, qwen3-architecture.md §2): the fields above come from
+    // `text_config`; the language model's tensors live under "model.language_model." and its RoPE is
+    // interleaved M-RoPE over (t, h, w) positions. The vision tower's own config is read by
+    // model/qwen3_vl_vision.h from config.json's `vision_config`.
+    bool vision_language = false;
+    std::string text_prefix = "model.";   // prefix of embed_tokens / layers.{i} / norm
+    std::vector<int> mrope_section;       // [t, h, w] frequency counts (sum = head_dim/2); empty: 1-D RoPE
+    int image_token_id = -1, video_token_id = -1, vision_start_token_id = -1, vision_end_token_id = -1;
 
     std::string family_name() const;
 };

@@ -23,12 +23,17 @@ public:
     float* k(int layer) { return k_[layer].data(); }   // [capacity, n_kv_heads, head_dim]
     float* v(int layer) { return v_[layer].data(); }
     void advance(int64_t n) { len_ += n; }
-    void clear() { len_ = 0; }
+    void clear() { len_ = 0; pos_delta_ = 0; }
+    // RoPE position of slot s = s + position_delta(). 0 for text models; Qwen3-VL sets it after a prefill
+    // with images (rope_delta of get_rope_index, qwen3-architecture.md §2.4e) so decode positions continue.
+    int64_t position_delta() const { return pos_delta_; }
+    void set_position_delta(int64_t d) { pos_delta_ = d; }
 
 private:
     std::vector<std::vector<float>> k_, v_;
     int64_t stride_;
     int64_t len_ = 0;
+    int64_t pos_delta_ = 0;
 };
 
 }  // namespace autoround

@@ -124,7 +124,8 @@ Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
           " must be even and at most 1024");
     const int64_t H = c.hidden_size, D = c.head_dim, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
                   I = c.intermediate_size, V = c.vocab_size;
-    m.embed_ = matrix(st, "model.embed_tokens.weight", V, H);
+    const std::string& tp = c.text_prefix;  // "model." or "model.language_model." (Qwen3-VL)
+    m.embed_ = matrix(st, tp + "embed_tokens.weight", V, H);
     if (st.has("lm_head.weight") || st.has("lm_head.qweight")) {
         m.head_ = m.linear_weight("lm_head", V, H);
     } else {
@@ -132,10 +133,10 @@ Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
               " has no lm_head.weight but config.json says tie_word_embeddings=false; the checkpoint is incomplete");
         m.head_ = m.embed_;
     }
-    m.final_norm_ = vector_f32(st, "model.norm.weight", H);
+    m.final_norm_ = vector_f32(st, tp + "norm.weight", H);
     m.layers_.resize(c.num_hidden_layers);
     for (int l = 0; l < c.num_hidden_layers; ++l) {
-        const std::string p = "model.layers." + std::to_string(l) + ".";
+        const std::string p = tp + "layers." + std::to_string(l) + ".";
         Qwen3Layer& L = m.layers_[l];
         L.input_norm = vector_f32(st, p + "input_layernorm.weight", H);
         L.post_attn_norm = vector_f32(st, p + "post_attention_layernorm.weight", H);
@@ -177,7 +178,7 @@ void Qwen3Model::lm_head(const float* hidden, int64_t T, float* logits) const {
 }
 
 void Qwen3Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits,
-                         const HiddenHook& hook) const {
+                         const HiddenHook& hook, const MultimodalInput* mm) const {
     const ModelConfig& c = cfg_;
     const int64_t T = static_cast<int64_t>(tokens.size());
     check(T > 0, "forward: no tokens");
@@ -191,12 +192,30 @@ void Qwen3Model::forward(std::span<const int32_t> tokens, KvCache& cache, float*
     std::vector<float> k(T * nkv * D), v(T * nkv * D);        // [T, nkv, D]
     std::vector<float> g(T * I), u(T * I);                    // [T, I]
     std::vector<int32_t> pos(T);
+    const int64_t delta = cache.position_delta();
     for (int64_t t = 0; t < T; ++t) {
         const int32_t id = tokens[t];
         check(id >= 0 && id < V, "token id ", id, " at position ", t, " is outside the vocabulary [0, ", V, ")");
         weight_row_to_f32(embed_, id, x.data() + t * H);
-        pos[t] = static_cast<int32_t>(past + t);
+        pos[t] = static_cast<int32_t>(past + t + delta);
     }
+    // Multimodal prefill: image rows replaced in order, their indices kept for the DeepStack additions.
+    std::vector<int64_t> visual_rows;
+    if (mm) {
+        check(c.vision_language, "forward: image inputs given to a text-only model (", c.architecture, ")");
+        for (int64_t t = 0; t < T; ++t)
+            if (tokens[t] == c.image_token_id) visual_rows.push_back(t);
+        check(static_cast<int64_t>(visual_rows.size()) == mm->n_visual, "the prompt has ", visual_rows.size(),
+              " <|image_pad|> tokens but the images give ", mm->n_visual,
+              " features; each image needs exactly (h/2)*(w/2) pad tokens (build the prompt with the chat template)");
+        if (mm->image_embeds)
+            for (int64_t i = 0; i < mm->n_visual; ++i)
+                std::memcpy(x.data() + visual_rows[i] * H, mm->image_embeds + i * H, sizeof(float) * H);
+        check(static_cast<int>(mm->deepstack.size()) <= c.num_hidden_layers, "forward: ", mm->deepstack.size(),
+              " DeepStack features for ", c.num_hidden_layers, " layers");
+    }
+    // 3-D M-RoPE positions [3, T]: given by the prefill, else every axis at slot + delta (text tokens).
+    const bool mrope = mm && mm->positions && !c.mrope_section.empty();
     if (hook) hook("embeddings", -1, x.data(), T, H);
 
     for (int l = 0; l < c.num_hidden_layers; ++l) {
@@ -209,8 +228,13 @@ void Qwen3Model::forward(std::span<const int32_t> tokens, KvCache& cache, float*
             rmsnorm(q.data(), L.q_norm.data(), T * nq, D, c.rms_norm_eps, q.data());
             rmsnorm(k.data(), L.k_norm.data(), T * nkv, D, c.rms_norm_eps, k.data());
         }
-        rope_apply(q.data(), T, nq, D, pos.data(), inv_freq_);
-        rope_apply(k.data(), T, nkv, D, pos.data(), inv_freq_);
+        if (mrope) {
+            rope_apply_mrope(q.data(), T, nq, D, mm->positions, inv_freq_, c.mrope_section);
+            rope_apply_mrope(k.data(), T, nkv, D, mm->positions, inv_freq_, c.mrope_section);
+        } else {
+            rope_apply(q.data(), T, nq, D, pos.data(), inv_freq_);
+            rope_apply(k.data(), T, nkv, D, pos.data(), inv_freq_);
+        }
         std::memcpy(cache.k(l) + past * cache.stride(), k.data(), sizeof(float) * T * nkv * D);
         std::memcpy(cache.v(l) + past * cache.stride(), v.data(), sizeof(float) * T * nkv * D);
         attention_causal(q.data(), cache.k(l), cache.v(l), AttentionShape{T, past, nq, nkv, D, cache.stride()},
@@ -224,9 +248,20 @@ void Qwen3Model::forward(std::span<const int32_t> tokens, KvCache& cache, float*
         swiglu(g.data(), u.data(), T * I, g.data());
         linear(g.data(), T, L.down, nullptr, tmp.data());
         for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
+        if (mm && l < static_cast<int>(mm->deepstack.size()) && mm->deepstack[l]) {
+            const float* ds = mm->deepstack[l];  // [n_visual, H]
+            for (size_t i = 0; i < visual_rows.size(); ++i)
+                for (int64_t j = 0; j < H; ++j) x[visual_rows[i] * H + j] += ds[i * H + j];
+        }
         if (hook) hook("block_out", l, x.data(), T, H);
     }
     cache.advance(T);
+    if (mrope) {
+        // rope_delta = max position + 1 − sequence length (§2.4d): decode slot s then sits at s + delta.
+        int32_t mx = 0;
+        for (int64_t i = 0; i < 3 * T; ++i) mx = std::max(mx, mm->positions[i]);
+        cache.set_position_delta(static_cast<int64_t>(mx) + 1 - cache.size());
+    }
 
     rmsnorm(x.data(), final_norm_.data(), T, H, c.rms_norm_eps, h.data());
     if (hook) hook("final_norm", -1, h.data(), T, H);

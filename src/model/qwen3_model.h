@@ -1,6 +1,8 @@
 // model/qwen3_model.h — the Qwen3 dense decoder (also Qwen2/Qwen2.5 and Llama: the same graph
 // without QK-norm, with optional q/k/v bias) running on CPU in float32 from 16-bit weights.
 //
+// Qwen3-VL's language model is the same decoder under "model.language_model." with interleaved M-RoPE and
+// DeepStack additions (§2.4); model/qwen3_vl_model.h adds the vision tower in front of it.
 // Forward, per layer (qwen3-architecture.md §1.3):
 //   h = RMSNorm(x); q,k,v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ (+bias); q,k = RMSNorm_per_head (Qwen3);
 //   q,k = RoPE(q,k); append k,v to the cache; a = causal GQA attention; x += a·Woᵀ;
@@ -48,6 +50,15 @@ using HiddenHook = std::function<void(const std::string& name, int layer, const 
 
 class GgufFile;
 
+// What a multimodal prefill adds to the token ids (Qwen3-VL, qwen3-architecture.md §2.4).
+struct MultimodalInput {
+    const float* image_embeds = nullptr;      // [n_visual, hidden]: replace the rows of image_token_id, in order
+    int64_t n_visual = 0;
+    std::vector<const float*> deepstack;      // [k][n_visual, hidden]: added at the visual rows after layer k
+    const int32_t* positions = nullptr;       // [3, T] (t, h, w) M-RoPE positions (get_rope_index); the cache's
+                                              // position delta is set from them for the decode steps after
+};
+
 class Qwen3Model {
 public:
     // Loads config.json + safetensors from a model folder; validates every tensor's shape/dtype.
@@ -63,10 +74,11 @@ public:
     KvCache make_cache() const;
     int64_t parameter_count() const;
 
-    // Runs `tokens` at cache slots [cache.size(), +T) (positions = slots), appends to the cache.
-    // logits: [T, vocab] if all_logits else [1, vocab] for the last token; may be null.
+    // Runs `tokens` at cache slots [cache.size(), +T) (positions = slots + cache.position_delta()),
+    // appends to the cache. logits: [T, vocab] if all_logits else [1, vocab] for the last token; may be null.
+    // `mm` (Qwen3-VL only) places image features, DeepStack features and 3-D positions.
     void forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits,
-                 const HiddenHook& hook = {}) const;
+                 const HiddenHook& hook = {}, const MultimodalInput* mm = nullptr) const;
 
     // Computes logits rows for final hidden states [T, hidden] -> [T, vocab].
     void lm_head(const float* hidden, int64_t T, float* logits) const;

@@ -235,7 +235,7 @@ ModelLayout describe_model(const ModelConfig& cfg, const TensorStore& st) {
     ModelLayout m;
     m.tie_word_embeddings = cfg.tie_word_embeddings;
     for (int i = 0; i < cfg.num_hidden_layers; ++i) {
-        const std::string block = "model.layers." + std::to_string(i);
+        const std::string block = cfg.text_prefix + "layers." + std::to_string(i);  // Qwen3-VL: language model only
         m.blocks.push_back(block);
         std::set<std::string> known;
         for (int w = 0; w < kNumBlockLinears; ++w) {
@@ -256,7 +256,7 @@ ModelLayout describe_model(const ModelConfig& cfg, const TensorStore& st) {
             if (!known.count(name)) m.linears.push_back({name, it->second.shape[0], it->second.shape[1]});
         }
     }
-    const std::string head = st.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight";
+    const std::string head = st.has("lm_head.weight") ? "lm_head.weight" : cfg.text_prefix + "embed_tokens.weight";
     if (st.has(head)) {
         const TensorInfo& t = st.get(head);
         if (t.shape.size() == 2) m.linears.push_back({"lm_head", t.shape[0], t.shape[1]});
@@ -273,7 +273,7 @@ QuantPlan plan_quantization(const ModelLayout& model, const SchemeOptions& o) {
     qc.group_size = g.group_size;
     qc.sym = g.sym;
     qc.data_type = g.data_type;
-    check(!model.blocks.empty(), "the model has no transformer blocks (model.layers.*) to quantize");
+    check(!model.blocks.empty(), "the model has no transformer blocks (model.layers.* / model.language_model.layers.*) to quantize");
 
     // ---- 2. blocks ---------------------------------------------------------------------------------
     std::vector<int> selected;

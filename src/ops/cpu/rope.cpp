@@ -37,6 +37,39 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int head_dim) {
     return inv;
 }
 
+int mrope_axis(int64_t j, std::span<const int> section) {
+    if (section.size() == 3) {
+        if (j % 3 == 1 && j < 3 * static_cast<int64_t>(section[1])) return 1;
+        if (j % 3 == 2 && j < 3 * static_cast<int64_t>(section[2])) return 2;
+    }
+    return 0;
+}
+
+void rope_apply_mrope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos3,
+                      const std::vector<float>& inv_freq, std::span<const int> section) {
+    const int64_t half = head_dim / 2;
+    check(half <= 512, "rope: head_dim ", head_dim, " is above the supported 1024");
+    int axis[512];
+    for (int64_t j = 0; j < half; ++j) axis[j] = mrope_axis(j, section);
+#pragma omp parallel for schedule(static) if (T * n_heads > 256)
+    for (int64_t t = 0; t < T; ++t) {
+        float c[512], s[512];
+        for (int64_t j = 0; j < half; ++j) {
+            const float a = static_cast<float>(pos3[axis[j] * T + t]) * inv_freq[j];
+            c[j] = std::cos(a);
+            s[j] = std::sin(a);
+        }
+        for (int64_t h = 0; h < n_heads; ++h) {
+            float* v = x + (t * n_heads + h) * head_dim;
+            for (int64_t j = 0; j < half; ++j) {
+                const float a = v[j], b = v[j + half];
+                v[j] = a * c[j] - b * s[j];
+                v[j + half] = b * c[j] + a * s[j];
+            }
+        }
+    }
+}
+
 void rope_apply(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos,
                 const std::vector<float>& inv_freq) {
     const int64_t half = head_dim / 2;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "io/model_config.h"
@@ -17,5 +18,15 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int head_dim);
 // Applies RoPE in place to x [T, n_heads, head_dim] with positions pos[T].
 void rope_apply(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos,
                 const std::vector<float>& inv_freq);
+
+// The M-RoPE axis (0 = t, 1 = h, 2 = w) of frequency j under the interleaved layout of Qwen3-VL
+// (qwen3-architecture.md §2.4c): h when j % 3 == 1 and j < 3·section[1], w when j % 3 == 2 and
+// j < 3·section[2], t otherwise.
+int mrope_axis(int64_t j, std::span<const int> section);
+
+// Interleaved M-RoPE in place on x [T, n_heads, head_dim]; pos3 [3, T] holds the t, h and w position rows.
+// Frequency j turns by pos3[mrope_axis(j)][t] · inv_freq[j]; with equal rows this is rope_apply exactly.
+void rope_apply_mrope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos3,
+                      const std::vector<float>& inv_freq, std::span<const int> section);
 
 }  // namespace autoround
