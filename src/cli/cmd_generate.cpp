@@ -1,15 +1,22 @@
 // cli/cmd_generate.cpp — `autoround generate`: prompt (raw or through the chat template) ->
 // prefill -> token-by-token decode with the KV cache, streaming text as it is produced.
 // Sampling defaults come from generation_config.json; --temperature 0 means greedy.
+// With --image (Qwen3-VL models), the prompt goes through the chat template as a user message whose
+// content is the image parts followed by the text; each image is decoded, resized and patchified by the
+// model's image processor, encoded by the vision tower and placed at its <|image_pad|> tokens.
 #include <chrono>
+#include <optional>
 #include <cstdio>
 #include <set>
 
 #include "cli/common.h"
 #include "cli/model_source.h"
 #include "core/error.h"
+#include "image/image.h"
+#include "image/qwen3_vl_image_processor.h"
 #include "io/model_config.h"
 #include "model/qwen3_model.h"
+#include "model/qwen3_vl_model.h"
 #include "model/sampler.h"
 #include "text/bpe_tokenizer.h"
 #include "text/chat_template.h"
@@ -19,6 +26,9 @@ namespace {
 
 struct GenerateArgs {
     std::string model, prompt, prompt_file, system, tokenizer;
+    std::vector<std::string> images;
+    int64_t min_pixels = 0, max_pixels = 0;  // 0: from preprocessor_config.json
+    bool no_exif_rotate = false;
     bool chat = false, ids = false, no_stats = false;
     int max_new_tokens = -1, top_k = -1, threads = 0;
     float temperature = -1, top_p = -1, min_p = 0, repetition_penalty = -1;
@@ -30,18 +40,44 @@ int run_generate(const GenerateArgs& a) {
     set_threads(a.threads);
     const ModelSource src = model_source_arg(a.model);  // HF folder, or a GGUF file / folder
     const auto& dir = src.path;
-    const Qwen3Model model = Qwen3Model::load(dir);
+    Qwen3Model text_model = Qwen3Model::load(dir);
+    const bool with_images = !a.images.empty();
+    // Images: decoded and preprocessed before the (slow) vision tower loads, so bad files fail fast.
+    std::vector<ProcessedImage> images;
+    std::optional<Qwen3VLModel> vl;
+    if (with_images) {
+        check(text_model.config().vision_language, "--image: ", dir.string(), " is a ", text_model.config().architecture,
+              " model, which takes no images; use a Qwen3-VL model (Qwen3VLForConditionalGeneration)");
+        PixelOverrides px;
+        if (a.min_pixels > 0) px.min_pixels = a.min_pixels;
+        if (a.max_pixels > 0) px.max_pixels = a.max_pixels;
+        const ImageProcessorConfig ipc = load_model_image_processor_config(dir, px);
+        DecodeOptions dopt;
+        dopt.apply_exif_orientation = !a.no_exif_rotate;
+        for (const std::string& path : a.images) images.push_back(preprocess_image(decode_image(path, dopt), ipc));
+        vl = Qwen3VLModel::from_text_model(std::move(text_model), dir);
+    }
+    const Qwen3Model& model = vl ? vl->text() : text_model;
     const BpeTokenizer tok = src.tokenizer(a.tokenizer);
     const GenerationConfig gen = src.generation_config();
 
     std::string prompt = a.prompt_file.empty() ? a.prompt : read_text_file(a.prompt_file);
-    if (a.chat) {
+    const bool chat = a.chat || with_images;  // image parts only exist in the chat template's message format
+    if (chat) {
         const TokenizerConfig tc = src.tokenizer_config();
-        check(tc.chat_template.has_value(), "--chat: ", dir.string(),
-              " has no chat template (tokenizer_config.json chat_template or chat_template.jinja); drop --chat");
+        check(tc.chat_template.has_value(), with_images ? "--image" : "--chat", ": ", dir.string(),
+              " has no chat template (tokenizer_config.json chat_template or chat_template.jinja)",
+              with_images ? "" : "; drop --chat");
         ChatTemplateInputs in;
         if (!a.system.empty()) in.messages.push_back({{"role", "system"}, {"content", a.system}});
-        in.messages.push_back({{"role", "user"}, {"content", prompt}});
+        if (with_images) {
+            nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+            for (size_t i = 0; i < images.size(); ++i) parts.push_back({{"type", "image"}});
+            parts.push_back({{"type", "text"}, {"text", prompt}});
+            in.messages.push_back({{"role", "user"}, {"content", parts}});
+        } else {
+            in.messages.push_back({{"role", "user"}, {"content", prompt}});
+        }
         in.add_generation_prompt = true;
         in.extra["bos_token"] = tc.bos_token;
         in.extra["eos_token"] = tc.eos_token;
@@ -51,6 +87,7 @@ int run_generate(const GenerateArgs& a) {
     }
     std::vector<int32_t> ids = tok.encode(prompt);
     check(!ids.empty(), "the prompt is empty; pass --prompt TEXT");
+    if (vl) ids = vl->expand_image_pads(ids, images);
 
     SamplingParams sp;
     sp.temperature = a.temperature >= 0 ? a.temperature : gen.temperature;
@@ -71,12 +108,13 @@ int run_generate(const GenerateArgs& a) {
     KvCache cache = model.make_cache();
     Sampler sampler(sp);
     StreamingDecoder sd(tok, /*skip_special_tokens=*/false);
-    if (!a.chat && !a.ids) {
+    if (!chat && !a.ids) {
         std::fputs(prompt.c_str(), stdout);
         std::fflush(stdout);
     }
     const auto t0 = std::chrono::steady_clock::now();
-    model.forward(ids, cache, logits.data(), false);
+    if (vl) vl->prefill(ids, images, cache, logits.data(), false);
+    else model.forward(ids, cache, logits.data(), false);
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int32_t> generated;
     for (int i = 0; i < max_new; ++i) {
@@ -115,6 +153,17 @@ void add_generate_command(CLI::App& root) {
     p->excludes(pf);
     c->add_option("--tokenizer", a->tokenizer, "tokenizer.json (or its folder) when the model folder has none");
     c->add_flag("--chat", a->chat, "Wrap the prompt as a user message with the model's chat template");
+    c->add_option("--image", a->images,
+                  "Image file (PNG or JPEG) for a Qwen3-VL model; repeat for several. Implies --chat: the user message "
+                  "is the images followed by the prompt")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c->add_option("--min_pixels", a->min_pixels, "Smallest image area after resizing (default: preprocessor_config.json)")
+        ->check(CLI::PositiveNumber);
+    c->add_option("--max_pixels", a->max_pixels,
+                  "Largest image area after resizing; bigger images are scaled down (default: preprocessor_config.json)")
+        ->check(CLI::PositiveNumber);
+    c->add_flag("--no_exif_rotate", a->no_exif_rotate,
+                "Ignore the EXIF Orientation tag of photos (transformers 5.17 does not rotate images given by path)");
     c->add_option("--system", a->system, "System message (with --chat)");
     c->add_option("--max_new_tokens", a->max_new_tokens, "Tokens to generate (default: generation_config or 256)")
         ->check(CLI::NonNegativeNumber);
