@@ -3,6 +3,8 @@
 //   kld        KL divergence of a quantized model from its base over the same windows as ppl, reported
 //              like llama.cpp's `perplexity --kl-divergence` (eval/kl_divergence.h)
 //   hellaswag  0-shot HellaSwag accuracy from llama.cpp's text format, plain or .bz2 (eval/hellaswag.h)
+// Every model flag (--model, and kld's --base) takes a local folder or a Hugging Face id org/name[@rev],
+// resolved through cli/model_source.h like the other subcommands.
 // Errors in the flags' values (a missing --base, a data file that cannot be read, a bad --limit) are
 // autoround errors, so they exit with status 1 and name the flag.
 #include <cstdio>
@@ -70,17 +72,17 @@ struct KldArgs {
 };
 
 int run_kld(const KldArgs& a) {
-    check(!a.base.empty(), "eval kld: --base is required: the unquantized model folder that --model is compared against");
+    check(!a.base.empty(),
+          "eval kld: --base is required: the unquantized model (folder or Hub id) that --model is compared against");
     check(a.seqlen >= 2, "eval kld: --seqlen must be at least 2 (got ", a.seqlen, ")");
     check(a.max_tokens >= 0, "eval kld: --max_tokens must be 0 (all) or positive (got ", a.max_tokens, ")");
     check(a.threads >= 0, "eval kld: --threads must be 0 (all cores) or positive (got ", a.threads, ")");
     set_threads(a.threads);
     check(std::filesystem::is_regular_file(a.data), "--data ", a.data, ": no such file; pass a text file to score");
     const std::string text = read_text_file(a.data);
-    check(std::filesystem::is_directory(a.base), "--base ", a.base,
-          ": not a directory; pass the Hugging Face folder of the unquantized model");
-    const auto base_dir = std::filesystem::path(a.base), model_dir = model_source_arg(a.model).path;
-    check(std::filesystem::exists(base_dir / "config.json"), "--base ", a.base, ": no config.json in this folder");
+    // both: a local folder or a Hub id (cli/model_source.h); --model may also be a GGUF file / folder
+    const std::filesystem::path base_dir = model_dir_flag(a.base, "--base");
+    const std::filesystem::path model_dir = model_source_arg(a.model).path;
     const Qwen3Model base = Qwen3Model::load(base_dir);
     const Qwen3Model model = Qwen3Model::load(model_dir);
     const BpeTokenizer tok = BpeTokenizer::load(tokenizer_path(a.tokenizer, base_dir));
@@ -167,7 +169,8 @@ void add_eval_command(CLI::App& root) {
     e->require_subcommand(1);
     auto a = std::make_shared<PplArgs>();
     CLI::App* p = e->add_subcommand("ppl", "Perplexity of a text file over non-overlapping windows");
-    p->add_option("--model", a->models, "Model folder(s); repeat to compare several")->required();
+    p->add_option("--model", a->models, "Model folder(s), GGUF file(s) or Hub id(s) org/name[@rev]; repeat to compare")
+        ->required();
     p->add_option("--data", a->data, "Text file, scored as is (tokenized whole)")->required()->check(CLI::ExistingFile);
     p->add_option("--tokenizer", a->tokenizer, "tokenizer.json (or its folder) when the model folder has none");
     p->add_option("--seqlen", a->seqlen, "Window length in tokens (default 2048)")->check(CLI::Range(2, 1 << 20));
@@ -180,8 +183,8 @@ void add_eval_command(CLI::App& root) {
 
     auto k = std::make_shared<KldArgs>();
     CLI::App* kc = e->add_subcommand("kld", "KL divergence of a quantized model from its base (llama.cpp style)");
-    kc->add_option("--model", k->model, "Quantized (or any other) model folder")->required();
-    kc->add_option("--base", k->base, "Base model folder: the reference distribution p (required)");
+    kc->add_option("--model", k->model, "Quantized (or any other) model folder, GGUF file or Hub id")->required();
+    kc->add_option("--base", k->base, "Base model folder or Hub id: the reference distribution p (required)");
     kc->add_option("--data", k->data, "Text file, tokenized whole with the base's tokenizer")->required();
     kc->add_option("--tokenizer", k->tokenizer, "tokenizer.json (or its folder) when the base folder has none");
     kc->add_option("--seqlen", k->seqlen, "Window length in tokens (default 2048)");
@@ -192,7 +195,7 @@ void add_eval_command(CLI::App& root) {
 
     auto h = std::make_shared<HellaswagArgs>();
     CLI::App* hc = e->add_subcommand("hellaswag", "0-shot HellaSwag accuracy (llama.cpp text format, plain or .bz2)");
-    hc->add_option("--model", h->model, "Model folder")->required();
+    hc->add_option("--model", h->model, "Model folder, GGUF file or Hub id org/name[@rev]")->required();
     hc->add_option("--data", h->data, "Tasks of 6 lines (context, gold 0-3, 4 endings), e.g. hellaswag_val_full.txt.bz2")
         ->required();
     hc->add_option("--tokenizer", h->tokenizer, "tokenizer.json (or its folder) when the model folder has none");

@@ -18,7 +18,7 @@ void add_info_command(CLI::App& root) {
     struct Args { std::string model; bool tensors = false; };
     auto a = std::make_shared<Args>();
     CLI::App* c = root.add_subcommand("info", "Describe a model folder and validate its files");
-    c->add_option("--model", a->model, "Model folder, or a GGUF file")->required();
+    c->add_option("--model", a->model, "Model folder, a GGUF file, or a Hugging Face id org/name[@rev]")->required();
     c->add_flag("--tensors", a->tensors, "List every tensor (name, dtype, shape, file)");
     c->callback([a] {
         const ModelSource src = model_source_arg(a->model);

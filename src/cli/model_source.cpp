@@ -2,12 +2,16 @@
 #include "cli/model_source.h"
 
 #include "cli/common.h"
+#include "core/error.h"
+#include "hub/hub_download.h"
+#include "hub/hub_settings.h"
+#include "hub/repo_id.h"
 #include "model/gguf_checkpoint.h"
 #include "text/gguf_tokenizer.h"
 
 namespace autoround::cli {
 
-ModelSource model_source_arg(const std::string& arg) {
+ModelSource model_source_arg(const std::string& arg, const std::string& flag) {
     ModelSource s;
     std::error_code ec;
     if (std::filesystem::exists(arg, ec)) {
@@ -17,8 +21,40 @@ ModelSource model_source_arg(const std::string& arg) {
             return s;
         }
     }
-    s.path = model_dir_arg(arg);
+    s.path = model_dir_flag(arg, flag);
     return s;
+}
+
+std::filesystem::path model_dir_flag(const std::string& arg, const std::string& flag) {
+    if (flag == "--model") return model_dir_arg(arg);
+    // model_dir_arg / resolve_model_arg word their errors for --model; name the flag actually given.
+    try {
+        return model_dir_arg(arg);
+    } catch (const Error& e) {
+        const std::string m = e.what(), prefix = "--model " + arg;
+        if (m.rfind(prefix, 0) == 0) throw Error(flag + " " + arg + m.substr(prefix.size()));
+        throw;
+    }
+}
+
+std::filesystem::path tokenizer_json_arg(const std::string& arg, const std::string& flag) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::exists(arg, ec) || !hub::looks_like_repo_id(arg)) {
+        const fs::path p = fs::is_directory(arg, ec) ? fs::path(arg) / "tokenizer.json" : fs::path(arg);
+        check(fs::is_regular_file(p, ec), flag, " ", arg, ": ", p.string(),
+              " does not exist; pass a model folder, a tokenizer.json or a Hugging Face model id (org/name[@rev])");
+        return p;
+    }
+    fs::path dir;
+    try {
+        dir = hub::resolve_model_repo(arg, hub::hub_settings_from_env(), hub::is_tokenizer_file, flag);
+    } catch (const Error& e) {
+        fail(flag, " ", arg, " is not a local folder, so it was taken as a Hugging Face model id: ", e.what());
+    }
+    check(fs::exists(dir / "tokenizer.json"), flag, " ", arg, ": the Hub repo has no tokenizer.json (", dir.string(),
+          ")");
+    return dir / "tokenizer.json";
 }
 
 BpeTokenizer ModelSource::tokenizer(const std::string& flag) const {

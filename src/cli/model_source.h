@@ -3,6 +3,8 @@
 // folder whose only model file is one; model/gguf_checkpoint.h). The model itself loads through
 // Qwen3Model::load(path) either way; this adds the side information the folder files would give:
 // tokenizer, generation defaults and chat template, taken from the GGUF metadata for GGUF models.
+// A model flag that names no local path but has the shape of a Hub id (org/name[@rev]) is resolved
+// through the Hugging Face cache here, so every subcommand accepts Hub ids the same way.
 #pragma once
 
 #include <filesystem>
@@ -26,7 +28,18 @@ struct ModelSource {
     TokenizerConfig tokenizer_config() const;
 };
 
-// A GGUF file / GGUF folder, else what model_dir_arg accepts (a model folder or a Hub id).
-ModelSource model_source_arg(const std::string& arg);
+// A GGUF file / GGUF folder, else what model_dir_flag accepts (a model folder or a Hub id).
+ModelSource model_source_arg(const std::string& arg, const std::string& flag = "--model");
+
+// The one way a subcommand turns a model flag (--model, --base, ...) into a model folder: a local folder
+// with config.json, else a Hub id `org/name[@revision]` resolved through the Hugging Face cache
+// (common.h: model_dir_arg / resolve_model_arg; HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE, --token).
+// Errors name `flag`.
+std::filesystem::path model_dir_flag(const std::string& arg, const std::string& flag = "--model");
+
+// A tokenizer.json for a flag that only needs the tokenizer (`tokenize --model`): the file itself, a
+// folder holding one, or a Hub id, for which only config.json and the tokenizer files are downloaded
+// (hub::is_tokenizer_file), not the weights.
+std::filesystem::path tokenizer_json_arg(const std::string& arg, const std::string& flag = "--model");
 
 }  // namespace autoround::cli

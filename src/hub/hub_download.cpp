@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -455,6 +456,26 @@ fs::path HubClient::download_snapshot(const RepoRef& r, const std::function<bool
     return cache_.snapshot_dir(r, listing.commit);
 }
 
+namespace {
+
+// LICENSE, LICENSE.txt, LICENSE.md, LICENSE-MODEL, LICENCE, license.txt, ... (any case).
+bool is_license_file(const std::string& name) {
+    std::string up = name;
+    for (char& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (const std::string_view stem : {std::string_view("LICENSE"), std::string_view("LICENCE")}) {
+        if (up.rfind(stem, 0) != 0) continue;
+        if (up.size() == stem.size() || up[stem.size()] == '.' || up[stem.size()] == '-' || up[stem.size()] == '_')
+            return true;
+    }
+    return false;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
 bool is_model_file(const std::string& path) {
     if (path.find('/') != std::string::npos) return false;
     static const std::set<std::string> names = {
@@ -464,18 +485,28 @@ bool is_model_file(const std::string& path) {
         "tokenizer.model",       "chat_template.jinja",       "chat_template.json",
         "preprocessor_config.json", "processor_config.json",  "video_preprocessor_config.json",
         "quantization_config.json", "quantize_config.json",   "quant_config.json",
+        "README.md",             // the model card: license and base model for the exported cards
     };
-    if (names.count(path)) return true;
-    const std::string ext = ".safetensors";
-    return path.size() > ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+    return names.count(path) || is_license_file(path) || ends_with(path, ".safetensors");
 }
 
-fs::path resolve_model_repo(const std::string& id_and_rev, const HubSettings& s) {
-    const RepoRef r = parse_repo_ref(id_and_rev, RepoType::Model, "--model");
+bool is_tokenizer_file(const std::string& path) {
+    if (path.find('/') != std::string::npos) return false;
+    static const std::set<std::string> names = {
+        "config.json",     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "added_tokens.json", "vocab.json",   "merges.txt",            "tokenizer.model",
+        "chat_template.jinja", "chat_template.json",
+    };
+    return names.count(path) > 0;
+}
+
+fs::path resolve_model_repo(const std::string& id_and_rev, const HubSettings& s,
+                            const std::function<bool(const std::string&)>& want, std::string_view flag) {
+    const RepoRef r = parse_repo_ref(id_and_rev, RepoType::Model, flag);
     HubClient client(s);
     std::vector<std::string> files;
-    const fs::path dir = client.download_snapshot(r, is_model_file, &files);
-    check(std::find(files.begin(), files.end(), "config.json") != files.end(), "--model ", id_and_rev,
+    const fs::path dir = client.download_snapshot(r, want, &files);
+    check(std::find(files.begin(), files.end(), "config.json") != files.end(), flag, " ", id_and_rev,
           ": the repo has no config.json at the top level (", dir.string(), "); is it a model repo in the "
           "Hugging Face transformers layout?");
     return dir;

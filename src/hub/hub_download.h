@@ -26,6 +26,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hub/hf_cache.h"
@@ -85,11 +86,18 @@ private:
 };
 
 // Files a model folder needs: config, weights (*.safetensors + index), tokenizer, generation,
-// processor/chat-template and quantization configs — top-level files only.
+// processor/chat-template and quantization configs, and the model card (README.md: license, base
+// model) and LICENSE* files — top-level files only.
 bool is_model_file(const std::string& path);
+// The subset a tokenizer needs (`autoround tokenize`): config.json and the tokenizer / chat-template
+// files, no weights.
+bool is_tokenizer_file(const std::string& path);
 
-// Resolves `org/name[@rev]` to a model folder in the cache (downloading what is missing).
-std::filesystem::path resolve_model_repo(const std::string& id_and_rev, const HubSettings& s);
+// Resolves `org/name[@rev]` to a model folder in the cache, downloading the files `want` selects that
+// are missing; the repo must have a top-level config.json. `flag` names the option in errors.
+std::filesystem::path resolve_model_repo(const std::string& id_and_rev, const HubSettings& s,
+                                         const std::function<bool(const std::string&)>& want = is_model_file,
+                                         std::string_view flag = "--model");
 
 // The data files of a dataset repo for the given splits (default "train"), in the order HF
 // datasets reads them: split by split, names sorted; one format (the most common of .parquet,

@@ -12,6 +12,9 @@ Repos are folders: <root>/models/<org>/<name>/... and <root>/datasets/<org>/<nam
 (a different host name than 127.0.0.1, so clients must drop Authorization). Other files are served
 directly with ETag = git blob SHA-1.
 
+Uploads: preupload answers "lfs" for the Hub's default LFS patterns (*.safetensors, *.bin, *.gguf, ...) and
+files of 10 MB or more, "regular" otherwise (so config.json and README.md are committed inline).
+
 Endpoints: HEAD/GET /[datasets/]<org>/<name>/resolve/<rev>/<path>, GET /cdn/<sha256>[?sig],
 GET /api/{models,datasets}/<org>/<name>/revision/<rev>, and the upload API: POST /api/repos/create,
 POST /api/<type>s/<repo>/preupload/<rev>, POST /<repo>.git/info/lfs/objects/batch,
@@ -30,7 +33,8 @@ Behaviour switches: <root>/control.json, re-read on every request (all keys opti
   truncate        {sha256: n bytes} -> the first CDN GET sends n bytes then drops the connection
   extra_siblings  [names] added to the listing (path-safety tests)
   multipart_chunk chunk size for LFS multipart uploads (files larger use "multipart")
-Every request is appended to <root>/requests.jsonl: method, path, headers, body (text or base64).
+Every request is appended to <root>/requests.jsonl: method, path, headers, body (text or base64; bodies over
+BODY_LOG_LIMIT are logged with their size only).
 """
 import argparse
 import base64
@@ -45,6 +49,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = None
+BODY_LOG_LIMIT = 4 << 20  # request bodies logged whole up to this size (NDJSON commits with inline files)
 LOCK = threading.Lock()
 COUNTERS = {}
 UPLOADS = {}  # oid -> bytearray (LFS uploads)
@@ -66,6 +71,17 @@ def bump(key):
 
 def is_lfs(path, data):
     return len(data) > 64 or path.endswith(".safetensors") or path.endswith(".parquet")
+
+
+# The Hub's default .gitattributes LFS patterns (a subset), and its size rule: text files of 10 MB or more
+# go through LFS too. Small config/README/JSON files are committed inline, as on the real Hub.
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".parquet", ".arrow", ".h5",
+                ".msgpack", ".npy", ".npz", ".pkl", ".zip", ".gz", ".bz2", ".zst", ".tar", ".model", ".tflite")
+LFS_MIN_SIZE = 10 * 1000 * 1000
+
+
+def upload_as_lfs(path, size):
+    return path.lower().endswith(LFS_SUFFIXES) or size >= LFS_MIN_SIZE
 
 
 def git_sha1(data):
@@ -129,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
             enc = "base64"
         entry = {"method": self.command, "path": self.path,
                  "headers": {k.lower(): v for k, v in self.headers.items()},
-                 "body": text if len(body) <= 65536 else "", "body_encoding": enc, "body_size": len(body)}
+                 "body": text if len(body) <= BODY_LOG_LIMIT else "", "body_encoding": enc, "body_size": len(body)}
         with LOCK:
             with open(os.path.join(ROOT, "requests.jsonl"), "a") as f:
                 f.write(json.dumps(entry) + "\n")
@@ -342,7 +358,7 @@ class Handler(BaseHTTPRequestHandler):
             out = []
             for f in req["files"]:
                 sample = base64.b64decode(f["sample"])
-                lfs = f["size"] > 64 or f["path"].endswith(".safetensors")
+                lfs = upload_as_lfs(f["path"], f["size"])
                 if f["size"] == 0:
                     lfs = False
                 out.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular",

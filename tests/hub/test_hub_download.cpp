@@ -3,11 +3,13 @@
 // downloads and an offline run without any request, resume of a killed (.incomplete) download with
 // Range, a server that ignores Range, SHA-256 mismatch (re-fetched once, then refused), renamed repos
 // (relative redirect), Authorization dropped on the CDN host, 401/403/404/500/timeouts with clear
-// messages that never contain the token, unsafe names from the server refused, dataset file choice.
+// messages that never contain the token, unsafe names from the server refused, dataset file choice, the
+// model file choice (weights, tokenizer, README.md card, LICENSE, processor files of vision models).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "hub/hf_cache.h"
@@ -35,8 +37,9 @@ void make_tiny_model(const FakeHub& h, const std::string& repo = "org/tiny") {
     h.put("models", repo, "config.json", R"({"model_type":"qwen3"})");
     h.put("models", repo, "model.safetensors", weights(5000));
     h.put("models", repo, "tokenizer.json", std::string(300, 't'));
-    h.put("models", repo, "README.md", "# card, not downloaded");
+    h.put("models", repo, "README.md", "---\nlicense: apache-2.0\n---\n# card");
     h.put("models", repo, "extra/other.bin", "not downloaded");
+    h.put("models", repo, "pytorch_model.bin", "not downloaded either");
 }
 
 std::string message_of(const std::function<void()>& f) {
@@ -81,8 +84,9 @@ TEST(HubDownload, ModelIntoCacheLayoutThenNoDownloadThenOffline) {
     EXPECT_EQ(slurp(dir / "model.safetensors"), weights(5000));
     EXPECT_EQ(slurp(dir / "config.json"), R"({"model_type":"qwen3"})");
     EXPECT_TRUE(fs::exists(dir / "tokenizer.json"));
-    EXPECT_FALSE(fs::exists(dir / "README.md"));
+    EXPECT_EQ(slurp(dir / "README.md"), "---\nlicense: apache-2.0\n---\n# card");  // the card: license, base model
     EXPECT_FALSE(fs::exists(dir / "extra"));
+    EXPECT_FALSE(fs::exists(dir / "pytorch_model.bin"));
     for (const auto& e : fs::directory_iterator(repo / "blobs"))
         EXPECT_EQ(e.path().extension(), "") << "no .incomplete left: " << e.path();
 
@@ -356,8 +360,50 @@ TEST(HubDatasetFiles, SplitSelectionFollowsHfDatasets) {
 TEST(HubModelFiles, OnlyWhatAModelNeeds) {
     for (const char* f : {"config.json", "model-00001-of-00002.safetensors", "model.safetensors.index.json",
                           "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja",
-                          "preprocessor_config.json", "vocab.json", "merges.txt"})
+                          "chat_template.json", "preprocessor_config.json", "video_preprocessor_config.json",
+                          "processor_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
+                          "README.md", "LICENSE", "LICENSE.txt", "LICENSE.md", "license", "LICENCE", "LICENSE-MODEL"})
         EXPECT_TRUE(hub::is_model_file(f)) << f;
-    for (const char* f : {"README.md", "pytorch_model.bin", "onnx/model.safetensors", ".gitattributes", "model.gguf"})
+    for (const char* f : {"pytorch_model.bin", "onnx/model.safetensors", ".gitattributes", "model.gguf",
+                          "docs/README.md", "sub/LICENSE", "README_zh.md", "LICENSES_OF_DATA.json.bak2x", "LICENSEE",
+                          "figures/benchmark.png", "USE_POLICY.md"})
         EXPECT_FALSE(hub::is_model_file(f)) << f;
+    // tokenize needs no weights
+    for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                          "chat_template.jinja"})
+        EXPECT_TRUE(hub::is_tokenizer_file(f)) << f;
+    for (const char* f : {"model.safetensors", "model.safetensors.index.json", "README.md", "LICENSE"})
+        EXPECT_FALSE(hub::is_tokenizer_file(f)) << f;
+}
+
+// A vision-language repo: the card, the license and the processor files come with the model, the rest
+// (other weight formats, pictures, sub-folders) does not.
+TEST(HubModelFiles, SnapshotFetchesCardLicenseAndProcessorFiles) {
+    FakeHub h("vlfiles");
+    REQUIRE_HUB(h);
+    const std::vector<std::string> wanted = {
+        "LICENSE",          "README.md",         "chat_template.jinja", "chat_template.json",
+        "config.json",      "model.safetensors", "preprocessor_config.json", "processor_config.json",
+        "tokenizer.json",   "video_preprocessor_config.json"};
+    for (const std::string& f : wanted)
+        h.put("models", "org/vl", f, f == "model.safetensors" ? weights(300) : "{\"f\":1}");
+    for (const char* f : {"pytorch_model.bin", "figures/arch.png", "onnx/model.onnx", "notes.txt"})
+        h.put("models", "org/vl", f, "unwanted");
+    hub::HubClient c(h.settings());
+    std::vector<std::string> chosen;
+    const fs::path dir =
+        c.download_snapshot(hub::parse_repo_ref("org/vl", hub::RepoType::Model, "--model"), hub::is_model_file, &chosen);
+    EXPECT_EQ(chosen, wanted);
+    for (const std::string& f : wanted) EXPECT_TRUE(fs::exists(dir / f)) << f;
+    for (const char* f : {"pytorch_model.bin", "figures", "onnx", "notes.txt"})
+        EXPECT_FALSE(fs::exists(dir / f)) << f;
+    // the tokenizer-only choice (tokenize --model org/vl) downloads no weights
+    FakeHub h2("vltok");
+    REQUIRE_HUB(h2);
+    for (const std::string& f : wanted) h2.put("models", "org/vl", f, f == "model.safetensors" ? weights(300) : "{}");
+    const fs::path tdir = hub::resolve_model_repo("org/vl", h2.settings(), hub::is_tokenizer_file);
+    EXPECT_TRUE(fs::exists(tdir / "tokenizer.json"));
+    EXPECT_TRUE(fs::exists(tdir / "chat_template.jinja"));
+    EXPECT_FALSE(fs::exists(tdir / "model.safetensors"));
+    EXPECT_EQ(count_requests(h2, "GET", "/cdn/"), 0u);
 }
