@@ -1,11 +1,15 @@
 // ops/cuda/block_engine.cu — see block_engine.h. Kernels for the element-wise and row-wise parts of a
 // Qwen3 block (RMSNorm, RoPE, SwiGLU, causal softmax, masked MSE) and the cuBLAS GEMM plumbing; the math of
-// every kernel is the float32 formula of its CPU counterpart in ops/cpu/*_grad.h.
+// every kernel is the float32 formula of its CPU counterpart in ops/cpu/*_grad.h. Kernels that feed or read
+// GEMM operands are templated on the element type (float, or bf16 in GpuPrecision::Bf16); they always compute
+// in float32.
 #include "ops/cuda/block_engine.h"
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -13,18 +17,11 @@
 #include "ops/cpu/rope_grad.h"
 #include "ops/cuda/cuda_check.h"
 
-#define AR_CUBLAS_CHECK(call)                                                                      \
-    do {                                                                                           \
-        const cublasStatus_t ar_st_ = (call);                                                      \
-        if (ar_st_ != CUBLAS_STATUS_SUCCESS)                                                       \
-            ::autoround::fail("cuBLAS error ", static_cast<int>(ar_st_), " in ", #call, " at ", __FILE__, ":", \
-                              __LINE__);                                                          \
-    } while (0)
-
 namespace autoround {
 namespace {
 
 constexpr int kThreads = 256;
+using bf16 = __nv_bfloat16;
 
 // ---- device buffers -----------------------------------------------------------------------------------------
 
@@ -71,7 +68,42 @@ void gemm_rm_batched(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, i
                                               int(ldc), sC, int(batch)));
 }
 
+template <typename T>
+constexpr cudaDataType dtype_of();
+template <>
+constexpr cudaDataType dtype_of<float>() {
+    return CUDA_R_32F;
+}
+template <>
+constexpr cudaDataType dtype_of<bf16>() {
+    return CUDA_R_16BF;
+}
+
+// bf16 A, B on tensor cores, FP32 accumulation and scaling; C is float or bf16 (rounded once at the end).
+template <typename TC>
+void gemm_bf(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+             int64_t lda, const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc) {
+    AR_CUBLAS_CHECK(cublasGemmEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M),
+                                 int(K), &alpha, B, CUDA_R_16BF, int(ldb), A, CUDA_R_16BF, int(lda), &beta, C,
+                                 dtype_of<TC>(), int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+template <typename TC>
+void gemm_bf_batched(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+                     int64_t lda, int64_t sA, const bf16* B, int64_t ldb, int64_t sB, float beta, TC* C, int64_t ldc,
+                     int64_t sC, int64_t batch) {
+    AR_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                               int(N), int(M), int(K), &alpha, B, CUDA_R_16BF, int(ldb), sB, A,
+                                               CUDA_R_16BF, int(lda), sA, &beta, C, dtype_of<TC>(), int(ldc), sC,
+                                               int(batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 // ---- kernels ----------------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const bf16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void st(bf16* p, int64_t i, float v) { p[i] = __float2bfloat16(v); }
 
 __device__ float block_sum(float v, float* sh) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -98,7 +130,8 @@ __device__ float block_max(float v, float* sh) {
 }
 
 // y = w ∘ (x · r), r = (mean(x²) + eps)^(-1/2); one block per row.
-__global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, float eps, float* y, float* rstd) {
+template <typename TO>
+__global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, float eps, TO* y, float* rstd) {
     __shared__ float sh[32];
     const int64_t row = blockIdx.x;
     const float* xr = x + row * dim;
@@ -107,12 +140,13 @@ __global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, 
     s = block_sum(s, sh);
     const float r = rsqrtf(s / float(dim) + eps);
     if (rstd && threadIdx.x == 0) rstd[row] = r;
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) y[row * dim + i] = w[i] * (xr[i] * r);
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (xr[i] * r));
 }
 
-// dx_i = r·w_i·dy_i − x_i·r³/dim · Σ_k w_k·dy_k·x_k (dx may alias dy).
+// dx_i = r·w_i·dy_i − x_i·r³/dim · Σ_k w_k·dy_k·x_k (dx may alias dy when both are float).
+template <typename TO>
 __global__ void rmsnorm_bwd_kernel(const float* x, const float* w, const float* rstd, const float* dy, int64_t dim,
-                                   float* dx) {
+                                   TO* dx) {
     __shared__ float sh[32];
     const int64_t row = blockIdx.x;
     const float* xr = x + row * dim;
@@ -122,82 +156,97 @@ __global__ void rmsnorm_bwd_kernel(const float* x, const float* w, const float* 
     s = block_sum(s, sh);
     const float r = rstd[row];
     const float c = r * r * r / float(dim) * s;
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) dx[row * dim + i] = r * w[i] * dyr[i] - xr[i] * c;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(dx, row * dim + i, r * w[i] * dyr[i] - xr[i] * c);
 }
 
-// rotate-half RoPE in place on x [N, nh, D], position of row n = n % L; backward = rotation by −θ.
-__global__ void rope_kernel(float* x, int64_t N, int64_t L, int64_t nh, int64_t D, const float* cos_t,
-                            const float* sin_t, float sign) {
+// rotate-half RoPE of x [N, nh, D] into out (out may be x: in place), position of row n = n % L;
+// backward = rotation by −θ (sign = −1).
+template <typename TO>
+__global__ void rope_kernel(const float* x, int64_t N, int64_t L, int64_t nh, int64_t D, const float* cos_t,
+                            const float* sin_t, float sign, TO* out) {
     const int64_t half = D / 2, total = N * nh * half;
     for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
         const int64_t i = e % half, nhh = e / half, n = nhh / nh;
         const int64_t pos = n % L;
         const float c = cos_t[pos * half + i], s = sign * sin_t[pos * half + i];
-        float* v = x + nhh * D;
+        const float* v = x + nhh * D;
         const float x1 = v[i], x2 = v[i + half];
-        v[i] = x1 * c - x2 * s;
-        v[i + half] = x2 * c + x1 * s;
+        st(out, nhh * D + i, x1 * c - x2 * s);
+        st(out, nhh * D + i + half, x2 * c + x1 * s);
     }
 }
 
 __device__ float sigmoidf_(float g) { return 1.f / (1.f + expf(-g)); }
 
-__global__ void swiglu_fwd_kernel(const float* g, const float* u, int64_t n, float* act) {
+template <typename TI, typename TO>
+__global__ void swiglu_fwd_kernel(const TI* g, const TI* u, int64_t n, TO* act) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        const float s = sigmoidf_(g[i]);
-        act[i] = g[i] * s * u[i];
-    }
-}
-
-// act = silu(g)·u: du = da·silu(g), dg = da·u·σ(g)·(1 + g·(1 − σ(g))). dg may alias da.
-__global__ void swiglu_bwd_kernel(const float* g, const float* u, const float* da, int64_t n, float* dg, float* du) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        const float gi = g[i], ui = u[i], d = da[i];
+        const float gi = ld(g, i);
         const float s = sigmoidf_(gi);
-        du[i] = d * gi * s;
-        dg[i] = d * ui * s * (1.f + gi * (1.f - s));
+        st(act, i, gi * s * ld(u, i));
     }
 }
 
-__global__ void add_kernel(float* y, const float* x, int64_t n) {  // y += x
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-        y[i] += x[i];
+// act = silu(g)·u: du = da·silu(g), dg = da·u·σ(g)·(1 + g·(1 − σ(g))). dg may alias da (same type).
+template <typename TI, typename TD, typename TO>
+__global__ void swiglu_bwd_kernel(const TI* g, const TI* u, const TD* da, int64_t n, TO* dg, TO* du) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+        const float gi = ld(g, i), ui = ld(u, i), d = ld(da, i);
+        const float s = sigmoidf_(gi);
+        st(du, i, d * gi * s);
+        st(dg, i, d * ui * s * (1.f + gi * (1.f - s)));
+    }
 }
 
-// Causal softmax in place over rows of P [B·nq, L, L]: row r has query position i = r % L; j > i → 0.
-__global__ void softmax_causal_kernel(float* P, int64_t L) {
+// y += x; also yb = bf16(y) when yb is not null.
+__global__ void add_kernel(float* y, const float* x, int64_t n, bf16* yb) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+        const float v = y[i] + x[i];
+        y[i] = v;
+        if (yb) yb[i] = __float2bfloat16(v);
+    }
+}
+
+__global__ void f2bf_kernel(const float* x, bf16* y, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+        y[i] = __float2bfloat16(x[i]);
+}
+
+// Causal softmax over rows of the scores S [B·nq, L, L] into P (P may be S: in place): row r has query
+// position i = r % L; j > i → 0.
+template <typename TO>
+__global__ void softmax_causal_kernel(const float* S, int64_t L, TO* P) {
     __shared__ float sh[32];
     const int64_t row = blockIdx.x, i = row % L;
-    float* p = P + row * L;
+    const float* s_row = S + row * L;
     float m = -INFINITY;
-    for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) m = fmaxf(m, p[j]);
+    for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) m = fmaxf(m, s_row[j]);
     m = block_max(m, sh);
     float s = 0.f;
-    for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) {
-        const float e = expf(p[j] - m);
-        p[j] = e;
-        s += e;
-    }
+    for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) s += expf(s_row[j] - m);
     s = block_sum(s, sh);
     const float inv = 1.f / s;
-    for (int64_t j = threadIdx.x; j < L; j += blockDim.x) p[j] = j <= i ? p[j] * inv : 0.f;
+    for (int64_t j = threadIdx.x; j < L; j += blockDim.x)
+        st(P, row * L + j, j <= i ? expf(s_row[j] - m) * inv : 0.f);
 }
 
-// dS = P ∘ (dP − Σ_j P·dP) per row, in place in dP.
-__global__ void softmax_bwd_kernel(const float* P, float* dP, int64_t L) {
+// dS = P ∘ (dP − Σ_j P·dP) per row (causal: P = 0 for j > i), into dS (dS may be dP: in place).
+template <typename TP, typename TO>
+__global__ void softmax_bwd_kernel(const TP* P, const float* dP, int64_t L, TO* dS) {
     __shared__ float sh[32];
-    const int64_t row = blockIdx.x;
-    const float* p = P + row * L;
-    float* d = dP + row * L;
+    const int64_t row = blockIdx.x, i = row % L;
+    const TP* p = P + row * L;
+    const float* d = dP + row * L;
     float s = 0.f;
-    for (int64_t j = threadIdx.x; j < L; j += blockDim.x) s += p[j] * d[j];
+    for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) s += ld(p, j) * d[j];
     s = block_sum(s, sh);
-    for (int64_t j = threadIdx.x; j < L; j += blockDim.x) d[j] = p[j] * (d[j] - s);
+    for (int64_t j = threadIdx.x; j < L; j += blockDim.x) st(dS, row * L + j, j <= i ? ld(p, j) * (d[j] - s) : 0.f);
 }
 
-// Per row of [N, H]: partial[row] = Σ mask·(pred − ref)²; grad = scale·2·mask·(pred − ref)/denom.
+// Per row of [N, H]: partial[row] = Σ mask·(pred − ref)²; grad = scale·2·mask·(pred − ref)/denom (and its bf16
+// copy in grad_b when not null).
 __global__ void mse_kernel(const float* pred, const float* ref, int64_t L, int64_t H, bool mask_last, double denom,
-                           double scale, float* grad, double* partial) {
+                           double scale, float* grad, bf16* grad_b, double* partial) {
     __shared__ double shd[32];
     const int64_t row = blockIdx.x;
     const bool on = !(mask_last && row % L == L - 1);
@@ -205,7 +254,9 @@ __global__ void mse_kernel(const float* pred, const float* ref, int64_t L, int64
     for (int64_t h = threadIdx.x; h < H; h += blockDim.x) {
         const double e = on ? double(pred[row * H + h]) - double(ref[row * H + h]) : 0.0;
         acc += e * e;
-        grad[row * H + h] = float(scale * 2.0 * e / denom);
+        const float gv = float(scale * 2.0 * e / denom);
+        grad[row * H + h] = gv;
+        if (grad_b) grad_b[row * H + h] = __float2bfloat16(gv);
     }
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -220,47 +271,62 @@ __global__ void mse_kernel(const float* pred, const float* ref, int64_t L, int64
 
 int grid_for(int64_t n) { return int(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)); }
 
+constexpr size_t kBf16Workspace = size_t(32) << 20;  // cuBLAS workspace for the tensor-core GEMMs (Hopper: 32 MiB)
+
 }  // namespace
 
 struct CudaBlockEngine::Impl {
     Qwen3BlockDims d;
     int64_t n = 0, L = 0, batch = 0;
-    cublasHandle_t blas = nullptr;
+    bool bf = false;                   // GpuPrecision::Bf16
+    cublasHandle_t blas = nullptr;     // pedantic FP32 (Fp32 mode)
+    cublasHandle_t blas16 = nullptr;   // default math, bf16 tensor cores (Bf16 mode)
+    DevBuf<char> workspace;
     DevBuf<float> train, ref;
-    std::array<DevBuf<float>, kNumBlockLinears> W, dW;
+    std::array<DevBuf<float>, kNumBlockLinears> W, dW;  // W: Fp32 mode only
+    std::array<DevBuf<bf16>, kNumBlockLinears> Wb;      // Bf16 mode only
+    DevBuf<float> stage;                                 // Bf16 mode: upload staging of one weight
     DevBuf<float> in_norm, post_norm, q_norm, k_norm, cos_t, sin_t;
-    // activations for `batch` samples
-    DevBuf<float> X, R, h1, q_lin, k_lin, rstd_q, rstd_k, q, k, v, P, dP, att, x2, rstd2, h2, gate, up, act, Y, dY, dI,
-        dH, dA, dq, dk, dv;
+    // activations for `batch` samples (both modes)
+    DevBuf<float> X, R, q_lin, k_lin, rstd_q, rstd_k, q, k, P, x2, rstd2, Y, dY, dH, dq, dk, dv;
+    // Fp32 mode only
+    DevBuf<float> h1, v, dP, att, h2, gate, up, act, dI, dA;
+    // Bf16 mode only (P above holds the FP32 scores, then dP)
+    DevBuf<bf16> h1b, qb, kb, vb, Pb, dSb, attb, h2b, gateb, upb, actb, dYb, dIb, dX2b, dAb, dqb, dkb, dvb;
     DevBuf<double> partial;
     std::vector<double> partial_host;
     int64_t fwd_b = 0;  // samples of the last forward
 
     ~Impl() {
         if (blas) cublasDestroy(blas);
+        if (blas16) cublasDestroy(blas16);
     }
 
-    void forward(const float* Xd, int64_t b, float* Yd);
-    void backward(const float* dYd, bool accumulate);
+    void forward(const float* Xd, int64_t b, float* Yd) { bf ? forward_bf16(Xd, b, Yd) : forward_fp32(Xd, b, Yd); }
+    void backward(const float* dYd, bool accumulate) { bf ? backward_bf16(dYd, accumulate) : backward_fp32(dYd, accumulate); }
+    void forward_fp32(const float* Xd, int64_t b, float* Yd);
+    void backward_fp32(const float* dYd, bool accumulate);
+    void forward_bf16(const float* Xd, int64_t b, float* Yd);
+    void backward_bf16(const float* dYd, bool accumulate);
 };
 
-void CudaBlockEngine::Impl::forward(const float* Xd, int64_t b, float* Yd) {
+void CudaBlockEngine::Impl::forward_fp32(const float* Xd, int64_t b, float* Yd) {
     const int64_t N = b * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim, I = d.intermediate,
                   QD = nq * D, KD = nkv * D, r = nq / nkv;
     const float eps = float(d.rms_eps);
     fwd_b = b;
-    rmsnorm_fwd_kernel<<<unsigned(N), kThreads>>>(Xd, in_norm.p, H, eps, h1.p, nullptr);
+    rmsnorm_fwd_kernel<float><<<unsigned(N), kThreads>>>(Xd, in_norm.p, H, eps, h1.p, nullptr);
     float* qa = d.qk_norm ? q_lin.p : q.p;
     float* ka = d.qk_norm ? k_lin.p : k.p;
     gemm_rm(blas, false, true, N, QD, H, 1.f, h1.p, H, W[kLinQ].p, H, 0.f, qa, QD);
     gemm_rm(blas, false, true, N, KD, H, 1.f, h1.p, H, W[kLinK].p, H, 0.f, ka, KD);
     gemm_rm(blas, false, true, N, KD, H, 1.f, h1.p, H, W[kLinV].p, H, 0.f, v.p, KD);
     if (d.qk_norm) {
-        rmsnorm_fwd_kernel<<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, D, eps, q.p, rstd_q.p);
-        rmsnorm_fwd_kernel<<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, D, eps, k.p, rstd_k.p);
+        rmsnorm_fwd_kernel<float><<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, D, eps, q.p, rstd_q.p);
+        rmsnorm_fwd_kernel<float><<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, D, eps, k.p, rstd_k.p);
     }
-    rope_kernel<<<grid_for(N * nq * D / 2), kThreads>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f);
-    rope_kernel<<<grid_for(N * nkv * D / 2), kThreads>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f);
+    rope_kernel<float><<<grid_for(N * nq * D / 2), kThreads>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f, q.p);
+    rope_kernel<float><<<grid_for(N * nkv * D / 2), kThreads>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, k.p);
     // attention: per head h (kv head h / r), batched over the b samples
     const float scale = 1.f / std::sqrt(float(D));
     const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
@@ -269,24 +335,24 @@ void CudaBlockEngine::Impl::forward(const float* Xd, int64_t b, float* Yd) {
         gemm_rm_batched(blas, false, true, L, L, D, scale, q.p + h * D, QD, sQ, k.p + g * D, KD, sK, 0.f, P.p + h * LL, L,
                         sS, b);
     }
-    softmax_causal_kernel<<<unsigned(b * nq * L), 128>>>(P.p, L);
+    softmax_causal_kernel<float><<<unsigned(b * nq * L), 128>>>(P.p, L, P.p);
     for (int64_t h = 0; h < nq; ++h) {
         const int64_t g = h / r;
         gemm_rm_batched(blas, false, false, L, D, L, 1.f, P.p + h * LL, L, sS, v.p + g * D, KD, sK, 0.f, att.p + h * D,
                         QD, sQ, b);
     }
     gemm_rm(blas, false, true, N, H, QD, 1.f, att.p, QD, W[kLinO].p, QD, 0.f, x2.p, H);
-    add_kernel<<<grid_for(N * H), kThreads>>>(x2.p, Xd, N * H);
-    rmsnorm_fwd_kernel<<<unsigned(N), kThreads>>>(x2.p, post_norm.p, H, eps, h2.p, rstd2.p);
+    add_kernel<<<grid_for(N * H), kThreads>>>(x2.p, Xd, N * H, nullptr);
+    rmsnorm_fwd_kernel<float><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, H, eps, h2.p, rstd2.p);
     gemm_rm(blas, false, true, N, I, H, 1.f, h2.p, H, W[kLinGate].p, H, 0.f, gate.p, I);
     gemm_rm(blas, false, true, N, I, H, 1.f, h2.p, H, W[kLinUp].p, H, 0.f, up.p, I);
-    swiglu_fwd_kernel<<<grid_for(N * I), kThreads>>>(gate.p, up.p, N * I, act.p);
+    swiglu_fwd_kernel<float, float><<<grid_for(N * I), kThreads>>>(gate.p, up.p, N * I, act.p);
     gemm_rm(blas, false, true, N, H, I, 1.f, act.p, I, W[kLinDown].p, I, 0.f, Yd, H);
-    add_kernel<<<grid_for(N * H), kThreads>>>(Yd, x2.p, N * H);
+    add_kernel<<<grid_for(N * H), kThreads>>>(Yd, x2.p, N * H, nullptr);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
-void CudaBlockEngine::Impl::backward(const float* dYd, bool accumulate) {
+void CudaBlockEngine::Impl::backward_fp32(const float* dYd, bool accumulate) {
     const int64_t b = fwd_b, N = b * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim,
                   I = d.intermediate, QD = nq * D, KD = nkv * D, r = nq / nkv;
     const float beta_w = accumulate ? 1.f : 0.f;
@@ -296,13 +362,14 @@ void CudaBlockEngine::Impl::backward(const float* dYd, bool accumulate) {
     // MLP
     weight_grad(kLinDown, dYd, act.p, H, I);
     gemm_rm(blas, false, false, N, I, H, 1.f, dYd, H, W[kLinDown].p, I, 0.f, dI.p, I);  // d act
-    swiglu_bwd_kernel<<<grid_for(N * I), kThreads>>>(gate.p, up.p, dI.p, N * I, dI.p, act.p);  // dI = dgate, act = dup
+    swiglu_bwd_kernel<float, float, float>
+        <<<grid_for(N * I), kThreads>>>(gate.p, up.p, dI.p, N * I, dI.p, act.p);  // dI = dgate, act = dup
     weight_grad(kLinGate, dI.p, h2.p, I, H);
     weight_grad(kLinUp, act.p, h2.p, I, H);
     gemm_rm(blas, false, false, N, H, I, 1.f, dI.p, I, W[kLinGate].p, H, 0.f, dH.p, H);
     gemm_rm(blas, false, false, N, H, I, 1.f, act.p, I, W[kLinUp].p, H, 1.f, dH.p, H);
-    rmsnorm_bwd_kernel<<<unsigned(N), kThreads>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
-    add_kernel<<<grid_for(N * H), kThreads>>>(dH.p, dYd, N * H);  // dX2
+    rmsnorm_bwd_kernel<float><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
+    add_kernel<<<grid_for(N * H), kThreads>>>(dH.p, dYd, N * H, nullptr);  // dX2
     // attention
     weight_grad(kLinO, dH.p, att.p, H, QD);
     gemm_rm(blas, false, false, N, QD, H, 1.f, dH.p, H, W[kLinO].p, QD, 0.f, dA.p, QD);
@@ -313,7 +380,7 @@ void CudaBlockEngine::Impl::backward(const float* dYd, bool accumulate) {
         gemm_rm_batched(blas, false, true, L, L, D, 1.f, dA.p + h * D, QD, sQ, v.p + g * D, KD, sK, 0.f, dP.p + h * LL, L,
                         sS, b);
     }
-    softmax_bwd_kernel<<<unsigned(b * nq * L), 128>>>(P.p, dP.p, L);  // dP -> dS
+    softmax_bwd_kernel<float, float><<<unsigned(b * nq * L), 128>>>(P.p, dP.p, L, dP.p);  // dP -> dS
     for (int64_t h = 0; h < nq; ++h) {
         const int64_t g = h / r;
         const float bacc = (h % r == 0) ? 0.f : 1.f;  // the r query heads of a kv head add up
@@ -325,33 +392,153 @@ void CudaBlockEngine::Impl::backward(const float* dYd, bool accumulate) {
                         KD, sK, b);
     }
     weight_grad(kLinV, dv.p, h1.p, KD, H);
-    rope_kernel<<<grid_for(N * nq * D / 2), kThreads>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f);
-    rope_kernel<<<grid_for(N * nkv * D / 2), kThreads>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f);
+    rope_kernel<float><<<grid_for(N * nq * D / 2), kThreads>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dq.p);
+    rope_kernel<float><<<grid_for(N * nkv * D / 2), kThreads>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dk.p);
     if (d.qk_norm) {
-        rmsnorm_bwd_kernel<<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, rstd_q.p, dq.p, D, dq.p);
-        rmsnorm_bwd_kernel<<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, rstd_k.p, dk.p, D, dk.p);
+        rmsnorm_bwd_kernel<float><<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, rstd_q.p, dq.p, D, dq.p);
+        rmsnorm_bwd_kernel<float><<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, rstd_k.p, dk.p, D, dk.p);
     }
     weight_grad(kLinQ, dq.p, h1.p, QD, H);
     weight_grad(kLinK, dk.p, h1.p, KD, H);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
+// Bf16 mode: the same dataflow as forward_fp32 with bf16 GEMM operands (see block_engine.h).
+void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd) {
+    const int64_t N = b * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim, I = d.intermediate,
+                  QD = nq * D, KD = nkv * D, r = nq / nkv;
+    const float eps = float(d.rms_eps);
+    cublasHandle_t hb = blas16;
+    fwd_b = b;
+    rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads>>>(Xd, in_norm.p, H, eps, h1b.p, nullptr);
+    float* qa = d.qk_norm ? q_lin.p : q.p;
+    float* ka = d.qk_norm ? k_lin.p : k.p;
+    gemm_bf<float>(hb, false, true, N, QD, H, 1.f, h1b.p, H, Wb[kLinQ].p, H, 0.f, qa, QD);
+    gemm_bf<float>(hb, false, true, N, KD, H, 1.f, h1b.p, H, Wb[kLinK].p, H, 0.f, ka, KD);
+    gemm_bf<bf16>(hb, false, true, N, KD, H, 1.f, h1b.p, H, Wb[kLinV].p, H, 0.f, vb.p, KD);
+    if (d.qk_norm) {
+        rmsnorm_fwd_kernel<float><<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, D, eps, q.p, rstd_q.p);
+        rmsnorm_fwd_kernel<float><<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, D, eps, k.p, rstd_k.p);
+    }
+    rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f, qb.p);
+    rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, kb.p);
+    const float scale = 1.f / std::sqrt(float(D));
+    const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
+    for (int64_t h = 0; h < nq; ++h) {  // FP32 scores (softmax input stays FP32, as in flash attention)
+        const int64_t g = h / r;
+        gemm_bf_batched<float>(hb, false, true, L, L, D, scale, qb.p + h * D, QD, sQ, kb.p + g * D, KD, sK, 0.f,
+                               P.p + h * LL, L, sS, b);
+    }
+    softmax_causal_kernel<bf16><<<unsigned(b * nq * L), 128>>>(P.p, L, Pb.p);
+    for (int64_t h = 0; h < nq; ++h) {
+        const int64_t g = h / r;
+        gemm_bf_batched<bf16>(hb, false, false, L, D, L, 1.f, Pb.p + h * LL, L, sS, vb.p + g * D, KD, sK, 0.f,
+                              attb.p + h * D, QD, sQ, b);
+    }
+    gemm_bf<float>(hb, false, true, N, H, QD, 1.f, attb.p, QD, Wb[kLinO].p, QD, 0.f, x2.p, H);
+    add_kernel<<<grid_for(N * H), kThreads>>>(x2.p, Xd, N * H, nullptr);
+    rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, H, eps, h2b.p, rstd2.p);
+    gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinGate].p, H, 0.f, gateb.p, I);
+    gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinUp].p, H, 0.f, upb.p, I);
+    swiglu_fwd_kernel<bf16, bf16><<<grid_for(N * I), kThreads>>>(gateb.p, upb.p, N * I, actb.p);
+    gemm_bf<float>(hb, false, true, N, H, I, 1.f, actb.p, I, Wb[kLinDown].p, I, 0.f, Yd, H);
+    add_kernel<<<grid_for(N * H), kThreads>>>(Yd, x2.p, N * H, nullptr);
+    AR_CUDA_CHECK(cudaGetLastError());
+}
+
+// Bf16 mode backward; expects dYb (the bf16 copy of dYd) to be filled by the loss kernel.
+void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
+    const int64_t b = fwd_b, N = b * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim,
+                  I = d.intermediate, QD = nq * D, KD = nkv * D, r = nq / nkv;
+    cublasHandle_t hb = blas16;
+    const float beta_w = accumulate ? 1.f : 0.f;
+    auto weight_grad = [&](int which, const bf16* dy, const bf16* x, int64_t out, int64_t in) {
+        gemm_bf<float>(hb, true, false, out, in, N, 1.f, dy, out, x, in, beta_w, dW[which].p, in);
+    };
+    // MLP
+    weight_grad(kLinDown, dYb.p, actb.p, H, I);
+    gemm_bf<bf16>(hb, false, false, N, I, H, 1.f, dYb.p, H, Wb[kLinDown].p, I, 0.f, dIb.p, I);  // d act
+    swiglu_bwd_kernel<bf16, bf16, bf16>
+        <<<grid_for(N * I), kThreads>>>(gateb.p, upb.p, dIb.p, N * I, dIb.p, actb.p);  // dIb = dgate, actb = dup
+    weight_grad(kLinGate, dIb.p, h2b.p, I, H);
+    weight_grad(kLinUp, actb.p, h2b.p, I, H);
+    gemm_bf<float>(hb, false, false, N, H, I, 1.f, dIb.p, I, Wb[kLinGate].p, H, 0.f, dH.p, H);
+    gemm_bf<float>(hb, false, false, N, H, I, 1.f, actb.p, I, Wb[kLinUp].p, H, 1.f, dH.p, H);
+    rmsnorm_bwd_kernel<float><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
+    add_kernel<<<grid_for(N * H), kThreads>>>(dH.p, dYd, N * H, dX2b.p);  // dX2 (FP32 in dH, bf16 in dX2b)
+    // attention
+    weight_grad(kLinO, dX2b.p, attb.p, H, QD);
+    gemm_bf<bf16>(hb, false, false, N, QD, H, 1.f, dX2b.p, H, Wb[kLinO].p, QD, 0.f, dAb.p, QD);
+    const float scale = 1.f / std::sqrt(float(D));
+    const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
+    for (int64_t h = 0; h < nq; ++h) {  // dP = dO·Vᵀ (FP32, into the scores buffer)
+        const int64_t g = h / r;
+        gemm_bf_batched<float>(hb, false, true, L, L, D, 1.f, dAb.p + h * D, QD, sQ, vb.p + g * D, KD, sK, 0.f,
+                               P.p + h * LL, L, sS, b);
+    }
+    softmax_bwd_kernel<bf16, bf16><<<unsigned(b * nq * L), 128>>>(Pb.p, P.p, L, dSb.p);
+    for (int64_t h = 0; h < nq; ++h) {
+        const int64_t g = h / r;
+        const float bacc = (h % r == 0) ? 0.f : 1.f;  // the r query heads of a kv head add up (FP32)
+        gemm_bf_batched<float>(hb, false, false, L, D, L, scale, dSb.p + h * LL, L, sS, kb.p + g * D, KD, sK, 0.f,
+                               dq.p + h * D, QD, sQ, b);
+        gemm_bf_batched<float>(hb, true, false, L, D, L, scale, dSb.p + h * LL, L, sS, qb.p + h * D, QD, sQ, bacc,
+                               dk.p + g * D, KD, sK, b);
+        gemm_bf_batched<float>(hb, true, false, L, D, L, 1.f, Pb.p + h * LL, L, sS, dAb.p + h * D, QD, sQ, bacc,
+                               dv.p + g * D, KD, sK, b);
+    }
+    f2bf_kernel<<<grid_for(N * KD), kThreads>>>(dv.p, dvb.p, N * KD);
+    weight_grad(kLinV, dvb.p, h1b.p, KD, H);
+    if (d.qk_norm) {
+        rope_kernel<float><<<grid_for(N * nq * D / 2), kThreads>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dq.p);
+        rope_kernel<float><<<grid_for(N * nkv * D / 2), kThreads>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dk.p);
+        rmsnorm_bwd_kernel<bf16><<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, rstd_q.p, dq.p, D, dqb.p);
+        rmsnorm_bwd_kernel<bf16><<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, rstd_k.p, dk.p, D, dkb.p);
+    } else {
+        rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dqb.p);
+        rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dkb.p);
+    }
+    weight_grad(kLinQ, dqb.p, h1b.p, QD, H);
+    weight_grad(kLinK, dkb.p, h1b.p, KD, H);
+    AR_CUDA_CHECK(cudaGetLastError());
+}
+
 CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch,
                                  const float* train_in, const float* ref_out)
-    : p_(std::make_unique<Impl>()) {
+    : CudaBlockEngine(c, n, L, batch, train_in, ref_out, CudaBlockEngineOptions{}) {}
+
+CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch,
+                                 const float* train_in, const float* ref_out, const CudaBlockEngineOptions& opt)
+    : precision_(opt.precision), p_(std::make_unique<Impl>()) {
     Impl& s = *p_;
     s.d = c.dims;
     s.n = n;
     s.L = L;
     s.batch = std::min(batch, n);
+    s.bf = opt.precision == GpuPrecision::Bf16;
     const Qwen3BlockDims& d = s.d;
     check(n > 0 && L > 0 && batch > 0, "CUDA block engine: empty input (n ", n, ", L ", L, ", batch ", batch, ")");
     check(c.q_bias.empty(), "CUDA tuning does not support q/k/v biases yet (Qwen2-style models); use --device cpu");
+    check(d.n_kv_heads > 0 && d.n_q_heads % d.n_kv_heads == 0 && d.head_dim % 2 == 0,
+          "CUDA block engine: bad head layout (", d.n_q_heads, " q heads, ", d.n_kv_heads, " kv heads, head_dim ",
+          d.head_dim, ")");
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
         fail("--device cuda: no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
-    AR_CUBLAS_CHECK(cublasCreate(&s.blas));
-    AR_CUBLAS_CHECK(cublasSetMathMode(s.blas, CUBLAS_PEDANTIC_MATH));  // true FP32, like the CPU path
+    if (s.bf) {
+        int dev = 0, major = 0;
+        AR_CUDA_CHECK(cudaGetDevice(&dev));
+        AR_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+        check(major >= 8, "CUDA block engine: bf16 precision needs a compute capability 8.0+ GPU (this one is ", major,
+              ".x); use the FP32 precision");
+        AR_CUBLAS_CHECK(cublasCreate(&s.blas16));
+        AR_CUBLAS_CHECK(cublasSetMathMode(s.blas16, CUBLAS_DEFAULT_MATH));
+        s.workspace.alloc(kBf16Workspace, "the cuBLAS workspace");
+        AR_CUBLAS_CHECK(cublasSetWorkspace(s.blas16, s.workspace.p, kBf16Workspace));
+    } else {
+        AR_CUBLAS_CHECK(cublasCreate(&s.blas));
+        AR_CUBLAS_CHECK(cublasSetMathMode(s.blas, CUBLAS_PEDANTIC_MATH));  // true FP32, like the CPU path
+    }
     const int64_t H = d.hidden, D = d.head_dim, LH = L * H;
     s.train.upload(train_in, size_t(n * LH), "the cached block inputs");
     if (ref_out) s.ref.upload(ref_out, size_t(n * LH), "the block's FP targets");
@@ -365,22 +552,46 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
     rope_table<float>(c.inv_freq, L, cs.data(), sn.data());
     s.cos_t.upload(cs.data(), cs.size(), "RoPE tables");
     s.sin_t.upload(sn.data(), sn.size(), "RoPE tables");
+    size_t max_w = 0;
     for (int i = 0; i < kNumBlockLinears; ++i) {
         const auto sh = block_linear_shape(d, i);
-        s.W[i].alloc(size_t(sh[0] * sh[1]), "block weights");
-        s.dW[i].alloc(size_t(sh[0] * sh[1]), "weight gradients");
+        const size_t cnt = size_t(sh[0] * sh[1]);
+        max_w = std::max(max_w, cnt);
+        if (s.bf)
+            s.Wb[i].alloc(cnt, "block weights (bf16)");
+        else
+            s.W[i].alloc(cnt, "block weights");
+        s.dW[i].alloc(cnt, "weight gradients");
     }
+    if (s.bf) s.stage.alloc(max_w, "the weight upload buffer");
     const size_t N = size_t(s.batch * L), nq = size_t(d.n_q_heads), nkv = size_t(d.n_kv_heads), I = size_t(d.intermediate);
-    const size_t QD = nq * size_t(D), KD = nkv * size_t(D);
-    for (DevBuf<float>* bf : {&s.X, &s.R, &s.h1, &s.x2, &s.h2, &s.Y, &s.dY, &s.dH}) bf->alloc(N * size_t(H), "activations");
-    for (DevBuf<float>* bf : {&s.q_lin, &s.q, &s.att, &s.dA, &s.dq}) bf->alloc(N * QD, "activations");
-    for (DevBuf<float>* bf : {&s.k_lin, &s.k, &s.v, &s.dk, &s.dv}) bf->alloc(N * KD, "activations");
+    const size_t QD = nq * size_t(D), KD = nkv * size_t(D), HH = size_t(H);
+    const size_t LL = size_t(s.batch) * nq * size_t(L) * size_t(L);
+    for (DevBuf<float>* bf : {&s.X, &s.R, &s.x2, &s.Y, &s.dY, &s.dH}) bf->alloc(N * HH, "activations");
+    for (DevBuf<float>* bf : {&s.q, &s.dq}) bf->alloc(N * QD, "activations");
+    for (DevBuf<float>* bf : {&s.k, &s.dk, &s.dv}) bf->alloc(N * KD, "activations");
+    if (d.qk_norm) {
+        s.q_lin.alloc(N * QD, "activations");
+        s.k_lin.alloc(N * KD, "activations");
+    }
     s.rstd_q.alloc(N * nq, "activations");
     s.rstd_k.alloc(N * nkv, "activations");
     s.rstd2.alloc(N, "activations");
-    for (DevBuf<float>* bf : {&s.gate, &s.up, &s.act, &s.dI}) bf->alloc(N * I, "activations");
-    s.P.alloc(size_t(s.batch) * nq * size_t(L) * size_t(L), "attention probabilities");
-    s.dP.alloc(size_t(s.batch) * nq * size_t(L) * size_t(L), "attention probability gradients");
+    s.P.alloc(LL, "attention scores/probabilities");
+    if (s.bf) {
+        for (DevBuf<bf16>* bf : {&s.h1b, &s.h2b, &s.dYb, &s.dX2b}) bf->alloc(N * HH, "activations (bf16)");
+        for (DevBuf<bf16>* bf : {&s.qb, &s.attb, &s.dAb, &s.dqb}) bf->alloc(N * QD, "activations (bf16)");
+        for (DevBuf<bf16>* bf : {&s.kb, &s.vb, &s.dkb, &s.dvb}) bf->alloc(N * KD, "activations (bf16)");
+        for (DevBuf<bf16>* bf : {&s.gateb, &s.upb, &s.actb, &s.dIb}) bf->alloc(N * I, "activations (bf16)");
+        s.Pb.alloc(LL, "attention probabilities (bf16)");
+        s.dSb.alloc(LL, "attention probability gradients (bf16)");
+    } else {
+        for (DevBuf<float>* bf : {&s.h1, &s.h2}) bf->alloc(N * HH, "activations");
+        for (DevBuf<float>* bf : {&s.att, &s.dA}) bf->alloc(N * QD, "activations");
+        s.v.alloc(N * KD, "activations");
+        for (DevBuf<float>* bf : {&s.gate, &s.up, &s.act, &s.dI}) bf->alloc(N * I, "activations");
+        s.dP.alloc(LL, "attention probability gradients");
+    }
     s.partial.alloc(N, "loss partial sums");
     s.partial_host.resize(N);
 }
@@ -388,8 +599,17 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
 CudaBlockEngine::~CudaBlockEngine() = default;
 
 void CudaBlockEngine::set_weight(int which, const float* W) {
-    const auto sh = block_linear_shape(p_->d, which);
-    AR_CUDA_CHECK(cudaMemcpy(p_->W[which].p, W, size_t(sh[0] * sh[1]) * sizeof(float), cudaMemcpyHostToDevice));
+    Impl& s = *p_;
+    check(which >= 0 && which < kNumBlockLinears, "CUDA block engine: bad weight index ", which);
+    const auto sh = block_linear_shape(s.d, which);
+    const int64_t cnt = sh[0] * sh[1];
+    if (!s.bf) {
+        AR_CUDA_CHECK(cudaMemcpy(s.W[which].p, W, size_t(cnt) * sizeof(float), cudaMemcpyHostToDevice));
+        return;
+    }
+    AR_CUDA_CHECK(cudaMemcpy(s.stage.p, W, size_t(cnt) * sizeof(float), cudaMemcpyHostToDevice));
+    f2bf_kernel<<<grid_for(cnt), kThreads>>>(s.stage.p, s.Wb[which].p, cnt);
+    AR_CUDA_CHECK(cudaGetLastError());
 }
 
 void CudaBlockEngine::set_train_inputs(const float* train_in) {
@@ -413,7 +633,7 @@ double CudaBlockEngine::forward_backward(const int64_t* idx, int64_t b, bool mas
     s.forward(s.X.p, b, s.Y.p);
     const double denom = double(N) * double(s.d.hidden);
     mse_kernel<<<unsigned(N), kThreads>>>(s.Y.p, s.R.p, s.L, s.d.hidden, mask_last_token, denom, grad_scale, s.dY.p,
-                                          s.partial.p);
+                                          s.bf ? s.dYb.p : nullptr, s.partial.p);
     AR_CUDA_CHECK(cudaGetLastError());
     s.backward(s.dY.p, accumulate);
     AR_CUDA_CHECK(cudaMemcpy(s.partial_host.data(), s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost));
@@ -423,6 +643,7 @@ double CudaBlockEngine::forward_backward(const int64_t* idx, int64_t b, bool mas
 }
 
 void CudaBlockEngine::get_weight_grad(int which, float* dW) const {
+    check(which >= 0 && which < kNumBlockLinears, "CUDA block engine: bad weight index ", which);
     const auto sh = block_linear_shape(p_->d, which);
     AR_CUDA_CHECK(cudaMemcpy(dW, p_->dW[which].p, size_t(sh[0] * sh[1]) * sizeof(float), cudaMemcpyDeviceToHost));
 }

@@ -7,8 +7,18 @@
 // the CPU path uses (ops/cpu/fake_quant.h), so both devices tune with identical quantizer semantics. Per
 // iteration the host uploads the 7 QDQ weights and downloads their gradients (2 × 4 bytes per parameter).
 //
-// Math: the same as model/qwen3_block_grad.h (float32 everywhere; cuBLAS SGEMM in pedantic FP32, no TF32),
-// with attention computed per (sample, head) from the materialised L×L probabilities (B·nq·L² floats).
+// Math: the same as model/qwen3_block_grad.h, in one of two precisions (CudaBlockEngineOptions::precision):
+//  * GpuPrecision::Fp32 (default): float32 everywhere; cuBLAS SGEMM in pedantic FP32, no TF32 — matches the
+//    CPU reference to ~1e-5 (the tests rely on it).
+//  * GpuPrecision::Bf16: the reference AutoRound's bf16 autocast (autoround-algorithm.md §1.3/§1.6): every GEMM
+//    (q/k/v/o/gate/up/down forward, their dX and dW, and the attention GEMMs) runs on tensor cores with bf16
+//    A/B and FP32 accumulation (cublasGemmEx, CUBLAS_COMPUTE_32F); the tensors that feed GEMMs are kept in
+//    bf16 (normed inputs h1/h2, post-RoPE q/k, v, attention probabilities P and dS, attention output, the
+//    SwiGLU gate/up/act and their gradients, dY, dX2, dA, dq/dk/dv, the weights). Row-wise math (RMSNorm, QK
+//    norm, RoPE, softmax, the MSE) reads bf16/fp32 and computes in FP32; the residual stream X, X2, Y, the
+//    pre-softmax scores and the weight gradients dW stay FP32 (dW accumulates in FP32 across sub-batches).
+// Attention is computed per (sample, head) from the materialised L×L scores (B·nq·L² floats, plus B·nq·L²
+// bf16 probabilities in Bf16 mode).
 // Plain C++ header (no CUDA types) so CPU code can hold an engine; without a CUDA build every entry point
 // throws autoround::Error (ops/cpu/no_cuda_block_engine.cpp).
 #pragma once
@@ -22,6 +32,15 @@
 
 namespace autoround {
 
+enum class GpuPrecision {
+    Fp32,  // pedantic FP32 GEMMs (cuBLAS SGEMM, no TF32): the CPU reference's numbers
+    Bf16,  // bf16 tensor-core GEMMs with FP32 accumulation, like AutoRound's bf16 autocast
+};
+
+struct CudaBlockEngineOptions {
+    GpuPrecision precision = GpuPrecision::Fp32;
+};
+
 class CudaBlockEngine {
 public:
     // Uploads the block constants; `train_in` and `ref_out` [n, L, H] (host) are copied to the device
@@ -29,11 +48,17 @@ public:
     // (not supported here) or when device memory runs out (naming the sizes).
     CudaBlockEngine(const Qwen3BlockConsts<float>& consts, int64_t n, int64_t L, int64_t batch, const float* train_in,
                     const float* ref_out);
+    // The same with options (precision). Note: the CPU-only stub (ops/cpu/no_cuda_block_engine.cpp) defines
+    // only the constructor above; callers built without CUDA must use that one.
+    CudaBlockEngine(const Qwen3BlockConsts<float>& consts, int64_t n, int64_t L, int64_t batch, const float* train_in,
+                    const float* ref_out, const CudaBlockEngineOptions& options);
     ~CudaBlockEngine();
     CudaBlockEngine(const CudaBlockEngine&) = delete;
     CudaBlockEngine& operator=(const CudaBlockEngine&) = delete;
 
-    // Uploads weight `which` [out, in] (host float32).
+    GpuPrecision precision() const { return precision_; }
+
+    // Uploads weight `which` [out, in] (host float32; rounded to bf16 on the device in Bf16 mode).
     void set_weight(int which, const float* W);
 
     // Samples idx[0..b) of the resident inputs: forward, loss = masked MSE vs the resident targets (last token of
@@ -52,6 +77,7 @@ public:
     void set_train_inputs(const float* train_in);
 
 private:
+    GpuPrecision precision_ = GpuPrecision::Fp32;
     struct Impl;
     std::unique_ptr<Impl> p_;
 };
