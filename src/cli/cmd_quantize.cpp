@@ -158,8 +158,14 @@ int run_quantize(const QuantizeArgs& a) {
     check(!(a.enable_quanted_input && a.disable_quanted_input), "--enable_quanted_input and --disable_quanted_input "
           "exclude each other");
     check(!(a.enable_opt_rtn && a.disable_opt_rtn), "--enable_opt_rtn and --disable_opt_rtn exclude each other");
-    check(a.nblocks == 1, "--nblocks ", a.nblocks, " is not implemented: only --nblocks 1 (each decoder block tuned "
-          "on its own, auto-round's default)");
+    check(a.nblocks >= 1, "--nblocks must be >= 1 (the number of consecutive decoder blocks tuned jointly), got ",
+          a.nblocks);
+    if (a.nblocks > 1 && device == "cuda") {
+        // the CUDA block engine tunes one block at a time: joint tuning of several blocks runs on the CPU
+        note("--nblocks " + std::to_string(a.nblocks) + " runs on the CPU (the CUDA engine tunes one block at a "
+             "time); using --device cpu");
+        device = "cpu";
+    }
 
     const Recipe rc = recipe_of(a.recipe);
     SignRoundOptions so;
@@ -205,6 +211,11 @@ int run_quantize(const QuantizeArgs& a) {
     QuantPlan plan = plan_quantization(describe_model(model.config(), model.tensors()), sch);
     for (const auto& w : plan.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (so.iters == 0 && !so.disable_opt_rtn && !a.enable_opt_rtn && plan.qc.bits >= 8) so.disable_opt_rtn = true;
+    if (so.nblocks > model.config().num_hidden_layers) {
+        note("--nblocks " + std::to_string(so.nblocks) + " is clamped to the model's " +
+             std::to_string(model.config().num_hidden_layers) + " decoder blocks (all tuned jointly)");
+        so.nblocks = model.config().num_hidden_layers;
+    }
     if (seqlen > model.config().max_position_embeddings && model.config().max_position_embeddings > 0) {
         note("--seqlen " + std::to_string(seqlen) + " is clamped to max_position_embeddings " +
              std::to_string(model.config().max_position_embeddings));
@@ -487,7 +498,10 @@ void add_quantize_command(CLI::App& root) {
     c->add_flag("--enable_quanted_input", a->enable_quanted_input,
                 "Tune each block on the quantized previous blocks' output (default on)");
     c->add_flag("--disable_quanted_input", a->disable_quanted_input, "Tune each block on the full-precision input");
-    c->add_option("--nblocks", a->nblocks, "Blocks tuned together (only 1 is implemented)");
+    c->add_option("--nblocks", a->nblocks,
+                  "Consecutive decoder blocks tuned jointly (default 1; the last group may be shorter; values above "
+                  "the model's block count are clamped). More than 1 runs on the CPU: with --device cuda/auto it "
+                  "falls back to the CPU with a note");
     c->add_option("--to_quant_block_names", a->to_quant_block_names, "Comma list of regexes selecting blocks");
     c->add_option("--ignore_layers,--fp_layers", a->ignore_layers, "Comma list of layers kept in 16 bit");
     c->add_option("--layer_config", a->layer_config,

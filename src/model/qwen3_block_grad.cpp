@@ -4,6 +4,7 @@
 //   dX2 = dY + RMSNorm'(dg·Wgate + du·Wup);  dWo = dX2ᵀ·a;  da = dX2·Wo
 //   (dq, dk, dv) = attention'(da);  dWv = dvᵀ·h1;  dq, dk through RoPE' and q/k-norm'
 //   dWq = dqᵀ·h1, dWk = dkᵀ·h1
+//   on request: dX = dX2 + RMSNorm_in'(dq·Wq + dk·Wk + dv·Wv)   (dq, dk before q/k-norm: wrt the linears' outputs)
 #include "model/qwen3_block_grad.h"
 
 #include <chrono>
@@ -199,7 +200,9 @@ void Qwen3BlockGrad<T>::forward(const T* X, int64_t B, int64_t L, const Weights&
     B_ = B;
     L_ = L;
     W_ = W;
+    X_ = X;
     backward_ready_ = true;
+    ensure(rstd1_, N);
     ensure(h1_, N * H);
     ensure(q_, N * QD);
     ensure(k_, N * KD);
@@ -221,7 +224,7 @@ void Qwen3BlockGrad<T>::forward(const T* X, int64_t B, int64_t L, const Weights&
 
     Lap lap(prof_, "fwd ");
     // attention half
-    rmsnorm_forward_train<T>(X, c_.input_norm.data(), N, H, eps, h1_.data(), nullptr);
+    rmsnorm_forward_train<T>(X, c_.input_norm.data(), N, H, eps, h1_.data(), rstd1_.data());  // rstd: same h1
     lap("rmsnorm");
     T* qa = d.qk_norm ? q_lin_.data() : q_.data();
     T* ka = d.qk_norm ? k_lin_.data() : k_.data();
@@ -261,7 +264,7 @@ void Qwen3BlockGrad<T>::forward(const T* X, int64_t B, int64_t L, const Weights&
 }
 
 template <typename T>
-void Qwen3BlockGrad<T>::backward(const T* dY, const Grads& dW, bool accumulate) {
+void Qwen3BlockGrad<T>::backward(const T* dY, const Grads& dW, bool accumulate, T* dX) {
     check(backward_ready_, "Qwen3 block backward: call forward first (once per forward)");
     const Qwen3BlockDims& d = c_.dims;
     const int64_t B = B_, L = L_, N = B * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim,
@@ -318,13 +321,25 @@ void Qwen3BlockGrad<T>::backward(const T* dY, const Grads& dW, bool accumulate) 
     weight_grad(kLinQ, dq_.data(), h1_.data(), QD, H);
     weight_grad(kLinK, dk_.data(), h1_.data(), KD, H);
     lap("dW q/k");
+    if (dX) {
+        // d h1 = dq·Wq + dk·Wk + dv·Wv (dq, dk wrt the q/k linears' outputs), written into dX (dY is no longer
+        // read, so dX may alias it); then through the input RMSNorm, plus the residual path dX2.
+        linear_backward_input<T>(dq_.data(), W_[kLinQ], N, QD, H, dX, false);
+        linear_backward_input<T>(dk_.data(), W_[kLinK], N, KD, H, dX, true);
+        linear_backward_input<T>(dv_.data(), W_[kLinV], N, KD, H, dX, true);
+        lap("dX q/k/v");
+        rmsnorm_backward<T>(X_, c_.input_norm.data(), rstd1_.data(), dX, N, H, dX, false);
+#pragma omp parallel for schedule(static) if (N * H > 65536)
+        for (int64_t i = 0; i < N * H; ++i) dX[i] += dX2[i];
+        lap("rmsnorm + residual (dX)");
+    }
     backward_ready_ = false;  // act_ now holds d up
 }
 
 template <typename T>
 size_t Qwen3BlockGrad<T>::saved_bytes() const {
     size_t n = 0;
-    for (const std::vector<T>* v : {&cos_, &sin_, &h1_, &q_lin_, &k_lin_, &rstd_q_, &rstd_k_, &q_, &k_, &v_, &att_,
+    for (const std::vector<T>* v : {&cos_, &sin_, &rstd1_, &h1_, &q_lin_, &k_lin_, &rstd_q_, &rstd_k_, &q_, &k_, &v_, &att_,
                                     &lse_, &x2_, &rstd2_, &h2_, &gate_, &up_, &act_, &dI_, &dH_, &dA_, &dq_, &dk_, &dv_})
         n += v->size();
     return n * sizeof(T);

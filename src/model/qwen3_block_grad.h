@@ -4,8 +4,10 @@
 //
 // Why: the tuner (autoround-algorithm.md §2) minimises the block-output MSE wrt the fake-quant
 // parameters; dL/dW_q from here goes into fake_quant_backward (ops/cpu/fake_quant.h) to give
-// dV, dα, dβ. Only weight gradients are produced: nothing upstream of the block is trained, so the
-// backward skips dX of the input norm and of q/k/v (but follows the residual path inside the block).
+// dV, dα, dβ. The gradient wrt the block input X is produced on request (dX != null in backward):
+// it is needed when several consecutive blocks are tuned jointly (--nblocks > 1), so that the loss at
+// the last block's output reaches the parameters of the earlier blocks. dX follows both paths:
+//   dX = dX2 (residual) + RMSNorm_in'(dq·Wq + dk·Wk + dv·Wv),  dX2 = dY + RMSNorm_post'(…) (see below).
 //
 // Math (qwen3-architecture.md §1.3–1.7; float32 in the float instantiation, matching Qwen3Model):
 //   h1 = RMSNorm(X, w_in)                                   X, h1, X2, Y   [B·L, H]
@@ -86,13 +88,16 @@ public:
     const Qwen3BlockConsts<T>& consts() const { return c_; }
 
     // X [B, L, H] → Y [B, L, H]. Saves activations for backward (buffers are reused across calls and
-    // grow to the largest B·L seen). The weights must stay alive and unchanged until backward returns.
+    // grow to the largest B·L seen). The weights must stay alive and unchanged until backward returns;
+    // so must X when backward is asked for dX (only its pointer is kept; Y must not alias X).
     void forward(const T* X, int64_t B, int64_t L, const Weights& W, T* Y);
 
     // dY [B, L, H] (of the last forward) → dW for each non-null entry of dW: written, or added when
     // `accumulate` (gradient accumulation over sub-batches). Once per forward: it reuses saved
-    // activation buffers as scratch.
-    void backward(const T* dY, const Grads& dW, bool accumulate = false);
+    // activation buffers as scratch. If dX is not null, also writes dL/dX [B, L, H] there (always
+    // written, never accumulated); dX may alias dY (dY is consumed before dX is written) but not X.
+    // With dX null the computation is exactly the weight-gradient-only backward.
+    void backward(const T* dY, const Grads& dW, bool accumulate = false, T* dX = nullptr);
 
     // Bytes held for the backward (saved activations + scratch) after the last forward.
     size_t saved_bytes() const;
@@ -107,6 +112,8 @@ private:
     Weights W_{};
     std::vector<T> cos_, sin_;        // [L, D/2]
     // saved by forward
+    const T* X_ = nullptr;            // the caller's input [N, H] (for dX only)
+    std::vector<T> rstd1_;            // [N] 1/rms of the input norm (for dX only)
     std::vector<T> h1_;               // [N, H]
     std::vector<T> q_lin_, k_lin_;    // [N, nq·D], [N, nkv·D] before q_norm/k_norm (qk_norm only)
     std::vector<T> rstd_q_, rstd_k_;  // [N·nq], [N·nkv]

@@ -1,6 +1,7 @@
 // quant/signround_tuner.cpp — see signround_tuner.h. Three parts:
 //   1. the optimizer pieces (per-bits lr, PyTorch LinearLR schedule, SignSGD);
-//   2. tune_block: the SignRound loop of one block on cached inputs (§2.4–2.8);
+//   2. tune_group_impl: the SignRound loop of one block, or of an --nblocks group of consecutive blocks tuned
+//      jointly (gradients chained through Qwen3BlockGrad's dX), on cached inputs (§2.4–2.8);
 //   3. quantize_model: embeddings -> block by block (FP chain, quantized chain), plain RTN (§3.1) and
 //      optimized RTN (§3.2: imatrix from the FP forward + per-group scale search) for iters == 0.
 #include "quant/signround_tuner.h"
@@ -170,71 +171,114 @@ void forward_all_on(const SignRoundOptions& opt, Qwen3BlockGrad<float>& block,
     gpu.forward_all(out);
 }
 
-BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
-                                const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
-                                int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
-                                const std::string& block_name, int block_index, float* qblock_out) {
+// The weights of each member as pointers (qdq[m] for member m).
+std::vector<std::array<const float*, kNumBlockLinears>> weight_ptrs(
+    const std::vector<std::array<std::vector<float>, kNumBlockLinears>>& w) {
+    std::vector<std::array<const float*, kNumBlockLinears>> p(w.size());
+    for (size_t m = 0; m < w.size(); ++m)
+        for (int i = 0; i < kNumBlockLinears; ++i) p[m][i] = w[m][i].data();
+    return p;
+}
+
+// The group's blocks chained over all n samples: in -> block 0 -> ... -> out (out may alias in). One
+// block is forward_all_on itself (GPU when opt.cuda); several run on the CPU, block by block in place.
+void group_forward_all(const SignRoundOptions& opt, const std::vector<Qwen3BlockGrad<float>*>& blocks,
+                       const std::vector<std::array<const float*, kNumBlockLinears>>& W, const float* in, int64_t n,
+                       int64_t L, int64_t batch, float* out) {
+    if (blocks.size() == 1) {
+        forward_all_on(opt, *blocks[0], W[0], in, n, L, batch, out);
+        return;
+    }
+    for (size_t m = 0; m < blocks.size(); ++m) block_forward_all(*blocks[m], W[m], m == 0 ? in : out, n, L, batch, out);
+}
+
+// SignRound on a group of consecutive blocks (one block: the single-block tuner; the operations and their
+// order are then exactly those of tuning one block). qblock_out (optional): QGroup(train_in) over all samples.
+std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>& members, const float* train_in,
+                                             const float* ref_out, int64_t n, int64_t L, const SignRoundOptions& opt,
+                                             PythonRandom& rng, float* qblock_out) {
     const auto t_start = Clock::now();
-    const Qwen3BlockDims& d = block.dims();
+    check(!members.empty(), "tune_block_group: no blocks");
+    const size_t M = members.size();
+    const std::string group_name = block_group_name(members);
+    for (const BlockGroupMember& mb : members)
+        check(mb.block && mb.W, "block ", mb.name, ": no block or weights given");
+    const Qwen3BlockDims& d = members[0].block->dims();
     const int64_t H = d.hidden, LH = L * H;
-    check(n > 0 && L > 0, "block ", block_name, ": no calibration samples to tune on");
-    check(opt.batch_size > 0 && opt.gradient_accumulate_steps > 0, "block ", block_name,
+    for (const BlockGroupMember& mb : members)
+        check(mb.block->dims().hidden == H, "block group ", group_name, ": ", mb.name, " has hidden size ",
+              mb.block->dims().hidden, ", expected ", H);
+    check(n > 0 && L > 0, "block ", group_name, ": no calibration samples to tune on");
+    check(opt.batch_size > 0 && opt.gradient_accumulate_steps > 0, "block ", group_name,
           ": batch_size and gradient_accumulate_steps must be positive");
+    check(M == 1 || !opt.cuda, "block group ", group_name,
+          ": blocks tuned jointly (--nblocks > 1) run on the CPU only; the CUDA engine tunes one block at a time");
     const int T = std::max(opt.iters, 0);
 
-    BlockTuneResult res;
-    res.report.name = block_name;
-    res.report.index = block_index;
-    res.report.layers = static_cast<int>(layers.size());
-    res.report.method = "signround";
+    BlockReport rep;
+    rep.name = group_name;
+    rep.index = members[0].index;
+    rep.method = "signround";
 
     // ---- state ---------------------------------------------------------------------------------------
-    std::vector<LayerState> st(layers.size());
-    std::array<const float*, kNumBlockLinears> wptr{};
-    std::array<float*, kNumBlockLinears> gptr{};
-    for (int i = 0; i < kNumBlockLinears; ++i) {
-        const auto shape = block_linear_shape(d, i);
-        check(static_cast<int64_t>(W[i].size()) == shape[0] * shape[1], "block ", block_name, ": weight ",
-              block_linear_name(i), " holds ", W[i].size(), " values, expected [", shape[0], ", ", shape[1], "]");
-        wptr[i] = W[i].data();
-    }
-    std::set<int> seen;
-    for (size_t k = 0; k < layers.size(); ++k) {
-        LayerState& s = st[k];
-        s.spec = layers[k];
-        const int w = s.spec.which;
-        check(w >= 0 && w < kNumBlockLinears && seen.insert(w).second, "block ", block_name, ": layer ", s.spec.name,
-              " is listed twice or is not a block linear");
-        check(s.spec.scheme.quantized(), "block ", block_name, ": layer ", s.spec.name, " is not quantized (bits ",
-              s.spec.scheme.bits, ")");
-        const auto shape = block_linear_shape(d, w);
-        s.sh = fake_quant_shape(shape[0], shape[1], s.spec.scheme.group_size);
-        s.cfg.bits = s.spec.scheme.bits;
-        s.cfg.group_size = s.spec.scheme.group_size;
-        s.cfg.sym = s.spec.scheme.sym;
-        s.cfg.tau = 1e-5;  // fp16 scales
-        s.cfg.scale_fp16 = true;
-        s.cfg.out_bf16 = true;
-        s.W = W[w].data();
-        const size_t ng = static_cast<size_t>(s.sh.groups()), nw = static_cast<size_t>(s.sh.out * s.sh.in);
-        s.V.assign(static_cast<size_t>(s.sh.out * s.sh.padded_in()), 0.f);
-        s.alpha.assign(ng, 1.f);
-        s.beta.assign(ng, 1.f);
-        s.wmin.resize(ng);
-        s.wmax.resize(ng);
-        fake_quant_minmax(s.W, s.sh, s.wmin.data(), s.wmax.data());
-        s.Wq.resize(nw);
-        s.dWq.resize(nw);
-        s.gV.resize(s.V.size());
-        if (opt.enable_minmax_tuning) {
-            s.gA.resize(ng);
-            s.gB.resize(ng);
+    size_t nlayers = 0;
+    for (const BlockGroupMember& mb : members) nlayers += mb.layers.size();
+    std::vector<LayerState> st(nlayers);   // member order, then the member's layer order
+    std::vector<size_t> st_member(nlayers);
+    std::vector<std::array<const float*, kNumBlockLinears>> wptr(M);
+    std::vector<std::array<float*, kNumBlockLinears>> gptr(M);
+    size_t k = 0;
+    for (size_t m = 0; m < M; ++m) {
+        const BlockGroupMember& mb = members[m];
+        const Qwen3BlockDims& dm = mb.block->dims();
+        const auto& W = *mb.W;
+        gptr[m] = {};
+        for (int i = 0; i < kNumBlockLinears; ++i) {
+            const auto shape = block_linear_shape(dm, i);
+            check(static_cast<int64_t>(W[i].size()) == shape[0] * shape[1], "block ", mb.name, ": weight ",
+                  block_linear_name(i), " holds ", W[i].size(), " values, expected [", shape[0], ", ", shape[1], "]");
+            wptr[m][i] = W[i].data();
         }
-        s.lr_v = lr_schedule(signround_lr(opt, s.cfg.bits), T);
-        s.lr_m = lr_schedule(signround_minmax_lr(opt, s.cfg.bits), T);
-        wptr[w] = s.Wq.data();
-        gptr[w] = s.dWq.data();
+        std::set<int> seen;
+        for (size_t j = 0; j < mb.layers.size(); ++j, ++k) {
+            LayerState& s = st[k];
+            st_member[k] = m;
+            s.spec = mb.layers[j];
+            const int w = s.spec.which;
+            check(w >= 0 && w < kNumBlockLinears && seen.insert(w).second, "block ", mb.name, ": layer ", s.spec.name,
+                  " is listed twice or is not a block linear");
+            check(s.spec.scheme.quantized(), "block ", mb.name, ": layer ", s.spec.name, " is not quantized (bits ",
+                  s.spec.scheme.bits, ")");
+            const auto shape = block_linear_shape(dm, w);
+            s.sh = fake_quant_shape(shape[0], shape[1], s.spec.scheme.group_size);
+            s.cfg.bits = s.spec.scheme.bits;
+            s.cfg.group_size = s.spec.scheme.group_size;
+            s.cfg.sym = s.spec.scheme.sym;
+            s.cfg.tau = 1e-5;  // fp16 scales
+            s.cfg.scale_fp16 = true;
+            s.cfg.out_bf16 = true;
+            s.W = W[w].data();
+            const size_t ng = static_cast<size_t>(s.sh.groups()), nw = static_cast<size_t>(s.sh.out * s.sh.in);
+            s.V.assign(static_cast<size_t>(s.sh.out * s.sh.padded_in()), 0.f);
+            s.alpha.assign(ng, 1.f);
+            s.beta.assign(ng, 1.f);
+            s.wmin.resize(ng);
+            s.wmax.resize(ng);
+            fake_quant_minmax(s.W, s.sh, s.wmin.data(), s.wmax.data());
+            s.Wq.resize(nw);
+            s.dWq.resize(nw);
+            s.gV.resize(s.V.size());
+            if (opt.enable_minmax_tuning) {
+                s.gA.resize(ng);
+                s.gB.resize(ng);
+            }
+            s.lr_v = lr_schedule(signround_lr(opt, s.cfg.bits), T);
+            s.lr_m = lr_schedule(signround_minmax_lr(opt, s.cfg.bits), T);
+            wptr[m][w] = s.Wq.data();
+            gptr[m][w] = s.dWq.data();
+        }
     }
+    rep.layers = static_cast<int>(st.size());
     const bool minmax = opt.enable_minmax_tuning;
     auto qdq_all = [&] {
         for (LayerState& s : st) {
@@ -242,27 +286,31 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
             fake_quant_forward(s.tensors(minmax), s.sh, s.cfg, s.Wq.data(), nullptr, nullptr);
         }
     };
+    std::map<std::string, LayerParams> best_params;
     auto snapshot = [&] {
-        for (const LayerState& s : st) res.best_params[s.spec.name] = LayerParams{s.V, s.alpha, s.beta};
+        for (const LayerState& s : st) best_params[s.spec.name] = LayerParams{s.V, s.alpha, s.beta};
     };
 
     // ---- the loop (§2.7) ----------------------------------------------------------------------------------
     const int64_t batch = std::min<int64_t>(opt.batch_size, n);
     const int64_t global = std::min<int64_t>(n, batch * opt.gradient_accumulate_steps);
     std::unique_ptr<CudaBlockEngine> gpu;
-    if (opt.cuda && !st.empty() && T > 0) {
-        gpu = std::make_unique<CudaBlockEngine>(block.consts(), n, L, batch, train_in, ref_out);
-        for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, wptr[i]);  // the unquantized ones stay
+    if (opt.cuda && M == 1 && !st.empty() && T > 0) {
+        gpu = std::make_unique<CudaBlockEngine>(members[0].block->consts(), n, L, batch, train_in, ref_out);
+        for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, wptr[0][i]);  // the unquantized ones stay
     }
     std::vector<float> X(static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());
+    // outputs of all but the last member (the next member's saved input; must stay intact until backward)
+    std::vector<std::vector<float>> mid(M - 1, std::vector<float>(X.size()));
     std::vector<uint8_t> mask = last_token_mask(batch, L);
     const uint8_t* maskp = opt.mask_last_token ? mask.data() : nullptr;  // rows of the first b samples
+    std::vector<double> losses;
 
     double best_loss = std::numeric_limits<double>::infinity();
     int last_best_iter = 0;
     std::optional<ProgressBar> bar;
     if (opt.progress && T > 0 && !st.empty())
-        bar.emplace(block_name + " (" + std::to_string(st.size()) + " layers)", T, "it");
+        bar.emplace(group_name + " (" + std::to_string(st.size()) + " layers)", T, "it");
     const auto t_tune = Clock::now();
     int iters_run = 0;
     if (!st.empty() && T > 0) {
@@ -273,7 +321,7 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
             qdq_all();
             if (gpu)
                 for (const LayerState& s : st) gpu->set_weight(s.spec.which, s.Wq.data());
-            res.report.qdq_seconds += seconds_since(tp);
+            rep.qdq_seconds += seconds_since(tp);
             double total = 0.0;
             for (int64_t s0 = 0; s0 < global; s0 += batch) {
                 const int64_t b = std::min(batch, global - s0);
@@ -281,35 +329,42 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
                     tp = Clock::now();
                     const double w = double(b) / double(global);
                     total += gpu->forward_backward(idx.data() + s0, b, opt.mask_last_token, 1000.0 * w, s0 > 0) * w;
-                    res.report.forward_seconds += seconds_since(tp);
+                    rep.forward_seconds += seconds_since(tp);
                     continue;
                 }
                 tp = Clock::now();
                 gather(train_in, idx, static_cast<size_t>(s0), static_cast<size_t>(b), LH, X.data());
                 gather(ref_out, idx, static_cast<size_t>(s0), static_cast<size_t>(b), LH, R.data());
-                block.forward(X.data(), b, L, wptr, Y.data());
+                const float* in = X.data();
+                for (size_t m = 0; m < M; ++m) {
+                    float* out = m + 1 == M ? Y.data() : mid[m].data();
+                    members[m].block->forward(in, b, L, wptr[m], out);
+                    in = out;
+                }
                 const double w = double(b) / double(global);
                 const double loss = masked_mse_loss<float>(Y.data(), R.data(), maskp, b, L, H, dY.data(), 1000.0 * w);
                 total += loss * w;
-                res.report.forward_seconds += seconds_since(tp);
+                rep.forward_seconds += seconds_since(tp);
                 tp = Clock::now();
-                block.backward(dY.data(), gptr, /*accumulate=*/s0 > 0);
-                res.report.backward_seconds += seconds_since(tp);
+                // last member first; each writes dL/d(its input) over dY for the member before it
+                for (size_t m = M; m-- > 0;)
+                    members[m].block->backward(dY.data(), gptr[m], /*accumulate=*/s0 > 0, m > 0 ? dY.data() : nullptr);
+                rep.backward_seconds += seconds_since(tp);
             }
             if (gpu) {
                 tp = Clock::now();
                 for (LayerState& s : st) gpu->get_weight_grad(s.spec.which, s.dWq.data());
-                res.report.backward_seconds += seconds_since(tp);
+                rep.backward_seconds += seconds_since(tp);
             }
-            res.losses.push_back(total);
+            losses.push_back(total);
             iters_run = i + 1;
             if (!std::isfinite(total))
-                fail("block ", block_name, ": the tuning loss is ", total, " at iteration ", i,
+                fail("block ", group_name, ": the tuning loss is ", total, " at iteration ", i,
                      " (non-finite activations or weights in this block); stopping, nothing was written");
-            if (i == 0) res.report.initial_loss = total;
+            if (i == 0) rep.initial_loss = total;
             if (total < best_loss) {  // strict, as the reference
                 best_loss = total;
-                res.report.best_iter = i;
+                rep.best_iter = i;
                 if (!opt.not_use_best_mse) {
                     snapshot();
                     last_best_iter = i;
@@ -317,8 +372,8 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
             }
             if (opt.not_use_best_mse && i == T - 1) snapshot();
             if (bar && i + 1 < T)  // the last state is drawn by finish()
-                bar->update(i + 1, "loss " + fmt_loss(res.report.initial_loss) + " -> best " + fmt_loss(best_loss) +
-                                       " @" + std::to_string(res.report.best_iter));
+                bar->update(i + 1, "loss " + fmt_loss(rep.initial_loss) + " -> best " + fmt_loss(best_loss) + " @" +
+                                       std::to_string(rep.best_iter));
             if (!opt.not_use_best_mse && opt.dynamic_max_gap > 0 && i - last_best_iter >= opt.dynamic_max_gap) break;
             const auto tu = Clock::now();
             for (LayerState& s : st) {
@@ -330,54 +385,84 @@ BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<s
                     signsgd_step(s.beta.data(), s.gB.data(), s.sh.groups(), s.lr_m[static_cast<size_t>(i)]);
                 }
             }
-            res.report.update_seconds += seconds_since(tu);
+            rep.update_seconds += seconds_since(tu);
         }
     }
-    res.report.tune_seconds = seconds_since(t_tune);
-    res.report.iters_run = iters_run;
-    res.report.best_loss = iters_run ? best_loss : 0.0;
-    res.report.last_loss = iters_run ? res.losses.back() : 0.0;
-    res.report.losses = res.losses;
+    rep.tune_seconds = seconds_since(t_tune);
+    rep.iters_run = iters_run;
+    rep.best_loss = iters_run ? best_loss : 0.0;
+    rep.last_loss = iters_run ? losses.back() : 0.0;
+    rep.losses = losses;
 
     // ---- §2.8: best parameters -> codes, QDQ weights -----------------------------------------------------
-    if (res.best_params.empty()) snapshot();  // iters 0: V = 0, α = β = 1 (RTN)
-    for (int i = 0; i < kNumBlockLinears; ++i) res.qdq[i] = W[i];
-    for (LayerState& s : st) {
-        const LayerParams& p = res.best_params.at(s.spec.name);
+    std::vector<BlockTuneResult> res(M);
+    if (best_params.empty()) snapshot();  // iters 0: V = 0, α = β = 1 (RTN)
+    for (size_t m = 0; m < M; ++m)
+        for (int i = 0; i < kNumBlockLinears; ++i) res[m].qdq[i] = (*members[m].W)[i];
+    for (size_t j = 0; j < st.size(); ++j) {
+        LayerState& s = st[j];
+        BlockTuneResult& r = res[st_member[j]];
+        const LayerParams& p = best_params.at(s.spec.name);
         s.V = p.V;
         s.alpha = p.alpha;
         s.beta = p.beta;
+        r.best_params[s.spec.name] = p;
         const std::span<const float> a = minmax ? std::span<const float>(s.alpha) : std::span<const float>();
         const std::span<const float> b = minmax ? std::span<const float>(s.beta) : std::span<const float>();
-        res.quantized.emplace(s.spec.name, quantize(std::span<const float>(s.W, s.sh.out * s.sh.in), s.sh.out, s.sh.in,
-                                                    s.V, a, b, qdq_options(s.spec.scheme), s.spec.name));
-        auto& q = res.qdq[s.spec.which];
+        r.quantized.emplace(s.spec.name, quantize(std::span<const float>(s.W, s.sh.out * s.sh.in), s.sh.out, s.sh.in,
+                                                  s.V, a, b, qdq_options(s.spec.scheme), s.spec.name));
+        auto& q = r.qdq[s.spec.which];
         fake_quant_forward(s.tensors(minmax), s.sh, s.cfg, q.data(), nullptr, nullptr);  // bf16(s·q), as W_q
     }
-    if (bar) bar->finish("loss " + fmt_loss(res.report.initial_loss) + " -> best " + fmt_loss(res.report.best_loss) +
-                         " @" + std::to_string(res.report.best_iter));
+    if (bar) bar->finish("loss " + fmt_loss(rep.initial_loss) + " -> best " + fmt_loss(rep.best_loss) + " @" +
+                         std::to_string(rep.best_iter));
 
     if (qblock_out) {
-        std::array<const float*, kNumBlockLinears> qw{};
-        for (int i = 0; i < kNumBlockLinears; ++i) qw[i] = res.qdq[i].data();
         if (gpu) {
-            for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, qw[i]);
+            for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, res[0].qdq[i].data());
             gpu->forward_all(qblock_out);
         } else {
-            forward_all_on(opt, block, qw, train_in, n, L, batch, qblock_out);
+            std::vector<Qwen3BlockGrad<float>*> blocks;
+            std::vector<std::array<const float*, kNumBlockLinears>> qw(M);
+            for (size_t m = 0; m < M; ++m) {
+                blocks.push_back(members[m].block);
+                for (int i = 0; i < kNumBlockLinears; ++i) qw[m][i] = res[m].qdq[i].data();
+            }
+            group_forward_all(opt, blocks, qw, train_in, n, L, batch, qblock_out);
         }
         if (opt.mask_last_token) {
-            const std::vector<uint8_t> m = last_token_mask(n, L);
-            res.report.final_loss = masked_mse_loss<float>(qblock_out, ref_out, m.data(), n, L, H, nullptr);
+            const std::vector<uint8_t> msk = last_token_mask(n, L);
+            rep.final_loss = masked_mse_loss<float>(qblock_out, ref_out, msk.data(), n, L, H, nullptr);
         } else {
-            res.report.final_loss = masked_mse_loss<float>(qblock_out, ref_out, nullptr, n, L, H, nullptr);
+            rep.final_loss = masked_mse_loss<float>(qblock_out, ref_out, nullptr, n, L, H, nullptr);
         }
-        check(std::isfinite(res.report.final_loss), "block ", block_name, ": the quantized block's output is not finite");
+        check(std::isfinite(rep.final_loss), "block ", group_name, ": the quantized block's output is not finite");
     }
-    res.report.seconds = seconds_since(t_start);
+    rep.seconds = seconds_since(t_start);
+    for (size_t m = 0; m < M; ++m) {
+        BlockTuneResult& r = res[m];
+        r.losses = losses;
+        r.report = rep;
+        r.report.name = members[m].name;
+        r.report.index = members[m].index;
+        r.report.layers = static_cast<int>(members[m].layers.size());
+        if (M > 1) r.report.group = group_name;
+    }
     return res;
 }
 
+BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
+                                const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
+                                int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
+                                const std::string& block_name, int block_index, float* qblock_out) {
+    std::vector<BlockGroupMember> one(1);
+    one[0].block = &block;
+    one[0].W = &W;
+    one[0].layers = layers;
+    one[0].name = block_name;
+    one[0].index = block_index;
+    return std::move(tune_group_impl(one, train_in, ref_out, n, L, opt, rng, qblock_out)[0]);
+}
 }  // namespace
 
 BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
@@ -385,6 +470,18 @@ BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::v
                            int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
                            const std::string& block_name, int block_index) {
     return tune_block_impl(block, W, layers, train_in, ref_out, n, L, opt, rng, block_name, block_index, nullptr);
+}
+
+std::string block_group_name(const std::vector<BlockGroupMember>& members) {
+    if (members.empty()) return "";
+    if (members.size() == 1) return members[0].name;
+    return members.front().name + "-" + std::to_string(members.back().index);
+}
+
+std::vector<BlockTuneResult> tune_block_group(const std::vector<BlockGroupMember>& members, const float* train_in,
+                                              const float* ref_out, int64_t n, int64_t L, const SignRoundOptions& opt,
+                                              PythonRandom& rng) {
+    return tune_group_impl(members, train_in, ref_out, n, L, opt, rng, nullptr);
 }
 
 // ---- 3. optimized RTN (§3.2) ------------------------------------------------------------------------------
@@ -569,8 +666,11 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                               const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt,
                               TuningCheckpoint* checkpoint) {
     const auto t0 = Clock::now();
-    check(opt.nblocks == 1, "--nblocks ", opt.nblocks,
-          " is not implemented (only 1: each decoder block is tuned on its own); drop --nblocks");
+    check(opt.nblocks >= 1, "--nblocks must be >= 1 (the number of consecutive blocks tuned jointly), got ",
+          opt.nblocks);
+    check(opt.nblocks == 1 || !opt.cuda || opt.iters == 0, "--nblocks ", opt.nblocks,
+          ": blocks tuned jointly run on the CPU only (the CUDA block engine tunes one block at a time); "
+          "use --device cpu or --nblocks 1");
     check(opt.iters >= 0, "--iters must be >= 0, got ", opt.iters);
     check(opt.batch_size > 0, "--batch_size must be positive, got ", opt.batch_size);
     check(opt.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive, got ",
@@ -630,7 +730,9 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
     for (const auto& b : plan.blocks) selected[b.index] = &b;
     const int64_t fwd_batch = std::min<int64_t>(opt.batch_size, n);
 
-    for (int l = 0; l <= last && l < nlayers; ++l) {
+    int step = 1;  // blocks handled by one pass of the loop (a group's size)
+    for (int l = 0; l <= last && l < nlayers; l += step) {
+        step = 1;
         const auto tb = Clock::now();
         Qwen3BlockGrad<float> block(load_block_consts(model, l));
         std::array<std::vector<float>, kNumBlockLinears> W;
@@ -678,9 +780,9 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
             continue;
         }
 
-        forward_all_on(opt, block, wp, fp_in.data(), n, L, fwd_batch, ref.data());  // FP targets
         if (it == selected.end()) {
             // not selected: both chains go through the unquantized block
+            forward_all_on(opt, block, wp, fp_in.data(), n, L, fwd_batch, ref.data());  // FP targets
             if (!q_in.empty()) forward_all_on(opt, block, wp, q_in.data(), n, L, fwd_batch, q_in.data());
             BlockReport r;
             r.name = name;
@@ -688,50 +790,93 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
             r.method = "fp";
             r.seconds = seconds_since(tb);
             res.blocks.push_back(r);
-        } else {
-            std::vector<BlockLayerSpec> specs;
-            for (const auto& pl : it->second->layers) specs.push_back({which_of(*it->second, pl.name), pl.name, pl.scheme});
-            const bool use_q = opt.enable_quanted_input && !q_in.empty();
-            const float* train = use_q ? q_in.data() : fp_in.data();
-            float* qout = nullptr;
-            if (opt.enable_quanted_input) {
-                if (q_in.empty()) q_in.resize(fp_in.size());
-                qout = q_in.data();  // QBlock(train) -> next block's quantized input (may alias train)
-            }
-            if (checkpoint && checkpoint->has(l)) {
-                // finished in an earlier run: its codes, and the quantized chain rebuilt with its QDQ weights
-                // exactly as tune_block_impl computes it
-                TuningCheckpoint::Block cb = checkpoint->load(l);
-                std::array<std::vector<float>, kNumBlockLinears> qdq = W;
-                for (const auto& sp : specs) {
+            std::swap(fp_in, ref);  // fp_in <- FP output of this block
+            continue;
+        }
+
+        // ---- a group: this block and up to nblocks-1 following selected blocks (nblocks 1: this block) ----
+        std::vector<std::unique_ptr<Qwen3BlockGrad<float>>> more_blocks;  // members 1.. (member 0 is `block`)
+        std::vector<std::array<std::vector<float>, kNumBlockLinears>> more_W;
+        std::vector<int> gidx = {l};
+        while (static_cast<int>(gidx.size()) < opt.nblocks) {
+            const int nx = gidx.back() + 1;
+            if (nx > last || nx >= nlayers || !selected.count(nx)) break;
+            gidx.push_back(nx);
+        }
+        const size_t M = gidx.size();
+        more_blocks.reserve(M - 1);
+        more_W.resize(M - 1);
+        for (size_t m = 1; m < M; ++m) {
+            more_blocks.push_back(std::make_unique<Qwen3BlockGrad<float>>(load_block_consts(model, gidx[m])));
+            for (int i = 0; i < kNumBlockLinears; ++i) more_W[m - 1][i] = load_block_weight(model, gidx[m], i);
+        }
+        std::vector<BlockGroupMember> members(M);
+        std::vector<Qwen3BlockGrad<float>*> gblocks(M);
+        std::vector<std::array<const float*, kNumBlockLinears>> gW(M);
+        for (size_t m = 0; m < M; ++m) {
+            BlockGroupMember& mb = members[m];
+            const PlannedBlock& pb = *selected.at(gidx[m]);
+            mb.block = m == 0 ? &block : more_blocks[m - 1].get();
+            mb.W = m == 0 ? &W : &more_W[m - 1];
+            mb.name = "model.layers." + std::to_string(gidx[m]);
+            mb.index = gidx[m];
+            for (const auto& pl : pb.layers) mb.layers.push_back({which_of(pb, pl.name), pl.name, pl.scheme});
+            gblocks[m] = mb.block;
+            for (int i = 0; i < kNumBlockLinears; ++i) gW[m][i] = (*mb.W)[i].data();
+        }
+        const std::string gname = block_group_name(members);
+        // FP targets: the group's input through its unquantized blocks (fp_in stays the group's input)
+        group_forward_all(opt, gblocks, gW, fp_in.data(), n, L, fwd_batch, ref.data());
+
+        const bool use_q = opt.enable_quanted_input && !q_in.empty();
+        const float* train = use_q ? q_in.data() : fp_in.data();
+        float* qout = nullptr;
+        if (opt.enable_quanted_input) {
+            if (q_in.empty()) q_in.resize(fp_in.size());
+            qout = q_in.data();  // QGroup(train) -> next group's quantized input (may alias train)
+        }
+        bool resumable = checkpoint != nullptr;
+        for (int g : gidx) resumable = resumable && checkpoint->has(g);
+        if (resumable) {
+            // finished in an earlier run: its codes, and the quantized chain rebuilt with its QDQ weights
+            // exactly as tune_group_impl computes it
+            std::vector<std::array<std::vector<float>, kNumBlockLinears>> qdq(M);
+            PythonRandom::State rng_after;
+            for (size_t m = 0; m < M; ++m) {
+                TuningCheckpoint::Block cb = checkpoint->load(gidx[m]);
+                qdq[m] = *members[m].W;
+                for (const auto& sp : members[m].layers) {
                     const auto q = cb.qdq.find(sp.name);
-                    check(q != cb.qdq.end() && q->second.size() == W[static_cast<size_t>(sp.which)].size(),
+                    check(q != cb.qdq.end() && q->second.size() == qdq[m][static_cast<size_t>(sp.which)].size(),
                           "resume checkpoint ", checkpoint->dir().string(), " has no QDQ weights for ", sp.name,
                           "; delete it to start over");
-                    qdq[static_cast<size_t>(sp.which)] = std::move(q->second);
+                    qdq[m][static_cast<size_t>(sp.which)] = std::move(q->second);
                 }
-                if (qout) {
-                    std::array<const float*, kNumBlockLinears> qw{};
-                    for (int i = 0; i < kNumBlockLinears; ++i) qw[i] = qdq[i].data();
-                    forward_all_on(opt, block, qw, train, n, L, fwd_batch, qout);
-                }
-                rng.set_state(cb.rng);
+                rng_after = cb.rng;  // the same for every block of a group (saved after the group)
                 for (auto& [k, v] : cb.quantized) res.layers.emplace(k, std::move(v));
                 cb.report.resumed = true;
                 res.blocks.push_back(cb.report);
-                if (opt.progress)
-                    std::fprintf(stderr, "%s: resumed from %s (loss %s -> best %s @%d)\n", name.c_str(),
+                if (m + 1 == M && opt.progress)
+                    std::fprintf(stderr, "%s: resumed from %s (loss %s -> best %s @%d)\n", gname.c_str(),
                                  checkpoint->dir().string().c_str(), fmt_loss(cb.report.initial_loss).c_str(),
                                  fmt_loss(cb.report.best_loss).c_str(), cb.report.best_iter);
-            } else {
-                BlockTuneResult br = tune_block_impl(block, W, specs, train, ref.data(), n, L, opt, rng, name, l, qout);
-                br.report.seconds = seconds_since(tb);
-                if (checkpoint) checkpoint->save(l, br, specs, rng);
-                for (auto& [k, v] : br.quantized) res.layers.emplace(k, std::move(v));
-                res.blocks.push_back(br.report);
+            }
+            if (qout) group_forward_all(opt, gblocks, weight_ptrs(qdq), train, n, L, fwd_batch, qout);
+            rng.set_state(rng_after);
+        } else {
+            std::vector<BlockTuneResult> br = tune_group_impl(members, train, ref.data(), n, L, opt, rng, qout);
+            const double secs = seconds_since(tb);
+            for (size_t m = 0; m < M; ++m) {
+                br[m].report.seconds = secs;
+                if (checkpoint) checkpoint->save(gidx[m], br[m], members[m].layers, rng);
+            }
+            for (size_t m = 0; m < M; ++m) {
+                for (auto& [k, v] : br[m].quantized) res.layers.emplace(k, std::move(v));
+                res.blocks.push_back(br[m].report);
             }
         }
-        std::swap(fp_in, ref);  // fp_in <- FP output of this block
+        std::swap(fp_in, ref);  // fp_in <- FP output of this group
+        step = static_cast<int>(M);
     }
     res.seconds = seconds_since(t0);
     return res;

@@ -16,6 +16,17 @@
 // Blocks outside --to_quant_block_names are run in full precision on both chains (the reference would
 // feed one selected block straight into the next; that is only correct for contiguous selections).
 //
+// nblocks > 1 (auto-round's WrapperMultiblock, §1.7): up to nblocks consecutive selected blocks form a
+// group, tuned jointly as one block: the group's input is the cached input of its first block, its
+// target the FP output of its last block (FP chain through the group's blocks with unquantized weights),
+// all the group's layers' V, α, β share one SignSGD step / lr schedule / IndexSampler (one sampler per
+// group, as the reference builds one per quantize_block call), the loss is the masked MSE at the
+// group's output, the best-loss snapshot covers the whole group, and the gradient reaches the earlier
+// blocks through Qwen3BlockGrad::backward's dX. Afterwards q_in ← QGroup(q_in or fp_in). Groups are
+// formed in model order; the last one may be shorter, and an unselected block (forwarded in FP) ends a
+// group early. Joint tuning runs on the CPU only (quantize_model refuses opt.cuda with nblocks > 1; the
+// CLI falls back to the CPU with a note). nblocks = 1 runs exactly the single-block code path.
+//
 // Tuning loop (§2.7), per iteration i of T = iters:
 //   idx = IndexSampler.next_batch()  (global batch = min(n, batch_size·gradient_accumulate_steps); CPython
 //         random emulation seeded once with `seed`, stream continuing across blocks)
@@ -56,7 +67,7 @@ struct SignRoundOptions {
     std::optional<double> minmax_lr;      // default: lr (the user's, else the same per-bits rule)
     int batch_size = 8;                   // reduced to nsamples when fewer
     int gradient_accumulate_steps = 1;
-    int nblocks = 1;                      // only 1 is implemented
+    int nblocks = 1;                      // consecutive blocks tuned jointly (>= 1; CPU only when > 1)
     bool enable_minmax_tuning = true;     // off: α = β = 1 fixed
     bool enable_quanted_input = true;
     bool not_use_best_mse = false;
@@ -103,6 +114,10 @@ struct BlockReport {
     // block backward, fake-quant backward + SignSGD update
     double qdq_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0;
     bool resumed = false;        // loaded from a resume checkpoint instead of tuned in this run
+    // nblocks > 1: the group this block was tuned in ("model.layers.0-1"); the loss fields (initial,
+    // best, last, final, losses), iters_run and the timings are the group's, shared by its blocks.
+    // Empty when tuned on its own.
+    std::string group;
 };
 
 // One block, given its cached inputs. `train_in` and `ref_out` are [n, L, H]. `layers` lists the
@@ -126,6 +141,23 @@ BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::v
                            int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
                            const std::string& block_name, int block_index = 0);
 
+// Several consecutive blocks tuned jointly (nblocks > 1; one member = tune_block). Each member: its
+// block, its 7 original weights and its quantized layers. `train_in` is the first member's input, `ref_out`
+// the FP output of the last member, both [n, L, H]. Returns one result per member (its codes, best
+// parameters and QDQ weights; the report holds the group's losses, see BlockReport::group). CPU only.
+struct BlockGroupMember {
+    Qwen3BlockGrad<float>* block = nullptr;
+    const std::array<std::vector<float>, kNumBlockLinears>* W = nullptr;
+    std::vector<BlockLayerSpec> layers;
+    std::string name;            // "model.layers.3"
+    int index = 0;
+};
+std::vector<BlockTuneResult> tune_block_group(const std::vector<BlockGroupMember>& members, const float* train_in,
+                                              const float* ref_out, int64_t n, int64_t L, const SignRoundOptions& opt,
+                                              PythonRandom& rng);
+// "model.layers.3" for one member, "model.layers.3-4" for several.
+std::string block_group_name(const std::vector<BlockGroupMember>& members);
+
 // Runs `block` with weights W over all n samples in chunks of `batch` (no gradients): out [n, L, H].
 void block_forward_all(Qwen3BlockGrad<float>& block, const std::array<const float*, kNumBlockLinears>& W,
                        const float* in, int64_t n, int64_t L, int64_t batch, float* out);
@@ -143,9 +175,12 @@ struct QuantizeResult {
 
 // The whole model: blocks of `plan` tuned in order (iters > 0), or RTN / optimized RTN (iters == 0);
 // layers in plan.outside get RTN. `samples`: tokenized calibration samples, all of the same length
-// (may be empty for plain RTN). Throws Error for nblocks != 1, mismatched sample lengths, NaN/Inf losses.
+// (may be empty for plain RTN). Throws Error for nblocks < 1, nblocks > 1 with opt.cuda, mismatched sample
+// lengths, NaN/Inf losses. nblocks larger than the number of blocks simply makes one group of all of them.
 // With a checkpoint (SignRound only), every tuned block is saved to it and blocks it already holds are
-// loaded instead of tuned (quant/tuning_checkpoint.h): the result is bit-identical either way.
+// loaded instead of tuned (quant/tuning_checkpoint.h): the result is bit-identical either way. With
+// nblocks > 1 every block of a group is saved once the whole group is tuned, and a group is loaded only
+// when all its blocks are in the checkpoint (else it is tuned again from the same state).
 QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                               const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt,
                               TuningCheckpoint* checkpoint = nullptr);

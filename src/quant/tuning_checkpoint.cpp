@@ -83,7 +83,8 @@ json report_to_json(const BlockReport& r) {
             {"qdq_seconds", r.qdq_seconds},
             {"forward_seconds", r.forward_seconds},
             {"backward_seconds", r.backward_seconds},
-            {"update_seconds", r.update_seconds}};
+            {"update_seconds", r.update_seconds},
+            {"group", r.group}};
 }
 
 BlockReport report_from_json(const json& j) {
@@ -105,6 +106,7 @@ BlockReport report_from_json(const json& j) {
     r.forward_seconds = j.at("forward_seconds").get<double>();
     r.backward_seconds = j.at("backward_seconds").get<double>();
     r.update_seconds = j.at("update_seconds").get<double>();
+    r.group = j.value("group", std::string());  // absent in checkpoints written before --nblocks
     return r;
 }
 

@@ -14,6 +14,9 @@
 //                           bf16, so lossless)
 //   block-NNNN.json         written last (tmp + rename): the block's report, the layers' schemes and the
 //                           state of the mini-batch sampler's CPython generator after the block.
+// With --nblocks > 1 the blocks of a group are saved (one file pair each, as above, the sampler state
+// being the one after the group) only once the whole group is tuned; on resume a group is loaded only if
+// all its blocks are finished, otherwise it is tuned again from the saved state before it.
 // A block counts as finished only when its JSON exists. `fingerprint.json` holds a hash of everything
 // that determines the result (model, plan, options, calibration tokens); a checkpoint with another
 // fingerprint is never resumed from.

@@ -167,6 +167,10 @@ TEST(Cli, QuantizeRefusesBadRequestsBeforeWork) {
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_NE(r.out.find("--overwrite"), std::string::npos) << r.out;
     EXPECT_TRUE(fs::exists(t.dir / "qwen3-nano-w4g128" / "keep.txt"));
+    // --nblocks 0 names the flag
+    r = run(tiny_args(t.dir) + " --format auto_gptq --nblocks 0");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("--nblocks"), std::string::npos) << r.out;
     // an empty dataset is a clear error
     std::ofstream(t.dir / "empty.jsonl") << "";
     r = run("quantize --model " + kNano + " --output_dir " + (t.dir / "o2").string() + " --iters 2 --nsamples 4 " +
@@ -180,4 +184,21 @@ TEST(Cli, QuantizeRefusesBadRequestsBeforeWork) {
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_NE(r.out.find("pile-10k"), std::string::npos) << r.out;
     unsetenv("HF_HUB_OFFLINE");
+}
+
+// --nblocks above the model's 6 blocks: clamped with a note, all blocks tuned as one group, recorded.
+TEST(Cli, QuantizeNblocksIsClampedAndRecorded) {
+    TempDir t("nblocks");
+    const Result r = run("quantize --model " + kNano + " --output_dir " + t.dir.string() +
+                         " --iters 2 --nsamples 4 --seqlen 32 --batch_size 4 --dataset " + kC4 +
+                         ":shuffle=false --threads 1 --nblocks 99 --format fake");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("--nblocks 99 is clamped to the model's 6 decoder blocks"), std::string::npos) << r.out;
+    const auto rep = nlohmann::json::parse(slurp(t.dir / "qwen3-nano-w4g128" / "quantize_report.json"));
+    EXPECT_EQ(rep["settings"]["nblocks"], 6);
+    ASSERT_EQ(rep["blocks"].size(), 6u);
+    for (const auto& b : rep["blocks"]) {
+        EXPECT_EQ(b["method"], "signround");
+        EXPECT_EQ(b["losses"], rep["blocks"][0]["losses"]) << "one group: one loss curve";
+    }
 }

@@ -1,5 +1,6 @@
 // tests/model/test_qwen3_block_grad.cpp — the differentiable Qwen3 block (model/qwen3_block_grad.h):
-//  * float64 gradients of the masked-MSE loss wrt each of the 7 linear weights, and through the
+//  * float64 gradients of the masked-MSE loss wrt each of the 7 linear weights, wrt the block input X
+//    (dX, also through two chained blocks as --nblocks tunes them), and through the
 //    fake quantization wrt V, α, β, against central finite differences (small awkward shapes:
 //    hidden 24, intermediate 40, GQA 4/2 and 3/1, head_dim 8/16, odd L, group size 16 with padded
 //    last groups, bits 2/3/4/8, sym and asym). Fake quant is differenced through the frozen STE
@@ -173,6 +174,102 @@ TEST(Qwen3BlockGrad, WeightGradientsMatchFiniteDifferences) {
             }
         }
     }
+}
+
+// dL/dX (the block input: through the residual, the input RMSNorm and q/k/v, and the post-attention
+// norm path) against central differences at 48 random input elements; asking for dX leaves dW unchanged,
+// and dX may alias dY.
+TEST(Qwen3BlockGrad, InputGradientMatchesFiniteDifferences) {
+    struct Cfg { int64_t nq, nkv, D; bool bias; };
+    for (Cfg cf : {Cfg{4, 2, 8, false}, Cfg{3, 1, 16, true}}) {
+        SmallProblem p(cf.nq, cf.nkv, cf.D, cf.bias, 31);
+        const auto W = random_weights(p.c.dims, 130);
+        const auto dW_only = p.grads(W);
+        const size_t NH = p.X.size();
+        Qwen3BlockGrad<double> blk(p.c);
+        std::vector<double> Y(NH), dY(NH), dX(NH, -1.0);
+        blk.forward(p.X.data(), p.B, p.L, ptrs(W), Y.data());
+        masked_mse_loss<double>(Y.data(), p.ref.data(), p.mask.data(), p.B, p.L, 24, dY.data());
+        std::array<std::vector<double>, kNumBlockLinears> dW;
+        Qwen3BlockGrad<double>::Grads gp;
+        for (int i = 0; i < kNumBlockLinears; ++i) {
+            dW[i].assign(W[i].size(), 0.0);
+            gp[i] = dW[i].data();
+        }
+        blk.backward(dY.data(), gp, false, dX.data());
+        for (int i = 0; i < kNumBlockLinears; ++i) EXPECT_EQ(dW[i], dW_only[i]) << block_linear_name(i);
+
+        auto loss_x = [&](const std::vector<double>& X) {
+            Qwen3BlockGrad<double> b(p.c);
+            std::vector<double> out(NH);
+            b.forward(X.data(), p.B, p.L, ptrs(W), out.data());
+            return masked_mse_loss<double>(out.data(), p.ref.data(), p.mask.data(), p.B, p.L, 24, nullptr);
+        };
+        const double h = 1e-5;
+        std::vector<double> X = p.X;
+        double gmax = 0;
+        for (size_t e : pick(NH, 48, 900)) {
+            const double x0 = X[e];
+            X[e] = x0 + h;
+            const double lp = loss_x(X);
+            X[e] = x0 - h;
+            const double lm = loss_x(X);
+            X[e] = x0;
+            expect_fd((lp - lm) / (2 * h), dX[e], 1e-5, 1e-9, "dX nq " + std::to_string(cf.nq) + " index " + std::to_string(e));
+            gmax = std::max(gmax, std::abs(dX[e]));
+        }
+        for (double g : dX) gmax = std::max(gmax, std::abs(g));
+        EXPECT_GT(gmax, 1e-4);
+        // the last token of each sample is masked and only attends to itself-and-earlier: no gradient
+        for (int64_t b = 0; b < p.B; ++b)
+            for (int64_t k = 0; k < 24; ++k) EXPECT_EQ(dX[(b * p.L + p.L - 1) * 24 + k], 0.0);
+
+        // dX written over dY (aliasing) gives the same values; weight gradients may be skipped entirely
+        std::vector<double> g(NH);
+        blk.forward(p.X.data(), p.B, p.L, ptrs(W), Y.data());
+        masked_mse_loss<double>(Y.data(), p.ref.data(), p.mask.data(), p.B, p.L, 24, g.data());
+        blk.backward(g.data(), Qwen3BlockGrad<double>::Grads{}, false, g.data());
+        for (size_t e = 0; e < NH; ++e) ASSERT_NEAR(g[e], dX[e], 1e-13 * (1.0 + std::abs(dX[e]))) << e;
+    }
+}
+
+// Two blocks chained (what --nblocks 2 tunes): the loss at the second block's output, differentiated
+// wrt the FIRST block's weights through the second block's dX, against central differences.
+TEST(Qwen3BlockGrad, ChainedBlocksPassGradientsThroughDX) {
+    SmallProblem p(4, 2, 8, false, 41);
+    const Qwen3BlockConsts<double> c2 = small_consts(4, 2, 8, false, 55);
+    auto W1 = random_weights(p.c.dims, 140);
+    const auto W2 = random_weights(c2.dims, 150);
+    const size_t NH = p.X.size();
+    auto loss = [&](std::vector<double>* dW1) {
+        Qwen3BlockGrad<double> b1(p.c), b2(c2);
+        std::vector<double> mid(NH), Y(NH), g(NH);
+        b1.forward(p.X.data(), p.B, p.L, ptrs(W1), mid.data());
+        b2.forward(mid.data(), p.B, p.L, ptrs(W2), Y.data());
+        const double l = masked_mse_loss<double>(Y.data(), p.ref.data(), p.mask.data(), p.B, p.L, 24, dW1 ? g.data() : nullptr);
+        if (dW1) {
+            b2.backward(g.data(), Qwen3BlockGrad<double>::Grads{}, false, g.data());
+            Qwen3BlockGrad<double>::Grads gp{};
+            for (int i = 0; i < kNumBlockLinears; ++i) gp[i] = dW1[i].data();
+            b1.backward(g.data(), gp);
+        }
+        return l;
+    };
+    std::vector<double> dW1[kNumBlockLinears];
+    for (int i = 0; i < kNumBlockLinears; ++i) dW1[i].assign(W1[i].size(), 0.0);
+    EXPECT_GT(loss(dW1), 0.1);
+    const double h = 1e-5;
+    for (int i = 0; i < kNumBlockLinears; ++i)
+        for (size_t e : pick(W1[i].size(), 6, 800 + i)) {
+            const double w0 = W1[i][e];
+            W1[i][e] = w0 + h;
+            const double lp = loss(nullptr);
+            W1[i][e] = w0 - h;
+            const double lm = loss(nullptr);
+            W1[i][e] = w0;
+            expect_fd((lp - lm) / (2 * h), dW1[i][e], 1e-5, 1e-9,
+                      std::string("block 1 of 2: ") + block_linear_name(i) + " index " + std::to_string(e));
+        }
 }
 
 TEST(Qwen3BlockGrad, FakeQuantParameterGradientsMatchFiniteDifferences) {
@@ -390,7 +487,8 @@ TEST(Qwen3BlockGrad, NanoBlockFloatGradientsMatchDouble) {
         dW[i].assign(W[i].size(), 0.f);
         gp[i] = dW[i].data();
     }
-    bf.backward(dY.data(), gp);
+    std::vector<float> dXf(B * L * H);
+    bf.backward(dY.data(), gp, false, dXf.data());
     // double
     Qwen3BlockGrad<double> bd(consts_to_double(c));
     const auto Xd = to_d(Yl0), refd = to_d(ref);
@@ -404,7 +502,17 @@ TEST(Qwen3BlockGrad, NanoBlockFloatGradientsMatchDouble) {
         dWd[i].assign(Wd[i].size(), 0.0);
         gpd[i] = dWd[i].data();
     }
-    bd.backward(dYd.data(), gpd);
+    std::vector<double> dXd(B * L * H);
+    bd.backward(dYd.data(), gpd, false, dXd.data());
+    {
+        double num = 0, den = 0;
+        for (size_t e = 0; e < dXd.size(); ++e) {
+            num += (dXf[e] - dXd[e]) * (dXf[e] - dXd[e]);
+            den += dXd[e] * dXd[e];
+        }
+        EXPECT_LT(std::sqrt(num / den), 1e-4) << "dX";
+        EXPECT_GT(den, 0.0) << "dX";
+    }
     for (int i = 0; i < kNumBlockLinears; ++i) {
         double num = 0, den = 0;
         for (size_t e = 0; e < dW[i].size(); ++e) {

@@ -5,11 +5,16 @@
 //    below the RTN loss (iteration 0: V = 0, α = β = 1), the exported parameters are the ones that produced
 //    the best loss (re-evaluated from scratch), the QDQ weights equal bf16(dequantize(codes)), iters 0 equals
 //    plain RTN, not_use_best_mse, dynamic_max_gap, minmax tuning off, NaN detection naming the block;
-//  * quantize_model on two nano blocks (plain RTN, optimized RTN, SignRound with an unselected block).
+//  * quantize_model on two nano blocks (plain RTN, optimized RTN, SignRound with an unselected block);
+//  * --nblocks: two blocks tuned jointly (loss at iteration 0 = the RTN loss of the two-block chain, the
+//    exported group reproduces the best loss, results differ from block-by-block), grouping (shorter last
+//    group, a gap in the selection ends a group, nblocks above the block count), resume of groups.
 // Kept small (L = 48, n <= 4) so the whole file runs in a few seconds on 2 cores.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 #include <limits>
 #include <memory>
 #include <random>
@@ -20,6 +25,7 @@
 #include "model/qwen3_model.h"
 #include "quant/rtn.h"
 #include "quant/signround_tuner.h"
+#include "quant/tuning_checkpoint.h"
 #include "quant_test_util.h"
 
 using namespace autoround;
@@ -270,8 +276,12 @@ TEST(SignRoundTuner, QuantizeModelPaths) {
     EXPECT_EQ(sr.blocks[1].iters_run, 2);
     EXPECT_GT(sr.blocks[1].final_loss, 0);
 
+    o.nblocks = 0;
+    expect_error([&] { quantize_model(nano(), plan, samples, o); }, {"--nblocks", ">= 1"});
     o.nblocks = 2;
-    expect_error([&] { quantize_model(nano(), plan, samples, o); }, {"--nblocks", "not implemented"});
+    o.cuda = true;  // joint tuning is CPU only (the CLI falls back to the CPU before getting here)
+    expect_error([&] { quantize_model(nano(), plan, samples, o); }, {"--nblocks", "CPU"});
+    o.cuda = false;
     o.nblocks = 1;
     auto uneven = samples;
     uneven[1].pop_back();
@@ -320,4 +330,241 @@ TEST(SignRoundTuner, GradientAccumulationMatchesOneBigBatch) {
     ASSERT_EQ(acc.size(), 2u);
     EXPECT_NEAR(acc[0], big[0], 1e-6 * big[0]);
     EXPECT_NEAR(acc[1], big[1], 1e-3 * big[1]);  // same step up to float summation order of the gradients
+}
+
+// ---- --nblocks ------------------------------------------------------------------------------------------
+
+namespace {
+
+QuantPlan plan_of(const std::string& blocks) {
+    SchemeOptions so;
+    so.to_quant_block_names = blocks;
+    return plan_quantization(describe_model(nano().config(), nano().tensors()), so);
+}
+
+SignRoundOptions group_options(int iters, int nblocks, int batch) {
+    SignRoundOptions o;
+    o.progress = false;
+    o.iters = iters;
+    o.nblocks = nblocks;
+    o.batch_size = batch;
+    return o;
+}
+
+// Masked MSE between the chain of nano blocks [first, first + W.size()) run with weights W and the
+// same chain with the original weights, on the embeddings of `samples`.
+double chain_loss(const std::vector<std::vector<int32_t>>& samples, int first,
+                  const std::vector<std::array<std::vector<float>, kNumBlockLinears>>& W) {
+    const int64_t n = static_cast<int64_t>(samples.size()), L = static_cast<int64_t>(samples[0].size());
+    std::vector<float> q = embed_samples(nano(), samples), f = q;
+    int64_t H = 0;
+    for (size_t m = 0; m < W.size(); ++m) {
+        const int layer = first + static_cast<int>(m);
+        Qwen3BlockGrad<float> blk(load_block_consts(nano(), layer));
+        H = blk.dims().hidden;
+        std::array<const float*, kNumBlockLinears> wq{}, wf{};
+        std::array<std::vector<float>, kNumBlockLinears> orig;
+        for (int i = 0; i < kNumBlockLinears; ++i) {
+            orig[i] = load_block_weight(nano(), layer, i);
+            wq[i] = W[m][i].data();
+            wf[i] = orig[i].data();
+        }
+        block_forward_all(blk, wq, q.data(), n, L, n, q.data());
+        block_forward_all(blk, wf, f.data(), n, L, n, f.data());
+    }
+    const auto mask = last_token_mask(n, L);
+    return masked_mse_loss<float>(q.data(), f.data(), mask.data(), n, L, H, nullptr);
+}
+
+// bf16(dequantize(codes)) of the 7 linears of `layer` in a result (the QDQ weights the tuner ran with).
+std::array<std::vector<float>, kNumBlockLinears> qdq_of(const QuantizeResult& r, int layer) {
+    std::array<std::vector<float>, kNumBlockLinears> w;
+    for (int i = 0; i < kNumBlockLinears; ++i) {
+        const std::string t = block_linear_tensor(layer, i);
+        w[i] = r.layers.at(t.substr(0, t.size() - 7)).dequantize();
+        for (float& v : w[i]) v = round_to_bf16(v);
+    }
+    return w;
+}
+
+struct TempDir {
+    std::filesystem::path dir;
+    explicit TempDir(const std::string& name) {
+        dir = std::filesystem::temp_directory_path() / ("ar_tuner_" + name + "_" + std::to_string(::getpid()));
+        std::filesystem::remove_all(dir);
+    }
+    ~TempDir() { std::filesystem::remove_all(dir); }
+};
+
+}  // namespace
+
+TEST(SignRoundGroups, TwoBlocksTunedJointly) {
+    const QuantPlan plan = plan_of("model.layers.0$,model.layers.1$");
+    const auto samples = random_samples(4, 64, 21);
+    // batch = all 4 samples: every iteration's loss is over the whole calibration set
+    const QuantizeResult r1 = quantize_model(nano(), plan, samples, group_options(10, 1, 4));
+    const QuantizeResult r2 = quantize_model(nano(), plan, samples, group_options(10, 2, 4));
+    ASSERT_EQ(r2.blocks.size(), 2u);
+    for (const BlockReport& b : r2.blocks) {
+        EXPECT_EQ(b.method, "signround");
+        EXPECT_EQ(b.group, "model.layers.0-1");
+        EXPECT_EQ(b.layers, 7);
+        EXPECT_EQ(b.iters_run, 10);
+        EXPECT_EQ(b.losses.size(), 10u);
+    }
+    EXPECT_EQ(r2.blocks[0].name, "model.layers.0");
+    EXPECT_EQ(r2.blocks[1].name, "model.layers.1");
+    EXPECT_EQ(r2.blocks[0].losses, r2.blocks[1].losses);  // one loss: the group's
+    EXPECT_TRUE(r1.blocks[0].group.empty());
+
+    // iteration 0 (V = 0, α = β = 1) is RTN on both blocks, measured at block 1's output against the FP chain
+    std::vector<std::array<std::vector<float>, kNumBlockLinears>> rtn(2);
+    for (int m = 0; m < 2; ++m)
+        for (int i = 0; i < kNumBlockLinears; ++i) {
+            const auto w = load_block_weight(nano(), m, i);
+            const auto sh = block_linear_shape(load_block_consts(nano(), m).dims, i);
+            QdqOptions q;
+            q.scheme = {4, 128, true};
+            rtn[m][i] = quantize_rtn(w, sh[0], sh[1], q).dequantize();
+            for (float& v : rtn[m][i]) v = round_to_bf16(v);
+        }
+    const double rtn_loss = chain_loss(samples, 0, rtn);
+    const BlockReport& g = r2.blocks[1];
+    EXPECT_NEAR(g.initial_loss, rtn_loss, 1e-5 * rtn_loss);
+    EXPECT_LT(g.best_loss, 0.97 * g.initial_loss) << "joint tuning should clearly beat RTN";
+    // the exported codes of both blocks are the best iterate of the whole group
+    const double exported = chain_loss(samples, 0, {qdq_of(r2, 0), qdq_of(r2, 1)});
+    EXPECT_NEAR(exported, g.best_loss, 1e-5 * g.best_loss);
+    EXPECT_NEAR(g.final_loss, g.best_loss, 1e-5 * g.best_loss);
+
+    // block by block gives other codes (block 0 is tuned for its own output, not for block 1's)
+    int differ = 0;
+    for (const auto& [name, q] : r2.layers) differ += q.codes != r1.layers.at(name).codes;
+    EXPECT_GT(differ, 0);
+    // both final losses measure the quantized chain after block 1 against the FP chain
+    const double sequential = chain_loss(samples, 0, {qdq_of(r1, 0), qdq_of(r1, 1)});
+    EXPECT_NEAR(r1.blocks[1].final_loss, sequential, 1e-5 * sequential);
+    std::printf("nano blocks 0-1, 4 x 64 tokens, 10 iters: RTN %.6g; nblocks 1: block 0 %.6g -> %.6g, block 1 %.6g -> %.6g "
+                "(final %.6g); nblocks 2: %.6g -> %.6g @%d (final %.6g)\n",
+                rtn_loss, r1.blocks[0].initial_loss, r1.blocks[0].best_loss, r1.blocks[1].initial_loss,
+                r1.blocks[1].best_loss, r1.blocks[1].final_loss, g.initial_loss, g.best_loss, g.best_iter, g.final_loss);
+}
+
+// Block 0 quantized, block 1 not: its parameters learn only from the loss at block 1's output, i.e.
+// through block 1's dX. With small steps the first step already lowers that loss.
+TEST(SignRoundGroups, GradientReachesTheFirstBlockThroughTheSecond) {
+    const auto samples = random_samples(2, 32, 13);
+    const int64_t n = 2, L = 32;
+    std::vector<std::unique_ptr<Qwen3BlockGrad<float>>> blocks;
+    std::array<std::vector<float>, kNumBlockLinears> W[2];
+    std::vector<BlockGroupMember> members(2);
+    std::vector<float> in = embed_samples(nano(), samples), ref = in;
+    for (int m = 0; m < 2; ++m) {
+        blocks.push_back(std::make_unique<Qwen3BlockGrad<float>>(load_block_consts(nano(), m)));
+        std::array<const float*, kNumBlockLinears> wp{};
+        for (int i = 0; i < kNumBlockLinears; ++i) {
+            W[m][i] = load_block_weight(nano(), m, i);
+            wp[i] = W[m][i].data();
+        }
+        block_forward_all(*blocks[m], wp, ref.data(), n, L, n, ref.data());
+        members[m].block = blocks[m].get();
+        members[m].W = &W[m];
+        members[m].name = "model.layers." + std::to_string(m);
+        members[m].index = m;
+    }
+    for (int i = 0; i < kNumBlockLinears; ++i) {
+        const std::string t = block_linear_tensor(0, i);
+        members[0].layers.push_back({i, t.substr(0, t.size() - 7), LayerScheme{4, 128, true, "int"}});
+    }
+    EXPECT_EQ(block_group_name(members), "model.layers.0-1");
+    SignRoundOptions o = group_options(8, 2, 2);
+    o.lr = 2e-3;
+    PythonRandom rng(42);
+    const std::vector<BlockTuneResult> r = tune_block_group(members, in.data(), ref.data(), n, L, o, rng);
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[0].quantized.size(), 7u);
+    EXPECT_TRUE(r[1].quantized.empty());
+    EXPECT_EQ(r[1].qdq[kLinDown], W[1][kLinDown]) << "an unquantized member keeps its weights";
+    const auto& l = r[0].losses;
+    ASSERT_EQ(l.size(), 8u);
+    EXPECT_LT(l[1], l[0]);
+    EXPECT_LT(r[0].report.best_loss, 0.97 * l[0]);
+}
+
+TEST(SignRoundGroups, GroupingShortLastGroupGapsAndClamp) {
+    const auto samples = random_samples(2, 32, 5);
+    {  // blocks 0, 2, 3, 4 with nblocks 2: [0] (block 1 unselected ends it), fp 1, [2-3], [4] (shorter last)
+        const QuantizeResult r = quantize_model(nano(), plan_of("model.layers.[0234]$"), samples, group_options(2, 2, 2));
+        ASSERT_EQ(r.blocks.size(), 5u);
+        EXPECT_EQ(r.blocks[0].group, "");
+        EXPECT_EQ(r.blocks[0].method, "signround");
+        EXPECT_EQ(r.blocks[1].method, "fp");
+        EXPECT_EQ(r.blocks[2].group, "model.layers.2-3");
+        EXPECT_EQ(r.blocks[3].group, "model.layers.2-3");
+        EXPECT_EQ(r.blocks[4].group, "");
+        EXPECT_EQ(r.blocks[4].method, "signround");
+        EXPECT_EQ(r.layers.size(), 28u);
+    }
+    // nblocks above the block count: one group of every selected block, the same as nblocks = 3 here
+    const QuantPlan plan = plan_of("model.layers.[012]$");
+    const QuantizeResult big = quantize_model(nano(), plan, samples, group_options(2, 100, 2));
+    const QuantizeResult three = quantize_model(nano(), plan, samples, group_options(2, 3, 2));
+    ASSERT_EQ(big.blocks.size(), 3u);
+    for (const BlockReport& b : big.blocks) EXPECT_EQ(b.group, "model.layers.0-2");
+    for (const auto& [name, q] : big.layers) EXPECT_EQ(q.codes, three.layers.at(name).codes) << name;
+    EXPECT_EQ(big.blocks[2].losses, three.blocks[2].losses);
+}
+
+TEST(SignRoundGroups, GroupsResumeBitIdentical) {
+    const QuantPlan plan = plan_of("model.layers.[012]$");
+    const auto samples = random_samples(4, 32, 9);
+    const SignRoundOptions o = group_options(3, 2, 2);  // groups [0-1], [2]; 2 of 4 samples per step
+    const std::string fp = tuning_fingerprint("nano", plan, samples, o);
+    SignRoundOptions o1 = o;
+    o1.nblocks = 1;
+    EXPECT_NE(fp, tuning_fingerprint("nano", plan, samples, o1)) << "nblocks is part of the fingerprint";
+
+    TempDir t("groups");
+    const auto ck = t.dir / "ck";
+    QuantizeResult full;
+    {
+        TuningCheckpoint c(ck, fp, false);
+        full = quantize_model(nano(), plan, samples, o, &c);
+        EXPECT_EQ(c.finished(), (std::vector<int>{0, 1, 2}));
+    }
+    const QuantizeResult plain = quantize_model(nano(), plan, samples, o);  // no checkpoint: the same
+    auto same = [&](const QuantizeResult& r, const std::string& what) {
+        ASSERT_EQ(r.layers.size(), full.layers.size()) << what;
+        for (const auto& [name, q] : full.layers) {
+            EXPECT_EQ(r.layers.at(name).codes, q.codes) << what << " " << name;
+            EXPECT_EQ(r.layers.at(name).scales, q.scales) << what << " " << name;
+        }
+        for (size_t b = 0; b < full.blocks.size(); ++b) {
+            EXPECT_EQ(r.blocks[b].losses, full.blocks[b].losses) << what << " block " << b;
+            EXPECT_EQ(r.blocks[b].group, full.blocks[b].group) << what << " block " << b;
+        }
+    };
+    same(plain, "no checkpoint");
+
+    // killed after the first group: it is loaded, the sampler continues from its saved state
+    std::filesystem::remove(ck / "block-0002.json");
+    {
+        TuningCheckpoint c(ck, fp, false);
+        const QuantizeResult r = quantize_model(nano(), plan, samples, o, &c);
+        same(r, "resume after group 0-1");
+        EXPECT_TRUE(r.blocks[0].resumed);
+        EXPECT_TRUE(r.blocks[1].resumed);
+        EXPECT_FALSE(r.blocks[2].resumed);
+        EXPECT_EQ(r.blocks[1].group, "model.layers.0-1");
+    }
+    // killed while saving the first group (block 1 missing): the whole group is tuned again, block 2 loaded
+    std::filesystem::remove(ck / "block-0001.json");
+    {
+        TuningCheckpoint c(ck, fp, false);
+        const QuantizeResult r = quantize_model(nano(), plan, samples, o, &c);
+        same(r, "resume of a partly saved group");
+        EXPECT_FALSE(r.blocks[0].resumed);
+        EXPECT_FALSE(r.blocks[1].resumed);
+        EXPECT_TRUE(r.blocks[2].resumed);
+    }
 }
