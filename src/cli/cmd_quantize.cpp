@@ -10,6 +10,7 @@
 // Output folders (§5.2): <output_dir>/<model basename>-w<bits>g<group_size>[/<format subfolder> when several].
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -151,7 +152,6 @@ int run_quantize(const QuantizeArgs& a) {
     if (a.enable_torch_compile || a.disable_torch_compile)
         note("--enable_torch_compile/--disable_torch_compile have no effect: there is no PyTorch here, the kernels "
              "are compiled ahead of time");
-    if (a.quant_nontext_module) note("--quant_nontext_module has no effect for text-only models");
     check(!(a.sym && a.asym), "--sym and --asym exclude each other");
     check(!(a.enable_minmax_tuning && a.disable_minmax_tuning), "--enable_minmax_tuning and --disable_minmax_tuning "
           "exclude each other");
@@ -195,6 +195,17 @@ int run_quantize(const QuantizeArgs& a) {
     // ---- model and layer selection ------------------------------------------------------------------------
     const auto t_load = Clock::now();
     const Qwen3Model model = Qwen3Model::load(dir);
+    if (model.config().vision_language)
+        for (ExportFormat f : formats)
+            check(export_format_name(f).rfind("gguf", 0) != 0, "--format ", export_format_name(f), ": GGUF export of ",
+                  model.config().architecture, " (language model + mmproj vision file) is not implemented yet; use "
+                  "auto_round, auto_gptq or auto_awq for Qwen3-VL");
+    if (a.quant_nontext_module) {
+        check(!model.config().vision_language, "--quant_nontext_module: quantizing the Qwen3-VL vision tower is not "
+              "implemented yet (it needs the tower's backward and image calibration); drop the flag to quantize the "
+              "language model and keep the vision tower in BF16, as the reference tool does by default");
+        note("--quant_nontext_module has no effect for text-only models");
+    }
     check(!model.quantization().has_value(), "--model ", model_arg, " is already quantized (",
           quant_method_name(model.quantization()->method), "); quantize the original 16-bit checkpoint");
     SchemeOptions sch;
@@ -396,8 +407,10 @@ int run_quantize(const QuantizeArgs& a) {
     if (ckpt) ckpt->remove();  // the outputs are in place: the resume checkpoint has done its job
 
     // ---- summary table ---------------------------------------------------------------------------------------
-    std::printf("\n%-18s %-9s %6s %6s  %-34s %-10s %8s\n", "block", "method", "layers", "iters", "loss first -> best @iter",
-                "final", "time");
+    int name_w = 18;  // "model.language_model.layers.35" is wider than "model.layers.35"
+    for (const auto& b : qr.blocks) name_w = std::max(name_w, static_cast<int>(b.name.size()));
+    std::printf("\n%-*s %-9s %6s %6s  %-34s %-10s %8s\n", name_w, "block", "method", "layers", "iters",
+                "loss first -> best @iter", "final", "time");
     for (const auto& b : qr.blocks) {
         std::string loss = "-", fin = "-", it = "-";
         if (b.method == "signround") {
@@ -405,7 +418,7 @@ int run_quantize(const QuantizeArgs& a) {
             fin = b.final_loss >= 0 ? fmt(b.final_loss) : "-";
             it = std::to_string(b.iters_run);
         }
-        std::printf("%-18s %-9s %6d %6s  %-34s %-10s %8s%s\n", b.name.c_str(), b.method.c_str(), b.layers, it.c_str(),
+        std::printf("%-*s %-9s %6d %6s  %-34s %-10s %8s%s\n", name_w, b.name.c_str(), b.method.c_str(), b.layers, it.c_str(),
                     loss.c_str(), fin.c_str(), ProgressBar::format_duration(b.seconds).c_str(),
                     b.resumed ? " (resumed)" : "");
     }
@@ -487,7 +500,9 @@ void add_quantize_command(CLI::App& root) {
     c->add_flag("--low_gpu_mem_usage", a->low_gpu_mem_usage, "Accepted for compatibility; no effect on CPU");
     c->add_flag("--enable_torch_compile", a->enable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--disable_torch_compile", a->disable_torch_compile, "Accepted for compatibility; no effect");
-    c->add_flag("--quant_nontext_module", a->quant_nontext_module, "Accepted; no effect for text-only models");
+    c->add_flag("--quant_nontext_module", a->quant_nontext_module,
+                "Also quantize a VLM's vision tower (not implemented yet for Qwen3-VL: refused; no effect for text-only "
+                "models). Without it only the language model is quantized and the tower stays BF16");
     c->add_flag("--disable_opt_rtn", a->disable_opt_rtn, "With --iters 0: plain RTN instead of optimized RTN");
     c->add_flag("--enable_opt_rtn", a->enable_opt_rtn, "With --iters 0: optimized RTN (the default for sym < 8 bits)");
     c->add_flag("--not_use_best_mse", a->not_use_best_mse, "Keep the last iterate instead of the best one");

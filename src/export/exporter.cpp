@@ -148,7 +148,11 @@ ResolvedExport resolve(const TensorStore& src, const QuantizationConfig& user_qc
             r.skipped_in_block.push_back(layer);
         } else if (!is_lm_head_name(layer) && layer.find("embed") == std::string::npos) {
             const size_t p = block_index_pos(layer);
-            const std::string what = p == std::string::npos ? layer : layer.substr(0, p);
+            std::string what = p == std::string::npos ? layer : layer.substr(0, p);
+            // Root-agnostic ("model.visual.blocks" -> "visual.blocks"): vLLM names a VLM's modules without the
+            // HF root (e.g. "visual.blocks.0.attn.qkv"), and AWQ's modules_to_not_convert / GPTQ's "-:" rules
+            // must match both spellings (checkpoint-formats.md §1.9).
+            if (what.rfind("model.", 0) == 0 && what.find('.', 6) != std::string::npos) what = what.substr(6);
             if (std::find(r.unquantized_outside.begin(), r.unquantized_outside.end(), what) == r.unquantized_outside.end())
                 r.unquantized_outside.push_back(what);
         }

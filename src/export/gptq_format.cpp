@@ -60,7 +60,7 @@ FormatSpec gptq_spec(const ResolvedExport& r, const ExportOptions& o) {
         LayerScheme skip = qc.global();
         skip.bits = 16;
         skip.data_type = "float";
-        qc.pattern_overrides.push_back({regex_escape(m), skip, true});
+        qc.pattern_overrides.push_back({".*" + regex_escape(m), skip, true});  // re.match, any root
     }
 
     FormatSpec s;

@@ -31,8 +31,8 @@ const char* block_linear_name(int which) {
     return names[which];
 }
 
-std::string block_linear_tensor(int layer, int which) {
-    return "model.layers." + std::to_string(layer) + "." + block_linear_name(which) + ".weight";
+std::string block_linear_tensor(int layer, int which, const std::string& text_prefix) {
+    return text_prefix + "layers." + std::to_string(layer) + "." + block_linear_name(which) + ".weight";
 }
 
 std::array<int64_t, 2> block_linear_shape(const Qwen3BlockDims& d, int which) {
@@ -79,7 +79,7 @@ Qwen3BlockConsts<float> load_block_consts(const Qwen3Model& model, int layer) {
     d.intermediate = c.intermediate_size;
     d.rms_eps = c.rms_norm_eps;
     d.qk_norm = c.qk_norm;
-    const std::string p = "model.layers." + std::to_string(layer) + ".";
+    const std::string p = c.text_prefix + "layers." + std::to_string(layer) + ".";  // Qwen3-VL: model.language_model.
     k.input_norm = load_vector(st, p + "input_layernorm.weight", d.hidden);
     k.post_attn_norm = load_vector(st, p + "post_attention_layernorm.weight", d.hidden);
     if (d.qk_norm) {
@@ -106,7 +106,7 @@ std::vector<float> load_block_weight(const Qwen3Model& model, int layer, int whi
     d.head_dim = c.head_dim;
     d.intermediate = c.intermediate_size;
     const auto shape = block_linear_shape(d, which);
-    const std::string name = block_linear_tensor(layer, which);
+    const std::string name = block_linear_tensor(layer, which, c.text_prefix);
     const TensorInfo& t = model.tensors().get(name);
     check(t.shape.size() == 2 && t.shape[0] == shape[0] && t.shape[1] == shape[1], "tensor ", name, " has shape ",
           t.shape_str(), ", expected [", shape[0], ", ", shape[1], "] from config.json");

@@ -45,8 +45,9 @@ struct Qwen3BlockDims {
 
 // "self_attn.q_proj", ..., "mlp.down_proj".
 const char* block_linear_name(int which);
-// "model.layers.<layer>.self_attn.q_proj.weight" etc.
-std::string block_linear_tensor(int layer, int which);
+// "<text_prefix>layers.<layer>.self_attn.q_proj.weight" etc. (text_prefix "model." or, for Qwen3-VL,
+// "model.language_model.").
+std::string block_linear_tensor(int layer, int which, const std::string& text_prefix = "model.");
 // {out, in} of linear `which`: q [nq·D, H], k/v [nkv·D, H], o [H, nq·D], gate/up [I, H], down [H, I].
 std::array<int64_t, 2> block_linear_shape(const Qwen3BlockDims& d, int which);
 

@@ -133,8 +133,9 @@ void block_forward_all(Qwen3BlockGrad<float>& block, const std::array<const floa
 }
 
 std::vector<float> embed_samples(const Qwen3Model& model, const std::vector<std::vector<int32_t>>& samples) {
-    const TensorInfo& emb = model.tensors().get("model.embed_tokens.weight");
-    check(emb.shape.size() == 2, "model.embed_tokens.weight has shape ", emb.shape_str(), ", expected [vocab, hidden]");
+    const std::string emb_name = model.config().text_prefix + "embed_tokens.weight";
+    const TensorInfo& emb = model.tensors().get(emb_name);
+    check(emb.shape.size() == 2, emb_name, " has shape ", emb.shape_str(), ", expected [vocab, hidden]");
     const int64_t V = emb.shape[0], H = emb.shape[1];
     const size_t row_bytes = static_cast<size_t>(H) * dtype_size(emb.dtype);
     size_t total = 0;
@@ -742,7 +743,7 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
             wp[i] = W[i].data();
         }
         const auto it = selected.find(l);
-        const std::string name = "model.layers." + std::to_string(l);
+        const std::string name = model.config().text_prefix + "layers." + std::to_string(l);
         if (opt.iters == 0) {
             // optimized RTN: imatrix from the FP chain; no quantized-input propagation (§3.2)
             std::array<std::vector<double>, kNumBlockLinears> imat;
@@ -818,7 +819,7 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
             const PlannedBlock& pb = *selected.at(gidx[m]);
             mb.block = m == 0 ? &block : more_blocks[m - 1].get();
             mb.W = m == 0 ? &W : &more_W[m - 1];
-            mb.name = "model.layers." + std::to_string(gidx[m]);
+            mb.name = model.config().text_prefix + "layers." + std::to_string(gidx[m]);
             mb.index = gidx[m];
             for (const auto& pl : pb.layers) mb.layers.push_back({which_of(pb, pl.name), pl.name, pl.scheme});
             gblocks[m] = mb.block;

@@ -1,0 +1,167 @@
+// tests/cli/test_cli_quantize_vl.cpp — `autoround quantize` on a Qwen3-VL checkpoint (qwen3-vl-nano): only the
+// language-model blocks are quantized (text calibration), the vision tower, mergers, embeddings and lm_head are
+// copied byte for byte into every format, the quantization configs tell vLLM / transformers / AWQ loaders to
+// leave the tower alone, the processor files travel with the weights, and every export reloads with identical
+// text-only and image+text logits.
+#include <gtest/gtest.h>
+
+#include "cli/cli_test_util.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "image/image.h"
+#include "image/qwen3_vl_image_processor.h"
+#include "io/safetensors.h"
+#include "model/qwen3_vl_model.h"
+
+namespace fs = std::filesystem;
+using namespace autoround;
+
+namespace {
+
+const fs::path kShared = fs::path(AR_SHARED_DIR);
+const std::string kVl = (kShared / "models/qwen3-vl-nano").string();
+const std::string kC4 = (kShared / "data/text/c4-sample.jsonl").string();
+
+nlohmann::json read_json(const fs::path& p) {
+    std::ifstream f(p);
+    return nlohmann::json::parse(f);
+}
+
+struct Logits {
+    std::vector<float> text, image;
+};
+
+Logits run_both(const fs::path& dir) {
+    const Qwen3VLModel m = Qwen3VLModel::load(dir);
+    const int64_t V = m.text().config().vocab_size;
+    Logits r;
+    const std::vector<int32_t> text_ids{8166, 100, 200, 300, 400, 500, 600, 700};
+    KvCache c1 = m.text().make_cache();
+    r.text.resize(text_ids.size() * V);
+    m.text().forward(text_ids, c1, r.text.data(), true);
+
+    const RgbImage img = decode_image(kShared / "reference/qwen3-vl-nano-input-384x288.png");
+    const ProcessedImage im = preprocess_image(img, load_model_image_processor_config(dir));
+    const std::vector<int32_t> prompt{8166, 8175, 8178, 8176, 100, 200};
+    const std::vector<int32_t> ids = m.expand_image_pads(prompt, std::span<const ProcessedImage>(&im, 1));
+    KvCache c2 = m.text().make_cache();
+    r.image.resize(ids.size() * V);
+    m.prefill(ids, std::span<const ProcessedImage>(&im, 1), c2, r.image.data(), true);
+    return r;
+}
+
+}  // namespace
+
+TEST(CliVl, QuantizeKeepsTheVisionTowerAndReloadsIdentically) {
+    const fs::path out = fs::temp_directory_path() / ("ar_cli_vl_" + std::to_string(::getpid()));
+    fs::remove_all(out);
+    const cli_test::Result r = cli_test::run("quantize --model " + kVl + " --output_dir " + out.string() +
+                                             " --iters 2 --nsamples 4 --seqlen 64 --batch_size 4 --dataset " + kC4 +
+                                             ":shuffle=false --threads 2 --quiet --format auto_round,auto_gptq,auto_awq");
+    ASSERT_EQ(r.status, 0) << r.out;
+    const fs::path m = out / "qwen3-vl-nano-w4g128";
+    const std::vector<std::string> subs{"auto-round-auto-gptq", "auto-gptq", "auto-awq"};
+    const TensorStore src = TensorStore::open(kVl);
+
+    std::vector<Logits> logits;
+    for (const std::string& sub : subs) {
+        const fs::path d = m / sub;
+        SCOPED_TRACE(sub);
+        for (const char* f : {"preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json",
+                              "chat_template.jinja", "tokenizer.json", "README.md"})
+            EXPECT_TRUE(fs::exists(d / f)) << f;
+        // every tensor outside the language-model blocks is the source's, byte for byte
+        const TensorStore st = TensorStore::open(d);
+        int copied = 0;
+        for (const auto& [name, t] : src.tensors()) {
+            if (name.rfind("model.language_model.layers.", 0) == 0) continue;
+            ASSERT_TRUE(st.has(name)) << name;
+            const TensorInfo& q = st.get(name);
+            ASSERT_EQ(q.dtype, t.dtype) << name;
+            ASSERT_EQ(q.shape, t.shape) << name;
+            ASSERT_EQ(0, std::memcmp(q.data, t.data, t.nbytes)) << name;
+            ++copied;
+        }
+        EXPECT_GT(copied, 40);
+        EXPECT_TRUE(st.has("model.language_model.layers.0.self_attn.q_proj.qweight"));
+        EXPECT_FALSE(st.has("model.visual.blocks.0.attn.qkv.qweight"));
+
+        const nlohmann::json qc = read_json(d / "config.json").at("quantization_config");
+        // auto_awq keeps auto-round's in-memory key (to_quant_block_names), as the reference exporter does
+        const char* key = sub == "auto-awq" ? "to_quant_block_names" : "block_name_to_quantize";
+        ASSERT_TRUE(qc.contains(key)) << qc.dump();
+        const std::string blocks = qc.at(key).is_array() ? qc.at(key)[0].get<std::string>() : qc.at(key).get<std::string>();
+        EXPECT_EQ(blocks, "model.language_model.layers");
+        if (sub == "auto-gptq") {
+            ASSERT_TRUE(qc.contains("dynamic")) << qc.dump();
+            EXPECT_TRUE(qc.at("dynamic").contains("-:.*visual\\.blocks")) << qc.at("dynamic").dump();
+        }
+        if (sub == "auto-awq") {
+            const auto& m2c = qc.at("modules_to_not_convert");
+            EXPECT_NE(std::find(m2c.begin(), m2c.end(), "visual.blocks"), m2c.end()) << m2c.dump();
+        }
+        logits.push_back(run_both(d));
+    }
+    for (size_t i = 1; i < logits.size(); ++i) {
+        EXPECT_EQ(logits[i].text, logits[0].text) << subs[i] << " vs " << subs[0];
+        EXPECT_EQ(logits[i].image, logits[0].image) << subs[i] << " vs " << subs[0];
+    }
+    // and the quantized model differs from the source (the language model really was quantized)
+    const Logits orig = run_both(kVl);
+    EXPECT_NE(orig.text, logits[0].text);
+    fs::remove_all(out);
+}
+
+TEST(CliVl, RefusesWhatItCannotDoBeforeAnyWork) {
+    const fs::path out = fs::temp_directory_path() / ("ar_cli_vl_refuse_" + std::to_string(::getpid()));
+    const std::string base = "quantize --model " + kVl + " --output_dir " + out.string() +
+                             " --iters 1 --nsamples 2 --seqlen 32 --dataset " + kC4;
+    cli_test::Result r = cli_test::run(base + " --quant_nontext_module");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.out.find("--quant_nontext_module"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("block "), std::string::npos) << r.out;  // no tuning table: nothing ran
+    r = cli_test::run(base + " --format gguf:q4_0");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.out.find("GGUF export of Qwen3VLForConditionalGeneration"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(CliVl, GenerateWithAnImageGivesTheReferenceGreedyTokens) {
+    // The chat template + one image + "Describe this image." is the reference prompt; greedy ids must match
+    // transformers' 16 greedy tokens (whose smallest margin is far above float32 noise).
+    const std::string img = (kShared / "reference/qwen3-vl-nano-input-384x288.png").string();
+    const cli_test::Result r = cli_test::run("generate --model " + kVl + " --image " + img +
+                                             " --prompt 'Describe this image.' --temperature 0 --max_new_tokens 16 "
+                                             "--ignore_eos --ids --no_stats --threads 2");
+    ASSERT_EQ(r.status, 0) << r.out;
+    const TensorStore ref = TensorStore::open(kShared / "reference/qwen3-vl-nano.safetensors");
+    const TensorInfo& t = ref.get("greedy_ids");
+    std::string want;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        int64_t x;
+        std::memcpy(&x, t.data + i * 8, 8);
+        want += std::to_string(x) + " ";
+    }
+    EXPECT_EQ(r.out.substr(0, want.size()), want) << r.out;
+
+    // bad inputs: not an image, a text-only model, two images for one prompt is fine (two placeholders)
+    cli_test::Result bad = cli_test::run("generate --model " + kVl + " --image " + kC4 + " --prompt x --no_stats");
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.out.find("unknown image format"), std::string::npos) << bad.out;
+    bad = cli_test::run("generate --model " + (kShared / "models/qwen3-nano").string() + " --image " + img +
+                        " --prompt x --no_stats");
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.out.find("takes no images"), std::string::npos) << bad.out;
+    const cli_test::Result two = cli_test::run("generate --model " + kVl + " --image " + img + " --image " + img +
+                                               " --prompt 'Compare.' --temperature 0 --max_new_tokens 2 --no_stats --threads 2");
+    EXPECT_EQ(two.status, 0) << two.out;
+}
