@@ -12,7 +12,7 @@
 #          W4G128-ar1000
 # Environment: AR (binary, default build/autoround), SHARED (default ../shared), THREADS (per config, default
 # all cores), PARALLEL=1 runs the configs concurrently (give each THREADS_<config with - as _>=N threads),
-# DEVICE=cuda tunes on the GPU, TIMEOUT=seconds stops unfinished quantizations (they resume from their checkpoint when run again).
+# DEVICE=cuda tunes on the GPU (GPU_PRECISION=fp32|bf16, default fp32), TIMEOUT=seconds stops unfinished quantizations (they resume from their checkpoint when run again).
 # Each config writes OUTDIR/<config>.json (one line) and OUTDIR/<config>.log. `report` needs jq.
 #
 # On 2 cores a 200-iteration config takes ~15 min and the 1000-iteration one ~70 min (see README).
@@ -60,7 +60,7 @@ run_config() {
     # shellcheck disable=SC2086
     ${TIMEOUT:+timeout "$TIMEOUT"} "$AR" quantize --model "$MODEL" --output_dir "$dir" $args --nsamples 128 \
       --seqlen 512 --batch_size 8 --seed 42 --dataset "$C4:shuffle=false" --format auto_round --threads "$threads" \
-      --device "${DEVICE:-cpu}" \
+      --device "${DEVICE:-cpu}" ${GPU_PRECISION:+--gpu_precision "$GPU_PRECISION"} \
       --overwrite >"$log" 2>&1 || { echo "$name: quantize stopped (see $log)"; return 0; }
     qs=$((SECONDS - t0))
     model=$(ls -d "$dir"/qwen3-nano-*)
@@ -69,7 +69,7 @@ run_config() {
   w=$(ppl_of "$model" "$WT2" "$threads")
   c=$(ppl_of "$model" "$C4HELD" "$threads")
   printf '{"cfg": "%s", "wt2": %s, "c4held": %s, "quant_s": %s, "threads": %s, "device": "%s"}\n' "$name" "$w" "$c" \
-    "$qs" "$threads" "${DEVICE:-cpu}" >"$OUTDIR/$name.json"
+    "$qs" "$threads" "${DEVICE:-cpu}${GPU_PRECISION:+-$GPU_PRECISION}" >"$OUTDIR/$name.json"
   echo "$name: wt2 $w c4held $c (quantize ${qs}s, $threads threads)"
 }
 

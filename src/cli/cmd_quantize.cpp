@@ -56,6 +56,7 @@ struct QuantizeArgs {
     std::string dataset_field = "text";
     uint64_t seed = 42;
     std::string device = "cpu";
+    std::string gpu_precision = "fp32";
     bool low_gpu_mem_usage = false, enable_torch_compile = false, disable_torch_compile = false;
     bool quant_nontext_module = false;
     bool disable_opt_rtn = false, enable_opt_rtn = false, not_use_best_mse = false;
@@ -183,6 +184,9 @@ int run_quantize(const QuantizeArgs& a) {
     so.seed = a.seed;
     so.progress = !a.quiet;
     so.cuda = device == "cuda";
+    check(a.gpu_precision == "fp32" || a.gpu_precision == "bf16", "--gpu_precision ", a.gpu_precision,
+          ": expected fp32 or bf16");
+    so.cuda_bf16 = so.cuda && a.gpu_precision == "bf16";
     check(so.iters >= 0, "--iters must be >= 0");
     check(so.batch_size > 0, "--batch_size must be positive");
     check(so.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive");
@@ -345,6 +349,7 @@ int run_quantize(const QuantizeArgs& a) {
         {"quant_lm_head", plan.qc.quant_lm_head},
         {"formats", a.format},
         {"device", device},
+        {"gpu_precision", so.cuda ? a.gpu_precision : "-"},
         {"threads", a.threads},
     };
     json blocks = json::array();
@@ -497,6 +502,9 @@ void add_quantize_command(CLI::App& root) {
     c->add_option("--dataset_field", a->dataset_field, "JSON field holding the text (default text)");
     c->add_option("--seed", a->seed, "Random seed (calibration shuffle, mini-batch sampler; default 42)");
     c->add_option("--device,--device_map,--devices", a->device, "cpu (default), cuda (the block forward/backward on the GPU), auto");
+    c->add_option("--gpu_precision", a->gpu_precision,
+                  "GPU block math: fp32 (default; FP32 GEMMs, matches the CPU path) or bf16 (tensor cores with FP32 "
+                  "accumulation, like the reference's autocast; ~8x faster on an H100)");
     c->add_flag("--low_gpu_mem_usage", a->low_gpu_mem_usage, "Accepted for compatibility; no effect on CPU");
     c->add_flag("--enable_torch_compile", a->enable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--disable_torch_compile", a->disable_torch_compile, "Accepted for compatibility; no effect");

@@ -159,6 +159,12 @@ std::vector<float> embed_samples(const Qwen3Model& model, const std::vector<std:
 
 namespace {
 
+CudaBlockEngineOptions engine_options(const SignRoundOptions& opt) {
+    CudaBlockEngineOptions o;
+    o.precision = opt.cuda_bf16 ? GpuPrecision::Bf16 : GpuPrecision::Fp32;
+    return o;
+}
+
 // block_forward_all on the CPU, or on the GPU when opt.cuda (in and out may alias).
 void forward_all_on(const SignRoundOptions& opt, Qwen3BlockGrad<float>& block,
                     const std::array<const float*, kNumBlockLinears>& W, const float* in, int64_t n, int64_t L,
@@ -167,7 +173,7 @@ void forward_all_on(const SignRoundOptions& opt, Qwen3BlockGrad<float>& block,
         block_forward_all(block, W, in, n, L, batch, out);
         return;
     }
-    CudaBlockEngine gpu(block.consts(), n, L, batch, in, nullptr);
+    CudaBlockEngine gpu(block.consts(), n, L, batch, in, nullptr, engine_options(opt));
     for (int i = 0; i < kNumBlockLinears; ++i) gpu.set_weight(i, W[i]);
     gpu.forward_all(out);
 }
@@ -297,7 +303,8 @@ std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>
     const int64_t global = std::min<int64_t>(n, batch * opt.gradient_accumulate_steps);
     std::unique_ptr<CudaBlockEngine> gpu;
     if (opt.cuda && M == 1 && !st.empty() && T > 0) {
-        gpu = std::make_unique<CudaBlockEngine>(members[0].block->consts(), n, L, batch, train_in, ref_out);
+        gpu = std::make_unique<CudaBlockEngine>(members[0].block->consts(), n, L, batch, train_in, ref_out,
+                                                engine_options(opt));
         for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, wptr[0][i]);  // the unquantized ones stay
     }
     std::vector<float> X(static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());

@@ -78,6 +78,8 @@ struct SignRoundOptions {
     bool progress = true;                 // per-block progress bars on stderr
     bool cuda = false;                    // block forward/backward on the GPU (ops/cuda/block_engine.h); the
                                           // fake quantization and SignSGD stay on the host, identical to CPU
+    bool cuda_bf16 = false;               // the GPU block math on bf16 tensor cores (FP32 accumulate), as the
+                                          // reference's autocast; false: FP32 pedantic GEMMs
 };
 
 // The learning rate of a layer with `bits` (SignRoundConfig.compute_lr / compute_minmax_lr).

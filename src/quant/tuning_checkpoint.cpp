@@ -145,7 +145,8 @@ std::string tuning_fingerprint(const std::string& model_identity, const QuantPla
               {"disable_opt_rtn", o.disable_opt_rtn},
               {"seed", o.seed},
               {"mask_last_token", o.mask_last_token},
-              {"cuda", o.cuda}};
+              {"cuda", o.cuda},
+              {"cuda_bf16", o.cuda_bf16}};
     json blocks = json::array();
     for (const auto& b : plan.blocks) {
         json layers = json::array();

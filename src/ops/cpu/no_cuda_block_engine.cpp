@@ -11,6 +11,10 @@ struct CudaBlockEngine::Impl {};
 CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>&, int64_t, int64_t, int64_t, const float*, const float*) {
     fail("--device cuda: this autoround was built without CUDA; rebuild with -DAUTOROUND_CUDA=ON");
 }
+CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>&, int64_t, int64_t, int64_t, const float*, const float*,
+                                 const CudaBlockEngineOptions&) {
+    fail("--device cuda: this autoround was built without CUDA; rebuild with -DAUTOROUND_CUDA=ON");
+}
 CudaBlockEngine::~CudaBlockEngine() = default;
 void CudaBlockEngine::set_weight(int, const float*) {}
 double CudaBlockEngine::forward_backward(const int64_t*, int64_t, bool, double, bool) { return 0.0; }

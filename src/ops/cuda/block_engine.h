@@ -48,8 +48,7 @@ public:
     // (not supported here) or when device memory runs out (naming the sizes).
     CudaBlockEngine(const Qwen3BlockConsts<float>& consts, int64_t n, int64_t L, int64_t batch, const float* train_in,
                     const float* ref_out);
-    // The same with options (precision). Note: the CPU-only stub (ops/cpu/no_cuda_block_engine.cpp) defines
-    // only the constructor above; callers built without CUDA must use that one.
+    // The same with options (precision).
     CudaBlockEngine(const Qwen3BlockConsts<float>& consts, int64_t n, int64_t L, int64_t batch, const float* train_in,
                     const float* ref_out, const CudaBlockEngineOptions& options);
     ~CudaBlockEngine();
