@@ -21,6 +21,7 @@
 #include "image/qwen3_vl_image_processor.h"
 #include "io/safetensors.h"
 #include "model/qwen3_vl_model.h"
+#include "model/reference_ids.h"
 
 namespace fs = std::filesystem;
 using namespace autoround;
@@ -144,13 +145,8 @@ TEST(CliVl, GenerateWithAnImageGivesTheReferenceGreedyTokens) {
                                              "--ignore_eos --ids --no_stats --threads 2");
     ASSERT_EQ(r.status, 0) << r.out;
     const TensorStore ref = TensorStore::open(kShared / "reference/qwen3-vl-nano.safetensors");
-    const TensorInfo& t = ref.get("greedy_ids");
     std::string want;
-    for (int64_t i = 0; i < t.numel(); ++i) {
-        int64_t x;
-        std::memcpy(&x, t.data + i * 8, 8);
-        want += std::to_string(x) + " ";
-    }
+    for (int32_t id : test::reference_ids(ref, "greedy_ids")) want += std::to_string(id) + " ";
     EXPECT_EQ(r.out.substr(0, want.size()), want) << r.out;
 
     // bad inputs: not an image, a text-only model, two images for one prompt is fine (two placeholders)

@@ -17,6 +17,7 @@
 #include "eval/perplexity.h"
 #include "io/safetensors.h"
 #include "model/qwen3_model.h"
+#include "model/reference_ids.h"
 #include "model/sampler.h"
 
 using namespace autoround;
@@ -27,17 +28,7 @@ const std::string kShared = AR_SHARED_DIR;
 
 struct Ref {
     TensorStore st = TensorStore::open(kShared + "/reference/qwen3-nano-text.safetensors");
-    std::vector<int32_t> ids(const std::string& name) const {
-        const TensorInfo& t = st.get(name);
-        EXPECT_EQ(t.dtype, DType::I64);
-        std::vector<int32_t> v(t.numel());
-        for (int64_t i = 0; i < t.numel(); ++i) {
-            int64_t x;
-            std::memcpy(&x, t.data + i * 8, 8);
-            v[i] = static_cast<int32_t>(x);
-        }
-        return v;
-    }
+    std::vector<int32_t> ids(const std::string& name) const { return test::reference_ids(st, name); }
     std::vector<float> f32(const std::string& name) const { return st.load_f32(name); }
     std::vector<double> f64(const std::string& name) const {
         const TensorInfo& t = st.get(name);

@@ -14,6 +14,7 @@
 #include "io/model_config.h"
 #include "io/safetensors.h"
 #include "model/qwen3_vl_model.h"
+#include "model/reference_ids.h"
 #include "text/bpe_tokenizer.h"
 #include "text/chat_template.h"
 
@@ -24,16 +25,7 @@ namespace {
 const std::string kShared = AR_SHARED_DIR;
 const std::string kVlDir = kShared + "/models/qwen3-vl-nano";
 
-std::vector<int32_t> ref_ids(const TensorStore& st, const std::string& name) {
-    const TensorInfo& t = st.get(name);
-    std::vector<int32_t> v(t.numel());
-    for (int64_t i = 0; i < t.numel(); ++i) {
-        int64_t x;
-        std::memcpy(&x, t.data + i * 8, 8);
-        v[i] = static_cast<int32_t>(x);
-    }
-    return v;
-}
+std::vector<int32_t> ref_ids(const TensorStore& st, const std::string& name) { return test::reference_ids(st, name); }
 const TensorStore& ref() {
     static TensorStore st = TensorStore::open(kShared + "/reference/qwen3-vl-nano.safetensors");
     return st;

@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "model/mrope_positions.h"
 #include "model/qwen3_model.h"
+#include "model/reference_ids.h"
 #include "model/sampler.h"
 #include "ops/cpu/rope.h"
 
@@ -27,16 +28,7 @@ const std::string kVlDir = kShared + "/models/qwen3-vl-nano";
 
 struct VlRef {
     TensorStore st = TensorStore::open(kShared + "/reference/qwen3-vl-nano.safetensors");
-    std::vector<int32_t> ids(const std::string& name) const {
-        const TensorInfo& t = st.get(name);
-        std::vector<int32_t> v(t.numel());
-        for (int64_t i = 0; i < t.numel(); ++i) {
-            int64_t x;
-            std::memcpy(&x, t.data + i * 8, 8);
-            v[i] = static_cast<int32_t>(x);
-        }
-        return v;
-    }
+    std::vector<int32_t> ids(const std::string& name) const { return test::reference_ids(st, name); }
     std::vector<float> f32(const std::string& name) const { return st.load_f32(name); }
 };
 const VlRef& ref() { static VlRef r; return r; }

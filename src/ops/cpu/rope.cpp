@@ -37,6 +37,23 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int head_dim) {
     return inv;
 }
 
+namespace {
+
+// Rotates every head of one token, x [n_heads, head_dim], by the angles whose cos/sin are c, s [head_dim/2].
+void rotate_heads(float* x, int64_t n_heads, int64_t head_dim, const float* c, const float* s) {
+    const int64_t half = head_dim / 2;
+    for (int64_t h = 0; h < n_heads; ++h) {
+        float* v = x + h * head_dim;
+        for (int64_t j = 0; j < half; ++j) {
+            const float a = v[j], b = v[j + half];
+            v[j] = a * c[j] - b * s[j];
+            v[j + half] = b * c[j] + a * s[j];
+        }
+    }
+}
+
+}  // namespace
+
 int mrope_axis(int64_t j, std::span<const int> section) {
     if (section.size() == 3) {
         if (j % 3 == 1 && j < 3 * static_cast<int64_t>(section[1])) return 1;
@@ -59,14 +76,7 @@ void rope_apply_mrope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, co
             c[j] = std::cos(a);
             s[j] = std::sin(a);
         }
-        for (int64_t h = 0; h < n_heads; ++h) {
-            float* v = x + (t * n_heads + h) * head_dim;
-            for (int64_t j = 0; j < half; ++j) {
-                const float a = v[j], b = v[j + half];
-                v[j] = a * c[j] - b * s[j];
-                v[j + half] = b * c[j] + a * s[j];
-            }
-        }
+        rotate_heads(x + t * n_heads * head_dim, n_heads, head_dim, c, s);
     }
 }
 
@@ -82,14 +92,7 @@ void rope_apply(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const in
             c[j] = std::cos(a);
             s[j] = std::sin(a);
         }
-        for (int64_t h = 0; h < n_heads; ++h) {
-            float* v = x + (t * n_heads + h) * head_dim;
-            for (int64_t j = 0; j < half; ++j) {
-                const float a = v[j], b = v[j + half];
-                v[j] = a * c[j] - b * s[j];
-                v[j + half] = b * c[j] + a * s[j];
-            }
-        }
+        rotate_heads(x + t * n_heads * head_dim, n_heads, head_dim, c, s);
     }
 }
 
