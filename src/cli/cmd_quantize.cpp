@@ -30,6 +30,9 @@
 #include "quant/scheme.h"
 #include "quant/signround_tuner.h"
 #include "quant/tuning_checkpoint.h"
+#include "quant/vision_calibration.h"
+#include "quant/vision_tuner.h"
+#include "model/qwen3_vl_model.h"
 #include "export/model_card.h"
 #include "hub/hub_settings.h"
 #include "hub/hub_upload.h"
@@ -59,6 +62,8 @@ struct QuantizeArgs {
     std::string gpu_precision = "fp32";
     bool low_gpu_mem_usage = false, enable_torch_compile = false, disable_torch_compile = false;
     bool quant_nontext_module = false;
+    std::string image_dataset;  // --quant_nontext_module: folder of calibration images
+    int image_size = 448;
     bool disable_opt_rtn = false, enable_opt_rtn = false, not_use_best_mse = false;
     int dynamic_max_gap = -1;
     bool enable_minmax_tuning = false, disable_minmax_tuning = false;
@@ -204,12 +209,14 @@ int run_quantize(const QuantizeArgs& a) {
             check(export_format_name(f).rfind("gguf", 0) != 0, "--format ", export_format_name(f), ": GGUF export of ",
                   model.config().architecture, " (language model + mmproj vision file) is not implemented yet; use "
                   "auto_round, auto_gptq or auto_awq for Qwen3-VL");
-    if (a.quant_nontext_module) {
-        check(!model.config().vision_language, "--quant_nontext_module: quantizing the Qwen3-VL vision tower is not "
-              "implemented yet (it needs the tower's backward and image calibration); drop the flag to quantize the "
-              "language model and keep the vision tower in BF16, as the reference tool does by default");
+    const bool tune_vision = a.quant_nontext_module && model.config().vision_language;
+    if (a.quant_nontext_module && !model.config().vision_language)
         note("--quant_nontext_module has no effect for text-only models");
-    }
+    if (tune_vision)
+        check(!a.image_dataset.empty(), "--quant_nontext_module needs --image_dataset DIR: a folder of .png/.jpg "
+              "calibration images (optionally with <name>.txt captions) for the vision tower's blocks");
+    else if (!a.image_dataset.empty())
+        note("--image_dataset is only used with --quant_nontext_module on a vision-language model");
     check(!model.quantization().has_value(), "--model ", model_arg, " is already quantized (",
           quant_method_name(model.quantization()->method), "); quantize the original 16-bit checkpoint");
     SchemeOptions sch;
@@ -223,7 +230,12 @@ int run_quantize(const QuantizeArgs& a) {
     sch.ignore_layers = a.ignore_layers;
     sch.layer_config = a.layer_config;
     sch.quant_lm_head = a.quant_lm_head;
-    QuantPlan plan = plan_quantization(describe_model(model.config(), model.tensors()), sch);
+    QuantPlan plan = plan_quantization(describe_model(model.config(), model.tensors(), tune_vision), sch);
+    // The vision blocks (--quant_nontext_module) go to the vision tuner; quantize_model gets the language model's.
+    std::vector<PlannedBlock> vision_blocks;
+    QuantPlan text_plan = plan;
+    text_plan.blocks.clear();
+    for (const PlannedBlock& b : plan.blocks) (b.vision ? vision_blocks : text_plan.blocks).push_back(b);
     for (const auto& w : plan.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (so.iters == 0 && !so.disable_opt_rtn && !a.enable_opt_rtn && plan.qc.bits >= 8) so.disable_opt_rtn = true;
     if (so.nblocks > model.config().num_hidden_layers) {
@@ -254,7 +266,7 @@ int run_quantize(const QuantizeArgs& a) {
     // ---- calibration -------------------------------------------------------------------------------------------
     const auto t_cal = Clock::now();
     CalibrationSet cal;
-    const bool need_cal = rtn_needs_calibration(plan, so);
+    const bool need_cal = rtn_needs_calibration(text_plan, so);
     const std::string dataset = a.dataset.value_or("NeelNanda/pile-10k");
     if (need_cal) {
         const BpeTokenizer tok = BpeTokenizer::load(dir / "tokenizer.json");
@@ -277,6 +289,17 @@ int run_quantize(const QuantizeArgs& a) {
     } else if (a.dataset) {
         note("--dataset is not used: plain RTN (--iters 0 with --disable_opt_rtn, or asym/8-bit) needs no calibration");
     }
+    VisionCalibrationSet vcal;
+    if (!vision_blocks.empty()) {
+        VisionCalibrationOptions vo;
+        vo.dir = a.image_dataset;
+        vo.nsamples = nsamples;
+        vo.image_size = a.image_size;
+        vcal = build_vision_calibration(vo, load_model_image_processor_config(dir));
+        for (const auto& w : vcal.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+        if (!a.quiet) std::fprintf(stderr, "vision calibration: %s\n", vcal.description.c_str());
+        if (so.cuda) note("the vision tower's blocks are tuned on the CPU (the CUDA engine runs the language blocks)");
+    }
     const double cal_s = since(t_cal);
 
     // ---- quantize ------------------------------------------------------------------------------------------------
@@ -294,11 +317,25 @@ int run_quantize(const QuantizeArgs& a) {
         if (a.no_resume) fs::remove_all(ck_dir, ec);
         std::string identity = fs::weakly_canonical(dir, ec).string();
         for (const auto& f : model.tensors().files()) identity += "|" + f.filename().string() + ":" + std::to_string(fs::file_size(f, ec));
-        ckpt.emplace(ck_dir, tuning_fingerprint(identity, plan, cal.samples, so), a.overwrite);
+        ckpt.emplace(ck_dir, tuning_fingerprint(identity, text_plan, cal.samples, so), a.overwrite);
         if (!a.quiet && !ckpt->finished().empty())
             std::fprintf(stderr, "resuming: %zu finished block(s) in %s\n", ckpt->finished().size(), ck_dir.c_str());
     }
-    const QuantizeResult qr = quantize_model(model, plan, cal.samples, so, ckpt ? &*ckpt : nullptr);
+    QuantizeResult qr;
+    if (!vision_blocks.empty()) {  // the tower first (model order); no resume checkpoint for it (it is small)
+        const nlohmann::json cfg_json = read_json_file(dir / "config.json");
+        const Qwen3VLVisionConfig vcfg =
+            parse_qwen3_vl_vision_config(cfg_json.at("vision_config"), (dir / "config.json").string());
+        qr = quantize_vision_tower(model.tensors(), vcfg, vision_blocks, vcal, so);
+    }
+    if (!text_plan.blocks.empty() || !text_plan.outside.empty()) {
+        QuantizeResult tr = quantize_model(model, text_plan, cal.samples, so, ckpt ? &*ckpt : nullptr);
+        for (auto& [name, q] : tr.layers) qr.layers.emplace(name, std::move(q));
+        qr.blocks.insert(qr.blocks.end(), tr.blocks.begin(), tr.blocks.end());
+        qr.warnings.insert(qr.warnings.end(), tr.warnings.begin(), tr.warnings.end());
+        qr.method = tr.method;
+        qr.seconds += tr.seconds;
+    }
     for (const auto& w : qr.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 
     // ---- export (the report is written into each folder before it is renamed into place) ------------------------
@@ -342,6 +379,9 @@ int run_quantize(const QuantizeArgs& a) {
         {"not_use_best_mse", so.not_use_best_mse},
         {"dynamic_max_gap", so.dynamic_max_gap},
         {"nblocks", so.nblocks},
+        {"quant_nontext_module", a.quant_nontext_module},
+        {"image_dataset", tune_vision ? json(a.image_dataset) : json(nullptr)},
+        {"image_size", tune_vision ? json(a.image_size) : json(nullptr)},
         {"disable_opt_rtn", so.disable_opt_rtn},
         {"to_quant_block_names", a.to_quant_block_names},
         {"ignore_layers", a.ignore_layers},
@@ -390,7 +430,11 @@ int run_quantize(const QuantizeArgs& a) {
         {"tool", "autoround.cpp quantize"},
         {"method", qr.method},
         {"settings", settings},
-        {"calibration", {{"description", cal.description}, {"samples", cal.samples.size()}}},
+        {"calibration", {{"description", cal.description}, {"samples", cal.samples.size()},
+                         {"vision", vision_blocks.empty() ? json(nullptr)
+                                                          : json{{"description", vcal.description},
+                                                                 {"images", vcal.files},
+                                                                 {"rows_per_image", vcal.rows_per_image}}}}},
         {"layers", {{"quantized", qr.layers.size()}, {"skipped", skipped}, {"outside_blocks_rtn", outside}}},
         {"loss_definition", "mean squared error between the quantized and the full-precision block output over the "
                             "iteration's batch (all hidden values, last token of every sample masked); "
@@ -509,8 +553,15 @@ void add_quantize_command(CLI::App& root) {
     c->add_flag("--enable_torch_compile", a->enable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--disable_torch_compile", a->disable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--quant_nontext_module", a->quant_nontext_module,
-                "Also quantize a VLM's vision tower (not implemented yet for Qwen3-VL: refused; no effect for text-only "
-                "models). Without it only the language model is quantized and the tower stays BF16");
+                "Also quantize a VLM's vision tower: its blocks are tuned with SignRound on the images of "
+                "--image_dataset (no effect for text-only models). Without it only the language model is quantized "
+                "and the tower stays BF16");
+    c->add_option("--image_dataset", a->image_dataset,
+                  "With --quant_nontext_module: a folder of .png/.jpg calibration images (optional <name>.txt "
+                  "captions); at most --nsamples are used, in file-name order");
+    c->add_option("--image_size", a->image_size,
+                  "With --quant_nontext_module: calibration images are resized to this square size (default 448; a "
+                  "multiple of patch_size x merge_size)");
     c->add_flag("--disable_opt_rtn", a->disable_opt_rtn, "With --iters 0: plain RTN instead of optimized RTN");
     c->add_flag("--enable_opt_rtn", a->enable_opt_rtn, "With --iters 0: optimized RTN (the default for sym < 8 bits)");
     c->add_flag("--not_use_best_mse", a->not_use_best_mse, "Keep the last iterate instead of the best one");

@@ -158,7 +158,7 @@ struct Runtime {
 };
 
 std::string autoround_cpp_support(const ModelCardInfo& c) {
-    if (c.vision) return "no: autoround.cpp does not run Qwen3-VL models yet (`autoround info` validates the folder)";
+    if (c.vision) return "yes: `generate --image` runs image + text, `eval` the text side (CPU)";
     if (family_of(c) == Family::Gguf) return "yes: `generate` and `eval` read the .gguf file (CPU, or CUDA builds)";
     return "yes: `generate` and `eval` dequantize the packed layers at load (CPU, or CUDA builds)";
 }
@@ -355,8 +355,8 @@ void usage_gguf(std::ostringstream& o, const ModelCardInfo& c) {
 void usage_autoround(std::ostringstream& o, const ModelCardInfo& c) {
     o << "### autoround (autoround.cpp CLI)\n\n";
     if (c.vision) {
-        o << "autoround.cpp does not run Qwen3-VL models yet; `autoround info --model " << c.model_ref
-          << "` validates every tensor of the folder. Use transformers or vLLM for images.\n\n";
+        o << "```sh\nautoround generate --model " << sh_word(c.model_ref)
+          << " --image photo.jpg --prompt \"Describe this image.\"\n```\n\n";
         return;
     }
     std::string m = c.model_ref;
@@ -725,10 +725,16 @@ ModelCardInfo model_card_info(const fs::path& source_dir, const TensorStore& sou
             why = "MoE router (kept 16-bit for accuracy, and because vLLM expects it unquantized)";
         add(n, why);
     }
-    for (const auto& n : unquantized_outside)
-        add(n, n.find("visual") != std::string::npos || n.find("vision") != std::string::npos
-                   ? "vision tower: only the language model's blocks are quantized (auto-round's default for VLMs)"
-                   : "outside the quantized blocks");
+    bool vision_tuned = false;  // --quant_nontext_module: the tower's blocks are in the block list
+    for (const auto& b : qc.block_name_to_quantize)
+        if (b.find("visual") != std::string::npos) vision_tuned = true;
+    for (const auto& n : unquantized_outside) {
+        const bool vision = n.find("visual") != std::string::npos || n.find("vision") != std::string::npos;
+        add(n, !vision        ? "outside the quantized blocks"
+               : vision_tuned ? "vision tower outside its blocks (mergers): kept 16-bit, as auto-round does"
+                              : "vision tower: only the language model's blocks are quantized (auto-round's default "
+                                "for VLMs)");
+    }
     for (const auto& k : o.kept_layers)
         if (!listed.count(k.name)) add(k.name, reason_text(k.reason));
 

@@ -22,7 +22,8 @@ Qwen3VLModel Qwen3VLModel::from_text_model(Qwen3Model text, const std::filesyste
           vc.out_hidden_size, " differs from the language model's hidden_size ", text.config().hidden_size);
     check(static_cast<int>(vc.deepstack_visual_indexes.size()) <= text.config().num_hidden_layers, cfg_path.string(),
           ": more DeepStack taps than language-model layers");
-    m.vision_ = Qwen3VLVision::load(text.tensors(), vc);
+    m.vision_ = Qwen3VLVision::load(text.tensors(), vc, "model.visual.",
+                                    text.quantization() ? &*text.quantization() : nullptr);
     m.text_ = std::move(text);
     return m;
 }

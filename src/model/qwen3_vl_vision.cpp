@@ -13,6 +13,8 @@
 #include "core/error.h"
 #include "io/model_config.h"
 #include "ops/cpu/gelu.h"
+#include "quant/quantized_loader.h"
+#include "core/bf16.h"
 #include "ops/cpu/layer_norm.h"
 #include "ops/cpu/linear.h"
 #include "ops/cpu/rope.h"
@@ -21,7 +23,7 @@ namespace autoround {
 
 namespace {
 
-constexpr float kLayerNormEps = 1e-6f;  // every vision LayerNorm (not in config.json; the model's constant)
+constexpr float kLayerNormEps = kVisionLayerNormEps;
 
 int required_int(const nlohmann::json& j, const char* field, const std::string& label) {
     check(j.contains(field), label, ": vision_config.", field, " is missing");
@@ -93,6 +95,36 @@ Tap tap_at(int64_t i, int64_t steps, int64_t n) {
     t.w_lo = 1.0f - d;
     t.w_hi = d;
     return t;
+}
+
+// Validates the grids (t, h, w in [1, 65536]; h and w multiples of the merge size m); returns Σ t·h·w.
+int64_t grid_patches(std::span<const ImageGrid> grids, int64_t m, const char* who) {
+    check(!grids.empty(), who, ": no images (the grid list is empty)");
+    int64_t total = 0;
+    for (size_t i = 0; i < grids.size(); ++i) {
+        const ImageGrid& g = grids[i];
+        check(g.t >= 1 && g.h >= 1 && g.w >= 1 && g.h <= 65536 && g.w <= 65536 && g.t <= 65536, who, ": image ", i,
+              " has grid (t=", g.t, ", h=", g.h, ", w=", g.w, "); each must be in [1, 65536]");
+        check(g.h % m == 0 && g.w % m == 0, who, ": image ", i, " has grid (t=", g.t, ", h=", g.h, ", w=", g.w,
+              "); h and w must be multiples of spatial_merge_size ", m);
+        total += int64_t(g.t) * g.h * g.w;
+    }
+    return total;
+}
+
+// Calls f(image, n, row, col) for every patch n in the processor's order (§2.3 3b): images, frames, m×m
+// blocks row-major, then the m×m patches of a block row-major.
+template <typename F>
+void for_each_patch(std::span<const ImageGrid> grids, int64_t m, F&& f) {
+    int64_t n = 0;
+    for (size_t i = 0; i < grids.size(); ++i) {
+        const ImageGrid& g = grids[i];
+        for (int64_t fr = 0; fr < g.t; ++fr)
+            for (int64_t br = 0; br < g.h / m; ++br)
+                for (int64_t bc = 0; bc < g.w / m; ++bc)
+                    for (int64_t dy = 0; dy < m; ++dy)
+                        for (int64_t dx = 0; dx < m; ++dx, ++n) f(i, n, br * m + dy, bc * m + dx);
+    }
 }
 
 struct Segment {
@@ -234,15 +266,29 @@ Qwen3VLVisionConfig parse_qwen3_vl_vision_config(const nlohmann::json& j, const 
 }
 
 Qwen3VLVision Qwen3VLVision::load(const TensorStore& store, const Qwen3VLVisionConfig& cfg,
-                                  const std::string& prefix) {
+                                  const std::string& prefix, const QuantizationConfig* quant) {
     Qwen3VLVision m;
     m.cfg_ = cfg;
     m.store_ = store;
+    m.owned_ = std::make_shared<std::vector<std::vector<float>>>();
     const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, O = cfg.out_hidden_size;
     const int64_t unit = int64_t(cfg.spatial_merge_size) * cfg.spatial_merge_size;
     const int64_t M = unit * H;  // merger width
     const std::string& p = prefix;
     const TensorStore& s = m.store_;
+    // A block linear `name` (no ".weight"): in place, or dequantized + bf16-rounded when stored packed.
+    auto block_linear = [&](const std::string& name, std::initializer_list<int64_t> shape, int64_t out,
+                            int64_t in) -> WeightView {
+        if (quant && !s.has(name + ".weight")) {
+            std::optional<std::vector<float>> w = load_linear_dequantized(s, name, *quant, out, in);
+            if (w) {
+                for (float& v : *w) v = round_to_bf16(v);
+                m.owned_->push_back(std::move(*w));
+                return WeightView{DType::F32, m.owned_->back().data(), out, in};
+            }
+        }
+        return matrix(s, name + ".weight", shape, out, in);
+    };
 
     m.patch_w_ = matrix(s, p + "patch_embed.proj.weight",
                         {H, cfg.in_channels, cfg.temporal_patch_size, cfg.patch_size, cfg.patch_size}, H,
@@ -258,13 +304,13 @@ Qwen3VLVision Qwen3VLVision::load(const TensorStore& store, const Qwen3VLVisionC
         blk.norm1_b = vec(s, q + "norm1.bias", H);
         blk.norm2_w = vec(s, q + "norm2.weight", H);
         blk.norm2_b = vec(s, q + "norm2.bias", H);
-        blk.qkv = matrix(s, q + "attn.qkv.weight", {3 * H, H}, 3 * H, H);
+        blk.qkv = block_linear(q + "attn.qkv", {3 * H, H}, 3 * H, H);
         blk.qkv_b = vec(s, q + "attn.qkv.bias", 3 * H);
-        blk.proj = matrix(s, q + "attn.proj.weight", {H, H}, H, H);
+        blk.proj = block_linear(q + "attn.proj", {H, H}, H, H);
         blk.proj_b = vec(s, q + "attn.proj.bias", H);
-        blk.fc1 = matrix(s, q + "mlp.linear_fc1.weight", {I, H}, I, H);
+        blk.fc1 = block_linear(q + "mlp.linear_fc1", {I, H}, I, H);
         blk.fc1_b = vec(s, q + "mlp.linear_fc1.bias", I);
-        blk.fc2 = matrix(s, q + "mlp.linear_fc2.weight", {H, I}, H, I);
+        blk.fc2 = block_linear(q + "mlp.linear_fc2", {H, I}, H, I);
         blk.fc2_b = vec(s, q + "mlp.linear_fc2.bias", H);
         m.blocks_.push_back(std::move(blk));
     }
@@ -306,81 +352,74 @@ void Qwen3VLVision::run_merger(const Merger& mg, const float* x, int64_t n_patch
     linear(f.data(), n, mg.fc2, mg.fc2_b.data(), out);  // [n, out_hidden]
 }
 
-VisionOutput Qwen3VLVision::encode(std::span<const float> pixel_values, std::span<const ImageGrid> grids,
-                                   const VisionHook& hook) const {
+std::vector<float> Qwen3VLVision::embed(std::span<const float> pixel_values, std::span<const ImageGrid> grids,
+                                        const VisionHook& hook, const char* who) const {
     const Qwen3VLVisionConfig& c = cfg_;
-    check(static_cast<int>(blocks_.size()) == c.depth && c.depth > 0, "vision encode: the vision tower is not loaded");
-    check(!grids.empty(), "vision encode: no images (the grid list is empty)");
-    const int64_t H = c.hidden_size, nh = c.num_heads, D = c.head_dim(), P = c.patch_dim();
-    const int64_t m = c.spatial_merge_size, unit = m * m;
-
-    int64_t total = 0;
-    for (size_t i = 0; i < grids.size(); ++i) {
-        const ImageGrid& g = grids[i];
-        check(g.t >= 1 && g.h >= 1 && g.w >= 1 && g.h <= 65536 && g.w <= 65536 && g.t <= 65536, "vision encode: image ",
-              i, " has grid (t=", g.t, ", h=", g.h, ", w=", g.w, "); each must be in [1, 65536]");
-        check(g.h % m == 0 && g.w % m == 0, "vision encode: image ", i, " has grid (t=", g.t, ", h=", g.h, ", w=", g.w,
-              "); h and w must be multiples of spatial_merge_size ", m);
-        total += int64_t(g.t) * g.h * g.w;
-    }
+    check(static_cast<int>(blocks_.size()) == c.depth && c.depth > 0, who, ": the vision tower is not loaded");
+    const int64_t H = c.hidden_size, P = c.patch_dim(), m = c.spatial_merge_size;
+    const int64_t N = grid_patches(grids, m, who);
     const int64_t n_floats = static_cast<int64_t>(pixel_values.size());
-    if (n_floats != total * P) {
+    if (n_floats != N * P) {
         std::string hint;
-        if (total > 0 && n_floats % total == 0)
-            hint = " (it holds " + std::to_string(total) + " rows of width " + std::to_string(n_floats / total) + ")";
+        if (N > 0 && n_floats % N == 0)
+            hint = " (it holds " + std::to_string(N) + " rows of width " + std::to_string(n_floats / N) + ")";
         else if (n_floats % P == 0)
             hint = " (it holds " + std::to_string(n_floats / P) + " rows of width " + std::to_string(P) + ")";
-        fail("vision encode: pixel_values has ", n_floats, " floats", hint, " but the grids total ", total,
+        fail(who, ": pixel_values has ", n_floats, " floats", hint, " but the grids total ", N,
              " patches (Σ t·h·w) of width ", P, " = in_channels·temporal_patch_size·patch_size² (",
-             c.in_channels, "·", c.temporal_patch_size, "·", c.patch_size, "²), i.e. ", total * P, " floats");
+             c.in_channels, "·", c.temporal_patch_size, "·", c.patch_size, "²), i.e. ", N * P, " floats");
     }
-    const int64_t N = total;
 
-    // Per-patch (row, col), position-embedding taps, frame segments; all in the m×m block order (§2.3 3b).
-    const int64_t side = std::lround(std::sqrt(static_cast<double>(c.num_position_embeddings)));
-    std::vector<int32_t> prow(N), pcol(N);
-    std::vector<Segment> segs;
-    std::vector<float> x(static_cast<size_t>(N * H));  // [N, H] the residual stream
+    std::vector<float> x(static_cast<size_t>(N * H));  // [N, H]
     linear(pixel_values.data(), N, patch_w_, patch_b_.data(), x.data());
     if (hook) hook("patch_embed_out", x.data(), N, H);
 
-    int64_t n = 0;
-    for (const ImageGrid& g : grids) {
-        std::vector<Tap> rt(g.h), ct(g.w);
-        for (int64_t r = 0; r < g.h; ++r) rt[r] = tap_at(r, g.h, side);
-        for (int64_t cc = 0; cc < g.w; ++cc) ct[cc] = tap_at(cc, g.w, side);
-        for (int64_t f = 0; f < g.t; ++f) {
-            segs.push_back({n, int64_t(g.h) * g.w});
-            for (int64_t br = 0; br < g.h / m; ++br)
-                for (int64_t bc = 0; bc < g.w / m; ++bc)
-                    for (int64_t dy = 0; dy < m; ++dy)
-                        for (int64_t dx = 0; dx < m; ++dx, ++n) {
-                            const int64_t r = br * m + dy, cc = bc * m + dx;
-                            prow[n] = static_cast<int32_t>(r);
-                            pcol[n] = static_cast<int32_t>(cc);
-                            // pe = Σ taps table[idx]·(w_row·w_col), summed in the tap order
-                            // (r0,c0), (r0,c1), (r1,c0), (r1,c1) in float32.
-                            const Tap& a = rt[r];
-                            const Tap& b = ct[cc];
-                            const float w00 = a.w_lo * b.w_lo, w01 = a.w_lo * b.w_hi;
-                            const float w10 = a.w_hi * b.w_lo, w11 = a.w_hi * b.w_hi;
-                            const float* e00 = pos_embed_.data() + (a.lo * side + b.lo) * H;
-                            const float* e01 = pos_embed_.data() + (a.lo * side + b.hi) * H;
-                            const float* e10 = pos_embed_.data() + (a.hi * side + b.lo) * H;
-                            const float* e11 = pos_embed_.data() + (a.hi * side + b.hi) * H;
-                            float* xr = x.data() + n * H;
-                            for (int64_t i = 0; i < H; ++i) {
-                                const float pe = e00[i] * w00 + e01[i] * w01 + e10[i] * w10 + e11[i] * w11;
-                                xr[i] += pe;
-                            }
-                        }
-        }
+    // Position embedding: bilinear taps of the side×side table at each patch's (row, col) of its grid.
+    const int64_t side = std::lround(std::sqrt(static_cast<double>(c.num_position_embeddings)));
+    std::vector<std::vector<Tap>> rtaps(grids.size()), ctaps(grids.size());  // [image][h], [image][w]
+    for (size_t i = 0; i < grids.size(); ++i) {
+        for (int64_t r = 0; r < grids[i].h; ++r) rtaps[i].push_back(tap_at(r, grids[i].h, side));
+        for (int64_t cc = 0; cc < grids[i].w; ++cc) ctaps[i].push_back(tap_at(cc, grids[i].w, side));
     }
-    if (hook) hook("block0_input", x.data(), N, H);
+    for_each_patch(grids, m, [&](size_t img, int64_t n, int64_t r, int64_t cc) {
+        // pe = Σ taps table[idx]·(w_row·w_col), summed in the tap order (r0,c0), (r0,c1), (r1,c0), (r1,c1)
+        // in float32.
+        const Tap& a = rtaps[img][r];
+        const Tap& b = ctaps[img][cc];
+        const float w00 = a.w_lo * b.w_lo, w01 = a.w_lo * b.w_hi;
+        const float w10 = a.w_hi * b.w_lo, w11 = a.w_hi * b.w_hi;
+        const float* e00 = pos_embed_.data() + (a.lo * side + b.lo) * H;
+        const float* e01 = pos_embed_.data() + (a.lo * side + b.hi) * H;
+        const float* e10 = pos_embed_.data() + (a.hi * side + b.lo) * H;
+        const float* e11 = pos_embed_.data() + (a.hi * side + b.hi) * H;
+        float* xr = x.data() + n * H;
+        for (int64_t i = 0; i < H; ++i) {
+            const float pe = e00[i] * w00 + e01[i] * w01 + e10[i] * w10 + e11[i] * w11;
+            xr[i] += pe;
+        }
+    });
+    return x;
+}
 
-    // Rotary tables [N, D/2]: frequency j < D/4 turns with the row, j >= D/4 with the column.
-    const int64_t half = D / 2, quarter = D / 4;
-    std::vector<float> cos_t(static_cast<size_t>(N * half)), sin_t(static_cast<size_t>(N * half));
+std::vector<float> Qwen3VLVision::embed_patches(std::span<const float> pixel_values,
+                                                std::span<const ImageGrid> grids) const {
+    return embed(pixel_values, grids, {}, "vision embed_patches");
+}
+
+void Qwen3VLVision::rotary_tables(std::span<const ImageGrid> grids, std::vector<float>& cos_t,
+                                  std::vector<float>& sin_t) const {
+    const Qwen3VLVisionConfig& c = cfg_;
+    check(!inv_freq_.empty(), "vision rotary_tables: the vision tower is not loaded");
+    const int64_t N = grid_patches(grids, c.spatial_merge_size, "vision rotary_tables");
+    std::vector<int32_t> prow(N), pcol(N);
+    for_each_patch(grids, c.spatial_merge_size, [&](size_t, int64_t n, int64_t r, int64_t cc) {
+        prow[n] = static_cast<int32_t>(r);
+        pcol[n] = static_cast<int32_t>(cc);
+    });
+    // frequency j < D/4 turns with the row, j >= D/4 with the column
+    const int64_t half = c.head_dim() / 2, quarter = c.head_dim() / 4;
+    cos_t.assign(static_cast<size_t>(N * half), 0.0f);
+    sin_t.assign(static_cast<size_t>(N * half), 0.0f);
 #pragma omp parallel for schedule(static) if (N > 256)
     for (int64_t t = 0; t < N; ++t) {
         for (int64_t j = 0; j < half; ++j) {
@@ -390,6 +429,24 @@ VisionOutput Qwen3VLVision::encode(std::span<const float> pixel_values, std::spa
             sin_t[t * half + j] = std::sin(ang);
         }
     }
+}
+
+VisionOutput Qwen3VLVision::encode(std::span<const float> pixel_values, std::span<const ImageGrid> grids,
+                                   const VisionHook& hook) const {
+    const Qwen3VLVisionConfig& c = cfg_;
+    const int64_t H = c.hidden_size, nh = c.num_heads, D = c.head_dim();
+    const int64_t m = c.spatial_merge_size, unit = m * m;
+
+    std::vector<float> x = embed(pixel_values, grids, hook, "vision encode");  // [N, H] the residual stream
+    const int64_t N = static_cast<int64_t>(x.size()) / H;
+    if (hook) hook("block0_input", x.data(), N, H);
+
+    std::vector<float> cos_t, sin_t;  // [N, D/2]
+    rotary_tables(grids, cos_t, sin_t);
+    std::vector<Segment> segs;  // one per image frame
+    int64_t n = 0;
+    for (const ImageGrid& g : grids)
+        for (int64_t f = 0; f < g.t; ++f, n += int64_t(g.h) * g.w) segs.push_back({n, int64_t(g.h) * g.w});
 
     VisionOutput out;
     out.n_tokens = N / unit;

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@
 #include "ops/weight_view.h"
 
 namespace autoround {
+
+struct QuantizationConfig;
 
 struct Qwen3VLVisionConfig {
     int depth = 0;                       // number of ViT blocks
@@ -58,6 +61,9 @@ struct Qwen3VLVisionConfig {
 // Error naming the field and `label` (e.g. "config.json in <dir>").
 Qwen3VLVisionConfig parse_qwen3_vl_vision_config(const nlohmann::json& vision_config, const std::string& label);
 
+// eps of every LayerNorm of the vision tower (not in config.json; the model's constant).
+inline constexpr float kVisionLayerNormEps = 1e-6f;
+
 struct ImageGrid {
     int t, h, w;  // in patches (h, w multiples of spatial_merge_size); t frames (1 for a still image)
 };
@@ -78,9 +84,12 @@ public:
     Qwen3VLVision() = default;  // empty; assign from load() before encode()
 
     // Loads `prefix`* tensors (model.visual.*); validates every tensor's presence, shape and dtype.
-    // Errors name the tensor and the expected and actual shapes.
+    // Errors name the tensor and the expected and actual shapes. With `quant` (a quantized checkpoint made
+    // with --quant_nontext_module), block linears stored packed (<name>.qweight) are dequantized at load and
+    // rounded to bf16 — the W_q the tuner optimised, as Qwen3Model does for the language model.
     static Qwen3VLVision load(const TensorStore& store, const Qwen3VLVisionConfig& cfg,
-                              const std::string& prefix = "model.visual.");
+                              const std::string& prefix = "model.visual.",
+                              const QuantizationConfig* quant = nullptr);
 
     const Qwen3VLVisionConfig& config() const { return cfg_; }
 
@@ -89,6 +98,14 @@ public:
     // buffer whose size does not match the grids.
     VisionOutput encode(std::span<const float> pixel_values, std::span<const ImageGrid> grids,
                         const VisionHook& hook = {}) const;
+
+    // Patch embedding + interpolated position embedding: the first block's input x [N, hidden] (float32,
+    // N = Σ t·h·w, rows in the processor's patch order); encode's "block0_input". Same checks as encode.
+    std::vector<float> embed_patches(std::span<const float> pixel_values, std::span<const ImageGrid> grids) const;
+
+    // The 2-D rotary tables of the grids: cos/sin [N, D/2] each (N = Σ t·h·w, D = head_dim), rows in the
+    // processor's patch order; frequency j < D/4 turns with the patch row, j >= D/4 with the column.
+    void rotary_tables(std::span<const ImageGrid> grids, std::vector<float>& cos, std::vector<float>& sin) const;
 
 private:
     struct Block {
@@ -108,9 +125,14 @@ private:
     };
 
     void run_merger(const Merger& mg, const float* x, int64_t n_patches, float* out) const;
+    // embed_patches with the "patch_embed_out" hook; `who` prefixes the error messages.
+    std::vector<float> embed(std::span<const float> pixel_values, std::span<const ImageGrid> grids,
+                             const VisionHook& hook, const char* who) const;
 
     Qwen3VLVisionConfig cfg_;
     TensorStore store_;               // shares the mappings the WeightViews point into
+    // dequantized block linears of a quantized tower (shared: copies of this object keep the views valid)
+    std::shared_ptr<std::vector<std::vector<float>>> owned_;
     WeightView patch_w_;              // [hidden, C·T·ps·ps] (the Conv3d weight [hidden, C, T, ps, ps] flattened)
     std::vector<float> patch_b_;      // [hidden]
     std::vector<float> pos_embed_;    // [num_position_embeddings, hidden]

@@ -16,6 +16,7 @@
 #include "io/model_config.h"
 #include "io/safetensors.h"
 #include "model/qwen3_block_grad.h"
+#include "model/qwen3_vl_vision_block_grad.h"
 
 namespace autoround {
 
@@ -231,9 +232,31 @@ std::vector<PlannedLayer> QuantPlan::all_layers() const {
     return r;
 }
 
-ModelLayout describe_model(const ModelConfig& cfg, const TensorStore& st) {
+namespace {
+constexpr const char* kVisionBlocks = "model.visual.blocks.";
+}  // namespace
+
+bool is_vision_block_name(const std::string& block) { return block.rfind(kVisionBlocks, 0) == 0; }
+
+ModelLayout describe_model(const ModelConfig& cfg, const TensorStore& st, bool include_vision) {
     ModelLayout m;
     m.tie_word_embeddings = cfg.tie_word_embeddings;
+    if (include_vision) {
+        for (int i = 0;; ++i) {
+            const std::string block = kVisionBlocks + std::to_string(i);
+            if (!st.has(block + "." + vision_linear_name(kVisQkv) + ".weight")) break;
+            m.blocks.push_back(block);
+            for (int w = 0; w < kNumVisionLinears; ++w) {
+                const std::string name = block + "." + vision_linear_name(w);
+                check(st.has(name + ".weight"), "tensor ", name, ".weight is missing from the vision tower");
+                const TensorInfo& t = st.get(name + ".weight");
+                check(t.shape.size() == 2, "tensor ", name, ".weight has shape ", t.shape_str(), ", expected 2-D");
+                m.linears.push_back({name, t.shape[0], t.shape[1]});
+            }
+        }
+        check(!m.blocks.empty(), "--quant_nontext_module: the checkpoint has no vision blocks (", kVisionBlocks,
+              "0.attn.qkv.weight)");
+    }
     for (int i = 0; i < cfg.num_hidden_layers; ++i) {
         const std::string block = cfg.text_prefix + "layers." + std::to_string(i);  // Qwen3-VL: language model only
         m.blocks.push_back(block);
@@ -297,10 +320,12 @@ QuantPlan plan_quantization(const ModelLayout& model, const SchemeOptions& o) {
             if (layer.size() > b.size() && layer.compare(0, b.size(), b) == 0 && layer[b.size()] == '.') return b;
         return "";
     };
-    {
-        // "model.layers.3" -> "model.layers" (the block list the exporters record)
-        const std::string& b0 = model.blocks.front();
-        qc.block_name_to_quantize = {b0.substr(0, b0.rfind('.'))};
+    for (const auto& b : model.blocks) {
+        // "model.layers.3" -> "model.layers" (the block lists the exporters record, model order)
+        const std::string list = b.substr(0, b.rfind('.'));
+        if (std::find(qc.block_name_to_quantize.begin(), qc.block_name_to_quantize.end(), list) ==
+            qc.block_name_to_quantize.end())
+            qc.block_name_to_quantize.push_back(list);
     }
 
     // ---- 3./4. explicit per-layer entries ---------------------------------------------------------
@@ -371,7 +396,9 @@ QuantPlan plan_quantization(const ModelLayout& model, const SchemeOptions& o) {
     std::map<std::string, size_t> block_pos;
     for (int i : selected) {
         block_pos[model.blocks[static_cast<size_t>(i)]] = plan.blocks.size();
-        plan.blocks.push_back({model.blocks[static_cast<size_t>(i)], i, {}});
+        const std::string& bn = model.blocks[static_cast<size_t>(i)];
+        const int layer = std::stoi(bn.substr(bn.rfind('.') + 1));  // the layer number within its list
+        plan.blocks.push_back({bn, layer, {}, is_vision_block_name(bn)});
     }
     int shape_skips = 0;
     for (const auto& l : model.linears) {
@@ -403,8 +430,13 @@ QuantPlan plan_quantization(const ModelLayout& model, const SchemeOptions& o) {
         const PlannedLayer pl{l.name, l.out, l.in, s};
         if (in_selected) {
             bool qwen3_linear = false;
-            for (int w = 0; w < kNumBlockLinears; ++w)
-                if (l.name == blk + "." + block_linear_name(w)) qwen3_linear = true;
+            if (is_vision_block_name(blk)) {
+                for (int w = 0; w < kNumVisionLinears; ++w)
+                    if (l.name == blk + "." + vision_linear_name(w)) qwen3_linear = true;
+            } else {
+                for (int w = 0; w < kNumBlockLinears; ++w)
+                    if (l.name == blk + "." + block_linear_name(w)) qwen3_linear = true;
+            }
             check(qwen3_linear, "layer ", l.name,
                   " is not one of the 7 Qwen3 block linears (q/k/v/o_proj, gate/up/down_proj); this architecture "
                   "cannot be tuned; exclude it with --ignore_layers");

@@ -80,8 +80,12 @@ struct ModelLayout {
     bool tie_word_embeddings = false;
 };
 // From config.json + the checkpoint: every 2-D `.weight` under model.layers.<i>. (in the order of the 7
-// Qwen3 linears, then any others), plus lm_head (shape of the embedding when tied).
-ModelLayout describe_model(const ModelConfig& cfg, const TensorStore& tensors);
+// Qwen3 linears, then any others), plus lm_head (shape of the embedding when tied). With include_vision
+// (--quant_nontext_module on a Qwen3-VL checkpoint) the vision tower's blocks model.visual.blocks.<i> come
+// first (named_modules order: the tower precedes the language model), each with its 4 linears.
+ModelLayout describe_model(const ModelConfig& cfg, const TensorStore& tensors, bool include_vision = false);
+// "model.visual.blocks.3" -> true (a Qwen3-VL vision block name as describe_model lists it).
+bool is_vision_block_name(const std::string& block);
 
 struct PlannedLayer {
     std::string name;
@@ -92,6 +96,7 @@ struct PlannedBlock {
     std::string name;                   // "model.layers.3"
     int index = 0;                      // 3
     std::vector<PlannedLayer> layers;   // the quantized Linears of this block (possibly none)
+    bool vision = false;                // a Qwen3-VL vision block (quant/vision_tuner.h tunes it)
 };
 struct SkippedLayer {
     std::string name;

@@ -14,6 +14,7 @@
 #include <limits>
 #include <memory>
 #include <set>
+#include <type_traits>
 
 #include "core/bf16.h"
 #include "core/error.h"
@@ -72,6 +73,19 @@ struct LayerState {
     }
 };
 
+// block.forward over all n samples in chunks of `batch` (no gradients); out may alias in.
+template <typename BlockT, typename WeightsT>
+void forward_chunks(BlockT& block, const WeightsT& W, const float* in, int64_t n, int64_t L, int64_t batch, float* out) {
+    const int64_t H = block.dims().hidden, LH = L * H;
+    batch = std::max<int64_t>(1, std::min(batch, n));
+    std::vector<float> tmp(static_cast<size_t>(batch * LH));
+    for (int64_t s = 0; s < n; s += batch) {
+        const int64_t b = std::min(batch, n - s);
+        block.forward(in + s * LH, b, L, W, tmp.data());
+        std::memcpy(out + s * LH, tmp.data(), static_cast<size_t>(b * LH) * sizeof(float));
+    }
+}
+
 // Copies samples idx[0..b) of src [n, L, H] into dst [b, L, H].
 void gather(const float* src, const std::vector<int64_t>& idx, size_t first, size_t b, int64_t LH, float* dst) {
     for (size_t k = 0; k < b; ++k)
@@ -122,14 +136,12 @@ void signsgd_step(float* p, const float* g, int64_t n, float lr) {
 
 void block_forward_all(Qwen3BlockGrad<float>& block, const std::array<const float*, kNumBlockLinears>& W,
                        const float* in, int64_t n, int64_t L, int64_t batch, float* out) {
-    const int64_t H = block.dims().hidden, LH = L * H;
-    batch = std::max<int64_t>(1, std::min(batch, n));
-    std::vector<float> tmp(static_cast<size_t>(batch * LH));  // out may alias in
-    for (int64_t s = 0; s < n; s += batch) {
-        const int64_t b = std::min(batch, n - s);
-        block.forward(in + s * LH, b, L, W, tmp.data());
-        std::memcpy(out + s * LH, tmp.data(), static_cast<size_t>(b * LH) * sizeof(float));
-    }
+    forward_chunks(block, W, in, n, L, batch, out);
+}
+
+void vision_block_forward_all(VisionBlockGrad<float>& block, const std::array<const float*, kNumVisionLinears>& W,
+                              const float* in, int64_t n, int64_t L, int64_t batch, float* out) {
+    forward_chunks(block, W, in, n, L, batch, out);
 }
 
 std::vector<float> embed_samples(const Qwen3Model& model, const std::vector<std::vector<int32_t>>& samples) {
@@ -165,17 +177,40 @@ CudaBlockEngineOptions engine_options(const SignRoundOptions& opt) {
     return o;
 }
 
-// block_forward_all on the CPU, or on the GPU when opt.cuda (in and out may alias).
-void forward_all_on(const SignRoundOptions& opt, Qwen3BlockGrad<float>& block,
-                    const std::array<const float*, kNumBlockLinears>& W, const float* in, int64_t n, int64_t L,
-                    int64_t batch, float* out) {
-    if (!opt.cuda) {
-        block_forward_all(block, W, in, n, L, batch, out);
+// What the generic tuner needs to know about a block type: its linears' shapes and names.
+std::array<int64_t, 2> linear_shape_of(const Qwen3BlockDims& d, int which) { return block_linear_shape(d, which); }
+std::array<int64_t, 2> linear_shape_of(const VisionBlockDims& d, int which) { return vision_linear_shape(d, which); }
+const char* linear_name_of(const Qwen3BlockDims&, int which) { return block_linear_name(which); }
+const char* linear_name_of(const VisionBlockDims&, int which) { return vision_linear_name(which); }
+template <typename BlockT>
+constexpr bool kIsQwen3Block = std::is_same_v<BlockT, Qwen3BlockGrad<float>>;
+
+// forward_chunks on the CPU, or on the GPU when opt.cuda (Qwen3 blocks only; in and out may alias).
+template <typename BlockT, size_t N>
+void forward_all_on(const SignRoundOptions& opt, BlockT& block, const std::array<const float*, N>& W, const float* in,
+                    int64_t n, int64_t L, int64_t batch, float* out) {
+    if constexpr (kIsQwen3Block<BlockT>) {
+        if (opt.cuda) {
+            CudaBlockEngine gpu(block.consts(), n, L, batch, in, nullptr, engine_options(opt));
+            for (size_t i = 0; i < N; ++i) gpu.set_weight(static_cast<int>(i), W[i]);
+            gpu.forward_all(out);
+            return;
+        }
+    }
+    forward_chunks(block, W, in, n, L, batch, out);
+}
+
+// The group's blocks chained over all n samples: in -> block 0 -> ... -> out (out may alias in). One
+// block is forward_all_on itself (GPU when opt.cuda); several run on the CPU, block by block in place.
+template <typename BlockT, size_t N>
+void group_forward_all(const SignRoundOptions& opt, const std::vector<BlockT*>& blocks,
+                       const std::vector<std::array<const float*, N>>& W, const float* in, int64_t n, int64_t L,
+                       int64_t batch, float* out) {
+    if (blocks.size() == 1) {
+        forward_all_on<BlockT, N>(opt, *blocks[0], W[0], in, n, L, batch, out);
         return;
     }
-    CudaBlockEngine gpu(block.consts(), n, L, batch, in, nullptr, engine_options(opt));
-    for (int i = 0; i < kNumBlockLinears; ++i) gpu.set_weight(i, W[i]);
-    gpu.forward_all(out);
+    for (size_t m = 0; m < blocks.size(); ++m) forward_chunks(*blocks[m], W[m], m == 0 ? in : out, n, L, batch, out);
 }
 
 // The weights of each member as pointers (qdq[m] for member m).
@@ -187,37 +222,35 @@ std::vector<std::array<const float*, kNumBlockLinears>> weight_ptrs(
     return p;
 }
 
-// The group's blocks chained over all n samples: in -> block 0 -> ... -> out (out may alias in). One
-// block is forward_all_on itself (GPU when opt.cuda); several run on the CPU, block by block in place.
-void group_forward_all(const SignRoundOptions& opt, const std::vector<Qwen3BlockGrad<float>*>& blocks,
-                       const std::vector<std::array<const float*, kNumBlockLinears>>& W, const float* in, int64_t n,
-                       int64_t L, int64_t batch, float* out) {
-    if (blocks.size() == 1) {
-        forward_all_on(opt, *blocks[0], W[0], in, n, L, batch, out);
-        return;
-    }
-    for (size_t m = 0; m < blocks.size(); ++m) block_forward_all(*blocks[m], W[m], m == 0 ? in : out, n, L, batch, out);
+template <typename BlockT, size_t N>
+std::string group_name_of(const std::vector<BlockGroupMemberT<BlockT, N>>& members) {
+    if (members.empty()) return "";
+    if (members.size() == 1) return members[0].name;
+    return members.front().name + "-" + std::to_string(members.back().index);
 }
 
 // SignRound on a group of consecutive blocks (one block: the single-block tuner; the operations and their
 // order are then exactly those of tuning one block). qblock_out (optional): QGroup(train_in) over all samples.
-std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>& members, const float* train_in,
-                                             const float* ref_out, int64_t n, int64_t L, const SignRoundOptions& opt,
-                                             PythonRandom& rng, float* qblock_out) {
+template <typename BlockT, size_t N>
+std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMemberT<BlockT, N>>& members,
+                                                 const float* train_in, const float* ref_out, int64_t n, int64_t L,
+                                                 const SignRoundOptions& opt, PythonRandom& rng, float* qblock_out) {
     const auto t_start = Clock::now();
+    constexpr int kN = static_cast<int>(N);
     check(!members.empty(), "tune_block_group: no blocks");
     const size_t M = members.size();
-    const std::string group_name = block_group_name(members);
-    for (const BlockGroupMember& mb : members)
+    const std::string group_name = group_name_of(members);
+    for (const auto& mb : members)
         check(mb.block && mb.W, "block ", mb.name, ": no block or weights given");
-    const Qwen3BlockDims& d = members[0].block->dims();
+    const auto& d = members[0].block->dims();
     const int64_t H = d.hidden, LH = L * H;
-    for (const BlockGroupMember& mb : members)
+    for (const auto& mb : members)
         check(mb.block->dims().hidden == H, "block group ", group_name, ": ", mb.name, " has hidden size ",
               mb.block->dims().hidden, ", expected ", H);
     check(n > 0 && L > 0, "block ", group_name, ": no calibration samples to tune on");
     check(opt.batch_size > 0 && opt.gradient_accumulate_steps > 0, "block ", group_name,
           ": batch_size and gradient_accumulate_steps must be positive");
+    check(kIsQwen3Block<BlockT> || !opt.cuda, "block ", group_name, ": vision blocks are tuned on the CPU only");
     check(M == 1 || !opt.cuda, "block group ", group_name,
           ": blocks tuned jointly (--nblocks > 1) run on the CPU only; the CUDA engine tunes one block at a time");
     const int T = std::max(opt.iters, 0);
@@ -229,21 +262,21 @@ std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>
 
     // ---- state ---------------------------------------------------------------------------------------
     size_t nlayers = 0;
-    for (const BlockGroupMember& mb : members) nlayers += mb.layers.size();
+    for (const auto& mb : members) nlayers += mb.layers.size();
     std::vector<LayerState> st(nlayers);   // member order, then the member's layer order
     std::vector<size_t> st_member(nlayers);
-    std::vector<std::array<const float*, kNumBlockLinears>> wptr(M);
-    std::vector<std::array<float*, kNumBlockLinears>> gptr(M);
+    std::vector<std::array<const float*, N>> wptr(M);
+    std::vector<std::array<float*, N>> gptr(M);
     size_t k = 0;
     for (size_t m = 0; m < M; ++m) {
-        const BlockGroupMember& mb = members[m];
-        const Qwen3BlockDims& dm = mb.block->dims();
+        const auto& mb = members[m];
+        const auto& dm = mb.block->dims();
         const auto& W = *mb.W;
         gptr[m] = {};
-        for (int i = 0; i < kNumBlockLinears; ++i) {
-            const auto shape = block_linear_shape(dm, i);
+        for (int i = 0; i < kN; ++i) {
+            const auto shape = linear_shape_of(dm, i);
             check(static_cast<int64_t>(W[i].size()) == shape[0] * shape[1], "block ", mb.name, ": weight ",
-                  block_linear_name(i), " holds ", W[i].size(), " values, expected [", shape[0], ", ", shape[1], "]");
+                  linear_name_of(dm, i), " holds ", W[i].size(), " values, expected [", shape[0], ", ", shape[1], "]");
             wptr[m][i] = W[i].data();
         }
         std::set<int> seen;
@@ -252,11 +285,11 @@ std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>
             st_member[k] = m;
             s.spec = mb.layers[j];
             const int w = s.spec.which;
-            check(w >= 0 && w < kNumBlockLinears && seen.insert(w).second, "block ", mb.name, ": layer ", s.spec.name,
+            check(w >= 0 && w < kN && seen.insert(w).second, "block ", mb.name, ": layer ", s.spec.name,
                   " is listed twice or is not a block linear");
             check(s.spec.scheme.quantized(), "block ", mb.name, ": layer ", s.spec.name, " is not quantized (bits ",
                   s.spec.scheme.bits, ")");
-            const auto shape = block_linear_shape(dm, w);
+            const auto shape = linear_shape_of(dm, w);
             s.sh = fake_quant_shape(shape[0], shape[1], s.spec.scheme.group_size);
             s.cfg.bits = s.spec.scheme.bits;
             s.cfg.group_size = s.spec.scheme.group_size;
@@ -302,10 +335,12 @@ std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>
     const int64_t batch = std::min<int64_t>(opt.batch_size, n);
     const int64_t global = std::min<int64_t>(n, batch * opt.gradient_accumulate_steps);
     std::unique_ptr<CudaBlockEngine> gpu;
-    if (opt.cuda && M == 1 && !st.empty() && T > 0) {
-        gpu = std::make_unique<CudaBlockEngine>(members[0].block->consts(), n, L, batch, train_in, ref_out,
-                                                engine_options(opt));
-        for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, wptr[0][i]);  // the unquantized ones stay
+    if constexpr (kIsQwen3Block<BlockT>) {
+        if (opt.cuda && M == 1 && !st.empty() && T > 0) {
+            gpu = std::make_unique<CudaBlockEngine>(members[0].block->consts(), n, L, batch, train_in, ref_out,
+                                                    engine_options(opt));
+            for (int i = 0; i < kN; ++i) gpu->set_weight(i, wptr[0][i]);  // the unquantized ones stay
+        }
     }
     std::vector<float> X(static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());
     // outputs of all but the last member (the next member's saved input; must stay intact until backward)
@@ -403,13 +438,13 @@ std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>
     rep.losses = losses;
 
     // ---- §2.8: best parameters -> codes, QDQ weights -----------------------------------------------------
-    std::vector<BlockTuneResult> res(M);
+    std::vector<BlockTuneResultT<N>> res(M);
     if (best_params.empty()) snapshot();  // iters 0: V = 0, α = β = 1 (RTN)
     for (size_t m = 0; m < M; ++m)
-        for (int i = 0; i < kNumBlockLinears; ++i) res[m].qdq[i] = (*members[m].W)[i];
+        for (int i = 0; i < kN; ++i) res[m].qdq[i] = (*members[m].W)[i];
     for (size_t j = 0; j < st.size(); ++j) {
         LayerState& s = st[j];
-        BlockTuneResult& r = res[st_member[j]];
+        auto& r = res[st_member[j]];
         const LayerParams& p = best_params.at(s.spec.name);
         s.V = p.V;
         s.alpha = p.alpha;
@@ -427,16 +462,16 @@ std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>
 
     if (qblock_out) {
         if (gpu) {
-            for (int i = 0; i < kNumBlockLinears; ++i) gpu->set_weight(i, res[0].qdq[i].data());
+            for (int i = 0; i < kN; ++i) gpu->set_weight(i, res[0].qdq[i].data());
             gpu->forward_all(qblock_out);
         } else {
-            std::vector<Qwen3BlockGrad<float>*> blocks;
-            std::vector<std::array<const float*, kNumBlockLinears>> qw(M);
+            std::vector<BlockT*> blocks;
+            std::vector<std::array<const float*, N>> qw(M);
             for (size_t m = 0; m < M; ++m) {
                 blocks.push_back(members[m].block);
-                for (int i = 0; i < kNumBlockLinears; ++i) qw[m][i] = res[m].qdq[i].data();
+                for (int i = 0; i < kN; ++i) qw[m][i] = res[m].qdq[i].data();
             }
-            group_forward_all(opt, blocks, qw, train_in, n, L, batch, qblock_out);
+            group_forward_all<BlockT, N>(opt, blocks, qw, train_in, n, L, batch, qblock_out);
         }
         if (opt.mask_last_token) {
             const std::vector<uint8_t> msk = last_token_mask(n, L);
@@ -448,7 +483,7 @@ std::vector<BlockTuneResult> tune_group_impl(const std::vector<BlockGroupMember>
     }
     rep.seconds = seconds_since(t_start);
     for (size_t m = 0; m < M; ++m) {
-        BlockTuneResult& r = res[m];
+        auto& r = res[m];
         r.losses = losses;
         r.report = rep;
         r.report.name = members[m].name;
@@ -480,10 +515,23 @@ BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::v
     return tune_block_impl(block, W, layers, train_in, ref_out, n, L, opt, rng, block_name, block_index, nullptr);
 }
 
-std::string block_group_name(const std::vector<BlockGroupMember>& members) {
-    if (members.empty()) return "";
-    if (members.size() == 1) return members[0].name;
-    return members.front().name + "-" + std::to_string(members.back().index);
+std::string block_group_name(const std::vector<BlockGroupMember>& members) { return group_name_of(members); }
+
+VisionBlockTuneResult tune_vision_block(VisionBlockGrad<float>& block,
+                                        const std::array<std::vector<float>, kNumVisionLinears>& W,
+                                        const std::vector<BlockLayerSpec>& layers, const float* train_in,
+                                        const float* ref_out, int64_t n, int64_t L, const SignRoundOptions& opt,
+                                        PythonRandom& rng, const std::string& block_name, int block_index,
+                                        float* qblock_out) {
+    check(L == block.rows_per_sample(), "block ", block_name, ": ", L, " rows per sample, but the block's image grid has ",
+          block.rows_per_sample());
+    std::vector<BlockGroupMemberT<VisionBlockGrad<float>, kNumVisionLinears>> one(1);
+    one[0].block = &block;
+    one[0].W = &W;
+    one[0].layers = layers;
+    one[0].name = block_name;
+    one[0].index = block_index;
+    return std::move(tune_group_impl(one, train_in, ref_out, n, L, opt, rng, qblock_out)[0]);
 }
 
 std::vector<BlockTuneResult> tune_block_group(const std::vector<BlockGroupMember>& members, const float* train_in,
@@ -869,7 +917,7 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                                  checkpoint->dir().string().c_str(), fmt_loss(cb.report.initial_loss).c_str(),
                                  fmt_loss(cb.report.best_loss).c_str(), cb.report.best_iter);
             }
-            if (qout) group_forward_all(opt, gblocks, weight_ptrs(qdq), train, n, L, fwd_batch, qout);
+            if (qout) group_forward_all<Qwen3BlockGrad<float>, kNumBlockLinears>(opt, gblocks, weight_ptrs(qdq), train, n, L, fwd_batch, qout);
             rng.set_state(rng_after);
         } else {
             std::vector<BlockTuneResult> br = tune_group_impl(members, train, ref.data(), n, L, opt, rng, qout);

@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "model/qwen3_block_grad.h"
+#include "model/qwen3_vl_vision_block_grad.h"
 #include "quant/python_random.h"
 #include "quant/quantized_tensor.h"
 #include "quant/scheme.h"
@@ -130,14 +131,19 @@ struct BlockLayerSpec {
     std::string name;            // full module name (for QuantizedTensor and messages)
     LayerScheme scheme;
 };
-struct BlockTuneResult {
+// N = the block type's number of linears (kNumBlockLinears for Qwen3 decoder blocks, kNumVisionLinears for
+// Qwen3-VL vision blocks).
+template <size_t N>
+struct BlockTuneResultT {
     std::map<std::string, QuantizedTensor> quantized;      // per layer name
     std::map<std::string, LayerParams> best_params;        // the V, α, β that were exported
-    std::array<std::vector<float>, kNumBlockLinears> qdq;  // weights of the quantized block (bf16-rounded
+    std::array<std::vector<float>, N> qdq;                 // weights of the quantized block (bf16-rounded
                                                            // W_q for tuned layers, originals otherwise)
     std::vector<double> losses;                            // loss of every iteration run
     BlockReport report;
 };
+using BlockTuneResult = BlockTuneResultT<kNumBlockLinears>;
+using VisionBlockTuneResult = BlockTuneResultT<kNumVisionLinears>;
 BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
                            const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
                            int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
@@ -147,18 +153,34 @@ BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::v
 // block, its 7 original weights and its quantized layers. `train_in` is the first member's input, `ref_out`
 // the FP output of the last member, both [n, L, H]. Returns one result per member (its codes, best
 // parameters and QDQ weights; the report holds the group's losses, see BlockReport::group). CPU only.
-struct BlockGroupMember {
-    Qwen3BlockGrad<float>* block = nullptr;
-    const std::array<std::vector<float>, kNumBlockLinears>* W = nullptr;
+template <typename BlockT, size_t N>
+struct BlockGroupMemberT {
+    BlockT* block = nullptr;
+    const std::array<std::vector<float>, N>* W = nullptr;
     std::vector<BlockLayerSpec> layers;
     std::string name;            // "model.layers.3"
     int index = 0;
 };
+using BlockGroupMember = BlockGroupMemberT<Qwen3BlockGrad<float>, kNumBlockLinears>;
 std::vector<BlockTuneResult> tune_block_group(const std::vector<BlockGroupMember>& members, const float* train_in,
                                               const float* ref_out, int64_t n, int64_t L, const SignRoundOptions& opt,
                                               PythonRandom& rng);
 // "model.layers.3" for one member, "model.layers.3-4" for several.
 std::string block_group_name(const std::vector<BlockGroupMember>& members);
+
+// One Qwen3-VL vision block (--quant_nontext_module), the same SignRound loop as tune_block: `train_in` and
+// `ref_out` are [n, L, H] with L = block.rows_per_sample() (one calibration image per sample). Every row is
+// in the loss (set opt.mask_last_token = false: there is no next-token shift in a ViT); CPU only (opt.cuda
+// is an error). If qblock_out is not null it receives QBlock(train_in) [n, L, H] and report.final_loss is set.
+VisionBlockTuneResult tune_vision_block(VisionBlockGrad<float>& block,
+                                        const std::array<std::vector<float>, kNumVisionLinears>& W,
+                                        const std::vector<BlockLayerSpec>& layers, const float* train_in,
+                                        const float* ref_out, int64_t n, int64_t L, const SignRoundOptions& opt,
+                                        PythonRandom& rng, const std::string& block_name, int block_index,
+                                        float* qblock_out = nullptr);
+// Runs a vision block over all n samples in chunks of `batch` (no gradients): out [n, L, H] (may alias in).
+void vision_block_forward_all(VisionBlockGrad<float>& block, const std::array<const float*, kNumVisionLinears>& W,
+                              const float* in, int64_t n, int64_t L, int64_t batch, float* out);
 
 // Runs `block` with weights W over all n samples in chunks of `batch` (no gradients): out [n, L, H].
 void block_forward_all(Qwen3BlockGrad<float>& block, const std::array<const float*, kNumBlockLinears>& W,

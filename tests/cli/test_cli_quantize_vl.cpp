@@ -128,7 +128,15 @@ TEST(CliVl, RefusesWhatItCannotDoBeforeAnyWork) {
                              " --iters 1 --nsamples 2 --seqlen 32 --dataset " + kC4;
     cli_test::Result r = cli_test::run(base + " --quant_nontext_module");
     EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.out.find("--quant_nontext_module"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--quant_nontext_module needs --image_dataset"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("block "), std::string::npos) << r.out;
+    r = cli_test::run(base + " --quant_nontext_module --image_dataset " + kC4);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.out.find("not a folder"), std::string::npos) << r.out;
+    r = cli_test::run(base + " --quant_nontext_module --image_dataset " + (kShared / "data/images").string() +
+                      " --image_size 100");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.out.find("--image_size 100"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("block "), std::string::npos) << r.out;  // no tuning table: nothing ran
     r = cli_test::run(base + " --format gguf:q4_0");
     EXPECT_EQ(r.status, 1);
@@ -160,4 +168,68 @@ TEST(CliVl, GenerateWithAnImageGivesTheReferenceGreedyTokens) {
     const cli_test::Result two = cli_test::run("generate --model " + kVl + " --image " + img + " --image " + img +
                                                " --prompt 'Compare.' --temperature 0 --max_new_tokens 2 --no_stats --threads 2");
     EXPECT_EQ(two.status, 0) << two.out;
+}
+
+TEST(CliVl, QuantNontextModuleTunesTheVisionBlocksToo) {
+    // --quant_nontext_module: the vision blocks are tuned on the images of ../shared/data/images (4 images, one
+    // with a caption), every format stores them packed, the mergers / patch embedding stay byte-identical, the
+    // configs no longer exclude visual.blocks, and all exports reload with identical logits.
+    const fs::path out = fs::temp_directory_path() / ("ar_cli_vl_nontext_" + std::to_string(::getpid()));
+    fs::remove_all(out);
+    const cli_test::Result r = cli_test::run(
+        "quantize --model " + kVl + " --output_dir " + out.string() + " --iters 4 --nsamples 4 --seqlen 64 --batch_size 2 "
+        "--dataset " + kC4 + ":shuffle=false --threads 2 --quant_nontext_module --image_dataset " +
+        (kShared / "data/images").string() + " --image_size 256 --format auto_round,auto_gptq,auto_awq");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("model.visual.blocks.3"), std::string::npos) << r.out;  // in the summary table
+    const fs::path m = out / "qwen3-vl-nano-w4g128";
+    const nlohmann::json rep = read_json(m / "auto-round-auto-gptq" / "quantize_report.json");
+    const auto& vcal = rep.at("calibration").at("vision");
+    EXPECT_EQ(vcal.at("images").size(), 4u) << vcal.dump();
+    EXPECT_EQ(vcal.at("rows_per_image").get<int>(), 256);
+    int vision_blocks = 0;
+    for (const auto& b : rep.at("blocks")) {
+        if (b.at("name").get<std::string>().rfind("model.visual.blocks.", 0) != 0) continue;
+        ++vision_blocks;
+        EXPECT_EQ(b.at("method"), "signround");
+        EXPECT_EQ(b.at("layers").get<int>(), 4);
+        EXPECT_LE(b.at("best_loss").get<double>(), b.at("initial_loss").get<double>()) << b.dump();
+    }
+    EXPECT_EQ(vision_blocks, 4);
+
+    const std::vector<std::string> subs{"auto-round-auto-gptq", "auto-gptq", "auto-awq"};
+    const TensorStore src = TensorStore::open(kVl);
+    std::vector<Logits> logits;
+    for (const std::string& sub : subs) {
+        const fs::path d = m / sub;
+        SCOPED_TRACE(sub);
+        const TensorStore st = TensorStore::open(d);
+        for (const char* l : {"attn.qkv", "attn.proj", "mlp.linear_fc1", "mlp.linear_fc2"}) {
+            EXPECT_TRUE(st.has("model.visual.blocks.2." + std::string(l) + ".qweight")) << l;
+            EXPECT_FALSE(st.has("model.visual.blocks.2." + std::string(l) + ".weight")) << l;
+        }
+        // the tower outside its blocks (patch embedding, position table, mergers) is the source's, byte for byte
+        int copied = 0;
+        for (const auto& [name, t] : src.tensors()) {
+            if (name.rfind("model.visual.", 0) != 0 || name.rfind("model.visual.blocks.", 0) == 0) continue;
+            ASSERT_TRUE(st.has(name)) << name;
+            ASSERT_EQ(0, std::memcmp(st.get(name).data, t.data, t.nbytes)) << name;
+            ++copied;
+        }
+        EXPECT_GT(copied, 10);
+        const nlohmann::json qc = read_json(d / "config.json").at("quantization_config");
+        const std::string dump = qc.dump();
+        EXPECT_NE(dump.find("model.visual.blocks"), std::string::npos) << dump;  // in the block list
+        if (sub == "auto-gptq") EXPECT_FALSE(qc.at("dynamic").contains("-:.*visual\\.blocks")) << dump;
+        if (sub == "auto-awq") {
+            const auto& m2c = qc.at("modules_to_not_convert");
+            EXPECT_EQ(std::find(m2c.begin(), m2c.end(), "visual.blocks"), m2c.end()) << m2c.dump();
+        }
+        logits.push_back(run_both(d));
+    }
+    for (size_t i = 1; i < logits.size(); ++i) {
+        EXPECT_EQ(logits[i].text, logits[0].text) << subs[i] << " vs " << subs[0];
+        EXPECT_EQ(logits[i].image, logits[0].image) << subs[i] << " vs " << subs[0];
+    }
+    fs::remove_all(out);
 }

@@ -253,3 +253,35 @@ TEST(Scheme, DescribeQwen3Nano) {
     const QuantPlan p = plan_quantization(m, SchemeOptions{});
     EXPECT_EQ(p.num_quantized(), 42);
 }
+
+TEST(Scheme, DescribeQwen3VlNanoWithTheVisionTower) {
+    // --quant_nontext_module: the tower's blocks come first (named_modules order), each with its 4 linears; the
+    // plan keeps each block's own layer number and records both block lists.
+    const std::string dir = std::string(AR_SHARED_DIR) + "/models/qwen3-vl-nano";
+    const ModelConfig cfg = load_model_config(dir);
+    const TensorStore st = TensorStore::open(dir);
+    const ModelLayout text_only = describe_model(cfg, st);
+    const ModelLayout m = describe_model(cfg, st, /*include_vision=*/true);
+    ASSERT_EQ(m.blocks.size(), text_only.blocks.size() + 4);
+    EXPECT_EQ(m.blocks.front(), "model.visual.blocks.0");
+    EXPECT_EQ(m.blocks[4], "model.language_model.layers.0");
+    EXPECT_EQ(m.linears[0].name, "model.visual.blocks.0.attn.qkv");
+    EXPECT_EQ(m.linears[3].name, "model.visual.blocks.0.mlp.linear_fc2");
+    EXPECT_TRUE(is_vision_block_name("model.visual.blocks.3"));
+    EXPECT_FALSE(is_vision_block_name("model.language_model.layers.3"));
+
+    const QuantPlan p = plan_quantization(m, SchemeOptions{});
+    EXPECT_EQ(p.qc.block_name_to_quantize, (std::vector<std::string>{"model.visual.blocks", "model.language_model.layers"}));
+    ASSERT_EQ(p.blocks.size(), m.blocks.size());
+    EXPECT_TRUE(p.blocks[3].vision);
+    EXPECT_EQ(p.blocks[3].index, 3);
+    EXPECT_FALSE(p.blocks[4].vision);
+    EXPECT_EQ(p.blocks[4].index, 0);
+    EXPECT_EQ(p.blocks[0].layers.size(), 4u);
+    EXPECT_EQ(p.num_quantized(), plan_quantization(text_only, SchemeOptions{}).num_quantized() + 16);
+    EXPECT_TRUE(p.qc.is_quantized("model.visual.blocks.1.attn.proj"));
+    EXPECT_FALSE(p.qc.is_quantized("model.visual.merger.linear_fc1"));
+    // the text-only layout never lists the tower
+    EXPECT_EQ(plan_quantization(text_only, SchemeOptions{}).qc.block_name_to_quantize,
+              std::vector<std::string>{"model.language_model.layers"});
+}

@@ -42,11 +42,12 @@ void attention_train_forward(const T* q, const T* k, const T* v, const AttnTrain
                     const T* Qb = q + (b * L + r0) * qs + h * D;
                     const T* Kb = k + (b * L) * ks + kvh * D;
                     const T* Vb = v + (b * L) * ks + kvh * D;
-                    // S[nr, r1] = scale · Q[r0:r1] · K[0:r1]ᵀ
-                    gemm_serial<T>(false, true, nr, r1, D, scale, Qb, qs, Kb, ks, T(0), S.data(), r1);
+                    const int64_t nk = s.causal ? r1 : L;  // keys any row of the block sees
+                    // S[nr, nk] = scale · Q[r0:r1] · K[0:nk]ᵀ
+                    gemm_serial<T>(false, true, nr, nk, D, scale, Qb, qs, Kb, ks, T(0), S.data(), nk);
                     for (int64_t i = 0; i < nr; ++i) {
-                        T* row = S.data() + i * r1;
-                        const int64_t n = r0 + i + 1;  // causal prefix
+                        T* row = S.data() + i * nk;
+                        const int64_t n = s.causal ? r0 + i + 1 : L;  // causal prefix or all keys
                         T mx = -std::numeric_limits<T>::infinity();
                         for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
                         T sum = 0;
@@ -56,11 +57,11 @@ void attention_train_forward(const T* q, const T* k, const T* v, const AttnTrain
                         }
                         const T inv = T(1) / sum;
                         for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-                        for (int64_t j = n; j < r1; ++j) row[j] = T(0);
+                        for (int64_t j = n; j < nk; ++j) row[j] = T(0);
                         lse[(b * nq + h) * L + r0 + i] = mx + std::log(sum);
                     }
-                    // O[r0:r1] = P · V[0:r1]
-                    gemm_serial<T>(false, false, nr, D, r1, T(1), S.data(), r1, Vb, ks, T(0), out + (b * L + r0) * qs + h * D,
+                    // O[r0:r1] = P · V[0:nk]
+                    gemm_serial<T>(false, false, nr, D, nk, T(1), S.data(), nk, Vb, ks, T(0), out + (b * L + r0) * qs + h * D,
                                    qs);
                 }
             }
@@ -91,32 +92,33 @@ void attention_train_backward(const T* q, const T* k, const T* v, const T* out, 
                 for (int64_t h = kvh * grp; h < (kvh + 1) * grp; ++h) {
                     for (int64_t r0 = 0; r0 < L; r0 += kRowBlock) {
                         const int64_t r1 = std::min(L, r0 + kRowBlock), nr = r1 - r0;
+                        const int64_t nk = s.causal ? r1 : L;  // keys any row of the block sees
                         const T* Qb = q + (b * L + r0) * qs + h * D;
                         const T* Ob = out + (b * L + r0) * qs + h * D;
                         const T* dOb = dout + (b * L + r0) * qs + h * D;
                         const T* lrow = lse + (b * nq + h) * L + r0;
-                        // P = exp(scale·Q Kᵀ − lse) on the causal prefix, 0 above the diagonal
-                        gemm_serial<T>(false, true, nr, r1, D, scale, Qb, qs, Kb, ks, T(0), P.data(), r1);
+                        // P = exp(scale·Q Kᵀ − lse) on the visible keys (causal: 0 above the diagonal)
+                        gemm_serial<T>(false, true, nr, nk, D, scale, Qb, qs, Kb, ks, T(0), P.data(), nk);
                         // dP = dO Vᵀ
-                        gemm_serial<T>(false, true, nr, r1, D, T(1), dOb, qs, Vb, ks, T(0), dS.data(), r1);
+                        gemm_serial<T>(false, true, nr, nk, D, T(1), dOb, qs, Vb, ks, T(0), dS.data(), nk);
                         for (int64_t i = 0; i < nr; ++i) {
                             T dl = 0;
                             for (int64_t d = 0; d < D; ++d) dl += dOb[i * qs + d] * Ob[i * qs + d];
-                            T* prow = P.data() + i * r1;
-                            T* srow = dS.data() + i * r1;
-                            const int64_t n = r0 + i + 1;
+                            T* prow = P.data() + i * nk;
+                            T* srow = dS.data() + i * nk;
+                            const int64_t n = s.causal ? r0 + i + 1 : L;
                             for (int64_t j = 0; j < n; ++j) {
                                 prow[j] = std::exp(prow[j] - lrow[i]);
                                 srow[j] = prow[j] * (srow[j] - dl);
                             }
-                            for (int64_t j = n; j < r1; ++j) prow[j] = srow[j] = T(0);
+                            for (int64_t j = n; j < nk; ++j) prow[j] = srow[j] = T(0);
                         }
-                        // dQ[r0:r1] = scale · dS K[0:r1]
-                        gemm_serial<T>(false, false, nr, D, r1, scale, dS.data(), r1, Kb, ks, T(0),
+                        // dQ[r0:r1] = scale · dS K[0:nk]
+                        gemm_serial<T>(false, false, nr, D, nk, scale, dS.data(), nk, Kb, ks, T(0),
                                        dq + (b * L + r0) * qs + h * D, qs);
-                        // dK[0:r1] += scale · dSᵀ Q[r0:r1];  dV[0:r1] += Pᵀ dO[r0:r1]
-                        gemm_serial<T>(true, false, r1, D, nr, scale, dS.data(), r1, Qb, qs, T(1), dKb, ks);
-                        gemm_serial<T>(true, false, r1, D, nr, T(1), P.data(), r1, dOb, qs, T(1), dVb, ks);
+                        // dK[0:nk] += scale · dSᵀ Q[r0:r1];  dV[0:nk] += Pᵀ dO[r0:r1]
+                        gemm_serial<T>(true, false, nk, D, nr, scale, dS.data(), nk, Qb, qs, T(1), dKb, ks);
+                        gemm_serial<T>(true, false, nk, D, nr, T(1), P.data(), nk, dOb, qs, T(1), dVb, ks);
                     }
                 }
             }
@@ -133,9 +135,10 @@ void attention_train_forward_ref(const T* q, const T* k, const T* v, const AttnT
     for (int64_t b = 0; b < s.B; ++b) {
         for (int64_t h = 0; h < nq; ++h) {
             for (int64_t t = 0; t < L; ++t) {
+                const int64_t nk = s.causal ? t + 1 : L;  // visible keys
                 const T* qr = q + ((b * L + t) * nq + h) * D;
                 T mx = -std::numeric_limits<T>::infinity();
-                for (int64_t j = 0; j <= t; ++j) {
+                for (int64_t j = 0; j < nk; ++j) {
                     const T* kr = k + ((b * L + j) * nkv + h / grp) * D;
                     T d = 0;
                     for (int64_t i = 0; i < D; ++i) d += qr[i] * kr[i];
@@ -143,10 +146,10 @@ void attention_train_forward_ref(const T* q, const T* k, const T* v, const AttnT
                     mx = std::max(mx, p[j]);
                 }
                 T sum = 0;
-                for (int64_t j = 0; j <= t; ++j) sum += (p[j] = std::exp(p[j] - mx));
+                for (int64_t j = 0; j < nk; ++j) sum += (p[j] = std::exp(p[j] - mx));
                 T* o = out + ((b * L + t) * nq + h) * D;
                 for (int64_t i = 0; i < D; ++i) o[i] = 0;
-                for (int64_t j = 0; j <= t; ++j) {
+                for (int64_t j = 0; j < nk; ++j) {
                     const T* vr = v + ((b * L + j) * nkv + h / grp) * D;
                     for (int64_t i = 0; i < D; ++i) o[i] += p[j] / sum * vr[i];
                 }
@@ -168,21 +171,22 @@ void attention_train_backward_ref(const T* q, const T* k, const T* v, const T* d
     for (int64_t b = 0; b < s.B; ++b) {
         for (int64_t h = 0; h < nq; ++h) {
             for (int64_t t = 0; t < L; ++t) {
+                const int64_t nk = s.causal ? t + 1 : L;  // visible keys
                 const T* qr = q + ((b * L + t) * nq + h) * D;
                 const T* go = dout + ((b * L + t) * nq + h) * D;
                 auto krow = [&](int64_t j) { return k + ((b * L + j) * nkv + h / grp) * D; };
                 auto vrow = [&](int64_t j) { return v + ((b * L + j) * nkv + h / grp) * D; };
                 T mx = -std::numeric_limits<T>::infinity();
-                for (int64_t j = 0; j <= t; ++j) {
+                for (int64_t j = 0; j < nk; ++j) {
                     T d = 0;
                     for (int64_t i = 0; i < D; ++i) d += qr[i] * krow(j)[i];
                     p[j] = d * scale;
                     mx = std::max(mx, p[j]);
                 }
                 T sum = 0;
-                for (int64_t j = 0; j <= t; ++j) sum += (p[j] = std::exp(p[j] - mx));
+                for (int64_t j = 0; j < nk; ++j) sum += (p[j] = std::exp(p[j] - mx));
                 T delta = 0;  // Σ_j p_j dp_j
-                for (int64_t j = 0; j <= t; ++j) {
+                for (int64_t j = 0; j < nk; ++j) {
                     p[j] /= sum;
                     T d = 0;
                     for (int64_t i = 0; i < D; ++i) d += go[i] * vrow(j)[i];
@@ -191,7 +195,7 @@ void attention_train_backward_ref(const T* q, const T* k, const T* v, const T* d
                 }
                 T* gq = dq + ((b * L + t) * nq + h) * D;
                 for (int64_t i = 0; i < D; ++i) gq[i] = 0;
-                for (int64_t j = 0; j <= t; ++j) {
+                for (int64_t j = 0; j < nk; ++j) {
                     const T ds = p[j] * (dp[j] - delta) * scale;
                     T* gk = dk + ((b * L + j) * nkv + h / grp) * D;
                     T* gv = dv + ((b * L + j) * nkv + h / grp) * D;

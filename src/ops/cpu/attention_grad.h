@@ -1,5 +1,6 @@
-// ops/cpu/attention_grad.h — causal grouped-query attention for training: a forward that saves the
-// log-sum-exp of every softmax row, and the backward to q, k and v.
+// ops/cpu/attention_grad.h — grouped-query attention for training, causal (the decoder) or bidirectional
+// (the vision tower's frames): a forward that saves the log-sum-exp of every softmax row, and the
+// backward to q, k and v.
 //
 // Why separate from attention.h: the tuner runs B independent samples of L tokens (no KV cache)
 // and needs gradients. Memory stays linear in L apart from score tiles: rows are processed in blocks
@@ -7,7 +8,7 @@
 // thread never holds more than [kRowBlock, L] scores (less than one head's [L, L]).
 //
 // Math (per sample, query head h, kv head h / (nq / nkv), scale c = 1/sqrt(D)):
-//   S = c·Q Kᵀ (causal: j <= t), lse_t = log Σ_j exp(S_tj), P = exp(S − lse), O = P V
+//   S = c·Q Kᵀ (causal: j <= t; bidirectional: all j < L), lse_t = log Σ_j exp(S_tj), P = exp(S − lse), O = P V
 //   backward: dP = dO Vᵀ, Δ_t = Σ_d dO_td·O_td, dS = P ∘ (dP − Δ), dQ = c·dS K, dK = c·dSᵀ Q, dV = Pᵀ dO
 // (dK, dV summed over the query heads that share a kv head).
 #pragma once
@@ -22,6 +23,7 @@ struct AttnTrainShape {
     int64_t n_q_heads = 0;
     int64_t n_kv_heads = 0;  // divides n_q_heads
     int64_t head_dim = 0;
+    bool causal = true;      // false: bidirectional, every row attends to all L rows of its sample
 };
 
 // q [B·L, nq, D], k, v [B·L, nkv, D] → out [B·L, nq·D], lse [B, nq, L].
