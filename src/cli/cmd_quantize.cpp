@@ -47,7 +47,8 @@ using Clock = std::chrono::steady_clock;
 
 struct QuantizeArgs {
     std::string model, model_pos, output_dir = "./tmp_autoround";
-    std::string scheme = "W4A16", data_type;
+    std::optional<std::string> scheme;  // default W4A16 (or the GGUF format's own data type)
+    std::string data_type;
     std::optional<int> bits;
     std::optional<int64_t> group_size;
     bool sym = false, asym = false;
@@ -220,7 +221,7 @@ int run_quantize(const QuantizeArgs& a) {
     check(!model.quantization().has_value(), "--model ", model_arg, " is already quantized (",
           quant_method_name(model.quantization()->method), "); quantize the original 16-bit checkpoint");
     SchemeOptions sch;
-    sch.scheme = a.scheme;
+    sch.scheme = a.scheme.value_or("W4A16");
     sch.bits = a.bits;
     sch.group_size = a.group_size;
     if (a.sym) sch.sym = true;
@@ -230,6 +231,30 @@ int run_quantize(const QuantizeArgs& a) {
     sch.ignore_layers = a.ignore_layers;
     sch.layer_config = a.layer_config;
     sch.quant_lm_head = a.quant_lm_head;
+    // A GGUF-only run with a 32-block type tunes that type's data type (as auto-round's GGUF presets do), so the
+    // file holds the tuned codes; explicit scheme flags win (their codes are then re-quantized to the type).
+    {
+        std::optional<LayerScheme> gs;
+        bool all_gguf = !formats.empty(), agree = true;
+        for (ExportFormat f : formats) {
+            if (!gguf_file_type_of(f)) all_gguf = false;
+            const std::optional<LayerScheme> s = gguf_tuned_scheme(f);
+            if (!s) continue;
+            if (gs && !(*gs == *s)) agree = false;
+            gs = s;
+        }
+        const bool explicit_scheme = a.scheme || a.bits || a.group_size || a.sym || a.asym;
+        if (all_gguf && gs && agree && !explicit_scheme) {
+            sch.bits = gs->bits;
+            sch.group_size = gs->group_size;
+            sch.sym = gs->sym;
+            note("--format " + a.format + ": tuning the GGUF type's data type (W" + std::to_string(gs->bits) + " " +
+                 (gs->sym ? "sym" : "asym") + " group 32), so the file stores the tuned codes");
+        } else if (gs && explicit_scheme && !(resolve_global_scheme(sch) == *gs)) {
+            note("--format " + a.format + ": the scheme given differs from the GGUF type's (W" + std::to_string(gs->bits) +
+                 " group 32); the tuned weights are re-quantized to it at export");
+        }
+    }
     QuantPlan plan = plan_quantization(describe_model(model.config(), model.tensors(), tune_vision), sch);
     // The vision blocks (--quant_nontext_module) go to the vision tuner; quantize_model gets the language model's.
     std::vector<PlannedBlock> vision_blocks;
@@ -355,7 +380,7 @@ int run_quantize(const QuantizeArgs& a) {
     json settings = {
         {"model", model_arg},
         {"output_dir", a.output_dir},
-        {"scheme", a.scheme},
+        {"scheme", a.scheme.value_or("W4A16")},
         {"bits", plan.qc.bits},
         {"group_size", plan.qc.group_size},
         {"sym", plan.qc.sym},

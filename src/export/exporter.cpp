@@ -409,6 +409,15 @@ std::string_view export_format_name(ExportFormat f) {
     return "fake";
 }
 
+std::optional<LayerScheme> gguf_tuned_scheme(ExportFormat f) {
+    switch (f) {
+        case ExportFormat::GgufQ4_0: return LayerScheme{4, 32, true, "int"};
+        case ExportFormat::GgufQ4_1: return LayerScheme{4, 32, false, "int"};
+        case ExportFormat::GgufQ8_0: return LayerScheme{8, 32, true, "int"};
+        default: return std::nullopt;
+    }
+}
+
 std::optional<GgufFileType> gguf_file_type_of(ExportFormat f) {
     for (const auto& [e, g] : kGgufFormats)
         if (e == f) return g;

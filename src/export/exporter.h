@@ -63,6 +63,11 @@ enum class ExportFormat {
 
 // The GGUF file type of a gguf:* format; nullopt for the safetensors formats.
 std::optional<GgufFileType> gguf_file_type_of(ExportFormat f);
+// The `int` scheme auto-round tunes for a GGUF type whose blocks hold its codes exactly
+// (autoround-algorithm.md §2.10–2.11, export/gguf_export.h): gguf:q4_0 -> W4 sym group 32, gguf:q4_1 -> W4 asym
+// group 32, gguf:q8_0 -> W8 sym group 32. nullopt for the other formats (the k-quants' double-quantized data
+// types are not tuned yet: their files are quantized from the source weights).
+std::optional<LayerScheme> gguf_tuned_scheme(ExportFormat f);
 
 // "auto_round", "auto_gptq", ... (case-insensitive; aliases auto_round:gptq, auto_round:awq). Error lists the
 // supported names.
