@@ -494,11 +494,13 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     return res;
 }
 
-BlockTuneResult tune_block_impl(Qwen3BlockGrad<float>& block, const std::array<std::vector<float>, kNumBlockLinears>& W,
-                                const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
-                                int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
-                                const std::string& block_name, int block_index, float* qblock_out) {
-    std::vector<BlockGroupMember> one(1);
+// One block = a group of one member.
+template <typename BlockT, size_t N>
+BlockTuneResultT<N> tune_one(BlockT& block, const std::array<std::vector<float>, N>& W,
+                             const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
+                             int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
+                             const std::string& block_name, int block_index, float* qblock_out) {
+    std::vector<BlockGroupMemberT<BlockT, N>> one(1);
     one[0].block = &block;
     one[0].W = &W;
     one[0].layers = layers;
@@ -512,7 +514,7 @@ BlockTuneResult tune_block(Qwen3BlockGrad<float>& block, const std::array<std::v
                            const std::vector<BlockLayerSpec>& layers, const float* train_in, const float* ref_out,
                            int64_t n, int64_t L, const SignRoundOptions& opt, PythonRandom& rng,
                            const std::string& block_name, int block_index) {
-    return tune_block_impl(block, W, layers, train_in, ref_out, n, L, opt, rng, block_name, block_index, nullptr);
+    return tune_one(block, W, layers, train_in, ref_out, n, L, opt, rng, block_name, block_index, nullptr);
 }
 
 std::string block_group_name(const std::vector<BlockGroupMember>& members) { return group_name_of(members); }
@@ -525,13 +527,7 @@ VisionBlockTuneResult tune_vision_block(VisionBlockGrad<float>& block,
                                         float* qblock_out) {
     check(L == block.rows_per_sample(), "block ", block_name, ": ", L, " rows per sample, but the block's image grid has ",
           block.rows_per_sample());
-    std::vector<BlockGroupMemberT<VisionBlockGrad<float>, kNumVisionLinears>> one(1);
-    one[0].block = &block;
-    one[0].W = &W;
-    one[0].layers = layers;
-    one[0].name = block_name;
-    one[0].index = block_index;
-    return std::move(tune_group_impl(one, train_in, ref_out, n, L, opt, rng, qblock_out)[0]);
+    return tune_one(block, W, layers, train_in, ref_out, n, L, opt, rng, block_name, block_index, qblock_out);
 }
 
 std::vector<BlockTuneResult> tune_block_group(const std::vector<BlockGroupMember>& members, const float* train_in,

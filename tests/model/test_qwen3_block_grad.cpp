@@ -25,16 +25,10 @@
 #include "model/qwen3_model.h"
 #include "ops/cpu/fake_quant.h"
 #include "ops/cpu/rope.h"
+#include "../ops/grad_test_util.h"
 
 using namespace autoround;
 
-namespace grad_test {  // defined in tests/ops/test_grad_ops.cpp
-std::function<std::vector<double>(const std::vector<double>&, const std::vector<double>&, const std::vector<double>&)>
-frozen_fake_quant(const std::vector<double>& W, const FakeQuantShape& sh, const FakeQuantConfig& cfg,
-                  const std::vector<double>& V0, const std::vector<double>& al0, const std::vector<double>& be0);
-void nudge_fake_quant_params(const std::vector<double>& W, const FakeQuantShape& sh, const FakeQuantConfig& cfg,
-                             std::vector<double>& V, const std::vector<double>& al, const std::vector<double>& be);
-}  // namespace grad_test
 
 namespace {
 

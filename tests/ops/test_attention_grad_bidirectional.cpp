@@ -11,17 +11,10 @@
 #include <vector>
 
 #include "ops/cpu/attention_grad.h"
+#include "grad_test_util.h"
 
 using namespace autoround;
 
-namespace grad_test {  // defined in tests/ops/test_grad_ops.cpp
-std::vector<double> randn_d(size_t n, uint32_t seed, double scale);
-double dot(const std::vector<double>& a, const std::vector<double>& b);
-std::vector<size_t> some_indices(size_t n, size_t count, uint32_t seed);
-void check_fd(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x,
-              const std::vector<double>& g, const std::vector<size_t>& idx, double h, double rtol, double atol,
-              const std::string& what);
-}  // namespace grad_test
 
 using namespace grad_test;
 

@@ -31,12 +31,13 @@
 #include "ops/cpu/rope.h"
 #include "ops/cpu/rope_grad.h"
 #include "quant/rtn.h"
+#include "grad_test_util.h"
 
 using namespace autoround;
 
 namespace grad_test {
 
-std::vector<double> randn_d(size_t n, uint32_t seed, double scale = 1.0) {
+std::vector<double> randn_d(size_t n, uint32_t seed, double scale) {
     std::mt19937 g(seed);
     std::normal_distribution<double> d(0.0, scale);
     std::vector<double> v(n);
