@@ -29,12 +29,7 @@ PROMPT=${PROMPT:-"The history of the city begins"}
 OUT=${OUT:-$LLAMACPP_DIR/out}
 
 # 1. node-llama-cpp with only the Linux x64 CPU binaries (no install scripts, no other platforms).
-if [ ! -d "$LLAMACPP_DIR/node_modules/@node-llama-cpp/linux-x64" ]; then
-  mkdir -p "$LLAMACPP_DIR"
-  [ -f "$LLAMACPP_DIR/package.json" ] || echo '{"name":"autoround-llamacpp-check","private":true}' > "$LLAMACPP_DIR/package.json"
-  npm install --prefix "$LLAMACPP_DIR" "node-llama-cpp@$VERSION" "@node-llama-cpp/linux-x64@$VERSION" \
-    --ignore-scripts --omit=optional --no-audit --no-fund
-fi
+scripts/llamacpp/install.sh "$LLAMACPP_DIR" "$VERSION"
 
 # 2. autoround itself.
 if [ ! -x "$BIN" ]; then

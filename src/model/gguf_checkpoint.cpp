@@ -155,4 +155,18 @@ std::vector<float> gguf_dequantize(const GgufFile& f, const GgufTensorInfo& t) {
     return out;
 }
 
+WeightView gguf_weight_view(const GgufFile& f, const GgufTensorInfo& t, int64_t out, int64_t in) {
+    check(t.ne.size() == 2 && t.ne[0] == in && t.ne[1] == out, f.path().string(), ": tensor '", t.name, "' has ne ",
+          t.ne_str(), ", expected [", in, ", ", out, "] from the qwen3.* metadata");
+    check(gguf::is_supported(t.type), f.path().string(), ": tensor '", t.name, "' has type ", ggml_type_name(t.type),
+          "; this runtime reads F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K GGUF tensors");
+    const auto type = static_cast<gguf::BlockType>(t.type);
+    switch (type) {
+        case gguf::BlockType::F32: return WeightView{DType::F32, t.data, out, in};
+        case gguf::BlockType::F16: return WeightView{DType::F16, t.data, out, in};
+        case gguf::BlockType::BF16: return WeightView{DType::BF16, t.data, out, in};
+        default: return packed_weight_view(f.path().string() + ": tensor '" + t.name + "'", type, t.data, out, in);
+    }
+}
+
 }  // namespace autoround

@@ -1,7 +1,9 @@
 // model/gguf_checkpoint.h — a llama.cpp GGUF file seen as a model folder: which file a --model path means,
 // the ModelConfig / GenerationConfig / TokenizerConfig its metadata encodes (docs/checkpoint-formats.md
-// §5.2, the inverse of export/gguf_export.cpp), and its tensors by Hugging Face name, dequantized to
-// float32 through export/gguf_blocks.h (the same layout code the writer uses, so export -> load is exact).
+// §5.2, the inverse of export/gguf_export.cpp), and its tensors: 2-D weights as in-place views of the mapping
+// (F32/F16/BF16 rows, or packed Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K blocks that ops/cpu/quant_matmul.h multiplies
+// directly), or dequantized to float32 through export/gguf_blocks.h (the same layout code the writer uses,
+// so export -> load is exact).
 //
 // Why: `generate` and `eval` must run every GGUF we export (and the ones llama.cpp's tools write for
 // Qwen3) through the same Qwen3Model, so each export can be checked from both sides.
@@ -16,6 +18,7 @@
 
 #include "io/gguf.h"
 #include "io/model_config.h"
+#include "ops/weight_view.h"
 
 namespace autoround {
 
@@ -39,5 +42,10 @@ TokenizerConfig gguf_tokenizer_config(const GgufFile& f);
 // Row-major float32 [rows, ne[0]] of a tensor of a supported type (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K,
 // Q6_K); other types throw, naming the tensor, its type and the supported ones.
 std::vector<float> gguf_dequantize(const GgufFile& f, const GgufTensorInfo& t);
+
+// The 2-D tensor t (ne = [in, out]) as a weight [out, in] read in place from the mapping: F32/F16/BF16 rows,
+// or packed blocks for Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K (ops/weight_view.h packed_weight_view). Errors name
+// the file and tensor: a shape other than [in, out], an unsupported type, a row that is not whole blocks.
+WeightView gguf_weight_view(const GgufFile& f, const GgufTensorInfo& t, int64_t out, int64_t in);
 
 }  // namespace autoround

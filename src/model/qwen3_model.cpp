@@ -59,7 +59,7 @@ WeightView Qwen3Model::linear_weight(const std::string& prefix, int64_t out, int
     return matrix(store_, prefix + ".weight", out, in);
 }
 
-Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file) {
+Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file, GgufWeights mode) {
     Qwen3Model m;
     m.gguf_ = GgufFile::open(file);
     const GgufFile& f = *m.gguf_;
@@ -69,17 +69,12 @@ Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file) {
           " must be even and at most 1024");
     const int64_t H = c.hidden_size, D = c.head_dim, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
                   I = c.intermediate_size, V = c.vocab_size;
-    // A 2-D weight [out, in] (GGUF ne = [in, out]): F32/F16/BF16 in place, quantized types dequantized.
+    // A 2-D weight [out, in] (GGUF ne = [in, out]) used in place from the mapping (quantized blocks stay
+    // packed); GgufWeights::Dequantized copies quantized tensors to float32 instead.
     auto weight = [&](const std::string& name, int64_t out, int64_t in) {
         const GgufTensorInfo& t = f.tensor(name);
-        check(t.ne.size() == 2 && t.ne[0] == in && t.ne[1] == out, file.string(), ": tensor '", name, "' has ne ",
-              t.ne_str(), ", expected [", in, ", ", out, "] from the qwen3.* metadata");
-        switch (static_cast<GgmlType>(t.type)) {
-            case GgmlType::F32: return WeightView{DType::F32, t.data, out, in};
-            case GgmlType::F16: return WeightView{DType::F16, t.data, out, in};
-            case GgmlType::BF16: return WeightView{DType::BF16, t.data, out, in};
-            default: break;
-        }
+        const WeightView w = gguf_weight_view(f, t, out, in);
+        if (!w.packed() || mode == GgufWeights::Packed) return w;
         m.owned_.push_back(gguf_dequantize(f, t));
         return WeightView{DType::F32, m.owned_.back().data(), out, in};
     };
@@ -113,7 +108,7 @@ Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file) {
 }
 
 Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
-    if (std::optional<std::filesystem::path> g = find_gguf_model(dir)) return load_gguf(*g);
+    if (std::optional<std::filesystem::path> g = find_gguf_model(dir)) return load_gguf(*g, GgufWeights::Packed);
     Qwen3Model m;
     m.cfg_ = load_model_config(dir);
     m.store_ = TensorStore::open(dir);

@@ -11,8 +11,10 @@
 // Weights stay in the mmap'd checkpoint (bf16); norms and biases are copied to float32. Packed
 // layers of quantized checkpoints (GPTQ, AWQ, auto-round) are dequantized to float32 at load.
 // A llama.cpp GGUF file (or a folder holding one, model/gguf_checkpoint.h) loads the same way: F16/BF16/F32
-// tensors are used in place from the mapping, quantized blocks are dequantized to float32 (exact values,
-// no further rounding), and the config comes from the GGUF metadata.
+// tensors are used in place from the mapping, and so are the quantized blocks (Q4_0 ... Q6_K), which the
+// linears multiply packed (ops/cpu/quant_matmul.h; embedding rows are dequantized one at a time); the
+// config comes from the GGUF metadata. GgufWeights::Dequantized instead copies quantized tensors to float32
+// at load (exact values): the slower reference path the packed kernels are checked against.
 #pragma once
 
 #include <cstdint>
@@ -50,6 +52,9 @@ using HiddenHook = std::function<void(const std::string& name, int layer, const 
 
 class GgufFile;
 
+// How load_gguf holds quantized GGUF weights (see the file comment).
+enum class GgufWeights { Packed, Dequantized };
+
 // What a multimodal prefill adds to the token ids (Qwen3-VL, qwen3-architecture.md §2.4).
 struct MultimodalInput {
     const float* image_embeds = nullptr;      // [n_visual, hidden]: replace the rows of image_token_id, in order
@@ -64,7 +69,7 @@ public:
     // Loads config.json + safetensors from a model folder; validates every tensor's shape/dtype.
     // A .gguf file, or a folder whose only model file is a .gguf, loads through load_gguf.
     static Qwen3Model load(const std::filesystem::path& dir);
-    static Qwen3Model load_gguf(const std::filesystem::path& file);
+    static Qwen3Model load_gguf(const std::filesystem::path& file, GgufWeights mode = GgufWeights::Packed);
 
     const ModelConfig& config() const { return cfg_; }
     const TensorStore& tensors() const { return store_; }  // empty for GGUF models

@@ -14,10 +14,15 @@
 
 #include "core/bf16.h"
 #include "core/error.h"
+#include "ops/cpu/quant_matmul.h"
 
 namespace autoround {
 
 void weight_row_to_f32(const WeightView& w, int64_t r, float* dst) {
+    if (w.packed()) {
+        gguf::dequantize_row(*w.block, w.packed_row(r), w.in, dst);
+        return;
+    }
     switch (w.dtype) {
         case DType::F32: std::copy_n(w.f32_row(r), w.in, dst); return;
         case DType::BF16: {
@@ -126,6 +131,12 @@ static void gemv_small(const float* x, int64_t T, const WeightView& w, const flo
     }
 }
 
+// Packed GGUF weights: up to this many rows (decode) take the int8 path (ops/cpu/quant_matmul.h); more rows
+// (prefill, `eval ppl`) dequantize 256-row weight tiles to float32 and use sgemm, which keeps perplexity equal
+// to the dequantized-float model's (the int8 activations move nano's by 0.2-0.6 %), at 0.7x llama.cpp's
+// int8 prefill speed (bench/results/gguf-cpu-vs-llamacpp.md).
+constexpr int64_t kPackedInt8MaxRows = 4;
+
 static void init_blas_once() {
     static const bool done = [] {
         openblas_set_num_threads(1);  // we parallelise over tiles with OpenMP
@@ -135,14 +146,22 @@ static void init_blas_once() {
 }
 
 void linear(const float* x, int64_t T, const WeightView& w, const float* bias, float* y) {
-    check(w.dtype == DType::BF16 || w.dtype == DType::F16 || w.dtype == DType::F32,
-          "linear: unsupported weight dtype ", dtype_name(w.dtype));
-    if (T <= 4) {
-        gemv_small(x, T, w, bias, y);
-        return;
+    if (w.packed()) {
+        if (T <= kPackedInt8MaxRows) {
+            quant_matmul_q8(x, T, w, bias, y);
+            return;
+        }
+    } else {
+        check(w.dtype == DType::BF16 || w.dtype == DType::F16 || w.dtype == DType::F32,
+              "linear: unsupported weight dtype ", dtype_name(w.dtype));
+        if (T <= 4) {
+            gemv_small(x, T, w, bias, y);
+            return;
+        }
     }
     init_blas_once();
-    constexpr int64_t kTile = 64;  // weight rows converted per tile
+    // Weight rows converted per tile; packed rows are dequantized in larger tiles so sgemm re-packs x less often.
+    const int64_t kTile = w.packed() ? 256 : 64;
     const int64_t ntiles = (w.out + kTile - 1) / kTile;
 #pragma omp parallel
     {

@@ -1,0 +1,317 @@
+// ops/cpu/quant_matmul.cpp — see quant_matmul.h. Block layouts: export/gguf_blocks.h (read, never redefined).
+#include "ops/cpu/quant_matmul.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define AR_QMM_AVX2 1
+#endif
+
+
+#include "core/error.h"
+
+namespace autoround {
+
+using gguf::BlockType;
+using gguf::kQK;
+using gguf::kQKK;
+
+WeightView packed_weight_view(const std::string& label, BlockType t, const void* data, int64_t out, int64_t in) {
+    switch (t) {
+        case BlockType::Q4_0: case BlockType::Q4_1: case BlockType::Q8_0:
+        case BlockType::Q4_K: case BlockType::Q5_K: case BlockType::Q6_K: break;
+        default: fail(label, ": ", gguf::block_type_name(t), " is not a packed block type");
+    }
+    const int64_t be = gguf::block_elems(t);
+    check(in > 0 && out > 0 && in % be == 0, label, ": ", gguf::block_type_name(t), " weight [", out, ", ",
+          in, "] has rows of ", in, " values, not a whole number of ", be, "-value blocks");
+    WeightView w{DType::U8, data, out, in};
+    w.block = t;
+    return w;
+}
+
+int64_t quant_act_block(BlockType t) { return gguf::block_elems(t) == kQKK ? kQKK : kQK; }
+
+void quant_matmul_ref(const float* x, int64_t N, const WeightView& w, const float* bias, float* y) {
+    check(w.packed(), "quant_matmul_ref: weight is not packed");
+    std::vector<float> row(static_cast<size_t>(w.in));
+    for (int64_t o = 0; o < w.out; ++o) {
+        gguf::dequantize_row(*w.block, w.packed_row(o), w.in, row.data());
+        for (int64_t t = 0; t < N; ++t) {
+            float acc = 0.f;
+            for (int64_t i = 0; i < w.in; ++i) acc += x[t * w.in + i] * row[i];
+            y[t * w.out + o] = acc + (bias ? bias[o] : 0.f);
+        }
+    }
+}
+
+#ifdef AR_QMM_AVX2
+namespace {
+
+// ---- activation blocks (our own in-memory layout) ----------------------------------------------------------
+// x[32] ≈ d * qs[j]; s = d * Σ qs (for Q4_1's min term).
+struct ActQ8x32 {
+    float d, s;
+    int8_t qs[kQK];
+};
+// x[256] ≈ d * qs[j]; bsums[g] = Σ qs[16g .. 16g+15] (for the K-quants' mins and Q6_K's -32 offset).
+struct ActQ8x256 {
+    float d;
+    int16_t bsums[kQKK / 16];
+    int8_t qs[kQKK];
+};
+
+// q[j] = round(x[j] * 127 / amax), |q| <= 127; returns d = amax / 127 (0 for an all-zero block).
+inline float quantize_i8(const float* x, int n, int8_t* q) {
+    float amax = 0.f;
+    for (int j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
+    for (int j = 0; j < n; ++j) q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+    return d;
+}
+
+void quantize_act(const float* x, int64_t n, ActQ8x32* a) {
+    for (int64_t b = 0; b < n / kQK; ++b) {
+        a[b].d = quantize_i8(x + b * kQK, kQK, a[b].qs);
+        int s = 0;
+        for (int j = 0; j < kQK; ++j) s += a[b].qs[j];
+        a[b].s = a[b].d * static_cast<float>(s);
+    }
+}
+void quantize_act(const float* x, int64_t n, ActQ8x256* a) {
+    for (int64_t b = 0; b < n / kQKK; ++b) {
+        a[b].d = quantize_i8(x + b * kQKK, kQKK, a[b].qs);
+        for (int g = 0; g < kQKK / 16; ++g) {
+            int s = 0;
+            for (int j = 0; j < 16; ++j) s += a[b].qs[16 * g + j];
+            a[b].bsums[g] = static_cast<int16_t>(s);
+        }
+    }
+}
+
+// ---- AVX2 helpers ------------------------------------------------------------------------------------------
+inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline float hsum(__m256 v) {
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+// Software prefetch kPrefetchBytes ahead of the weight stream (a thread's rows are contiguous, so this runs on
+// into its next row): with the hardware prefetcher alone, 0.6B q4_0 decode on 2 cores reached ~27 tok/s; with
+// 512 / 1024 / 2048 / 4096 bytes ahead ~33 / ~32 / ~35 / ~31 (bench_inference, best of 3).
+constexpr int kPrefetchBytes = 2048;
+inline void prefetch_ahead(const void* p) {
+    _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+}
+// Prefetches every cache line of one block.
+template <typename Block>
+inline void prefetch_block(const Block* b) {
+    for (int l = 0; l < static_cast<int>(sizeof(Block)); l += 64) prefetch_ahead(reinterpret_cast<const uint8_t*>(b) + l);
+}
+// 16 bytes of nibbles -> 32 bytes: low nibbles in bytes 0..15, high nibbles in 16..31 (Q4_0/Q4_1 order).
+inline __m256i nibbles32(const uint8_t* qs) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+// Σ of u8 × i8 products in 8 int32 lanes (pairs summed by maddubs: |pair| <= 2·63·127 < 2^15 here).
+inline __m256i dot_u8i8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+// Σ of i8 × i8 products (|x| <= 127 on both sides), by moving x's sign onto y.
+inline __m256i dot_i8i8(__m256i x, __m256i y) {
+    return dot_u8i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+// ---- per-type row dots: Σ_i w_i x̂_i over nb blocks ---------------------------------------------------------
+// Σ (q − 8)·qa = Σ q·qa − 8·Σ qa: unsigned nibbles straight into maddubs, the offset from the block sum.
+float dot_q4_0(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
+    const auto* w = reinterpret_cast<const gguf::BlockQ4_0*>(row);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float offs = 0.f;  // Σ d_w · 8 · d_a·Σqa
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        prefetch_ahead(w + i);
+        const float d0 = fp16(w[i].d), d1 = fp16(w[i + 1].d);
+        const __m256i p0 = dot_u8i8(nibbles32(w[i].qs), load256(a[i].qs));
+        const __m256i p1 = dot_u8i8(nibbles32(w[i + 1].qs), load256(a[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[i].d), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * a[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
+        offs += d0 * a[i].s + d1 * a[i + 1].s;
+    }
+    for (; i < nb; ++i) {
+        const float d0 = fp16(w[i].d);
+        const __m256i p = dot_u8i8(nibbles32(w[i].qs), load256(a[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[i].d), _mm256_cvtepi32_ps(p), acc0);
+        offs += d0 * a[i].s;
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) - 8.f * offs;
+}
+
+float dot_q4_1(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
+    const auto* w = reinterpret_cast<const gguf::BlockQ4_1*>(row);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.f;  // Σ m · Σ x̂ over blocks
+    for (int64_t i = 0; i < nb; ++i) {
+        if (i % 2 == 0) prefetch_ahead(w + i);
+        const __m256i p = dot_u8i8(nibbles32(w[i].qs), load256(a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(w[i].d) * a[i].d), _mm256_cvtepi32_ps(p), acc);
+        mins += fp16(w[i].m) * a[i].s;
+    }
+    return hsum(acc) + mins;
+}
+
+float dot_q8_0(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
+    const auto* w = reinterpret_cast<const gguf::BlockQ8_0*>(row);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        prefetch_ahead(w + i);
+        const __m256i p = dot_i8i8(load256(w[i].qs), load256(a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(w[i].d) * a[i].d), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum(acc);
+}
+
+// Q4_K and Q5_K share the scale/min packing: x = d·sc[j]·q − dmin·mn[j] per 32-value sub-block j.
+// Σ_i w_i x̂_i = d_a·(d·Σ_j sc[j]·Σ q·qa − dmin·Σ_j mn[j]·Σ qa), Σ qa from the activation's 16-value sums.
+template <bool kQ5>
+float dot_q45_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.f;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < nb; ++i) {
+        const uint8_t *scales, *qs, *qh = nullptr;
+        uint16_t d16, dmin16;
+        if constexpr (kQ5) {
+            const auto& b = reinterpret_cast<const gguf::BlockQ5_K*>(row)[i];
+            prefetch_block(&b);
+            scales = b.scales, qs = b.qs, qh = b.qh, d16 = b.d, dmin16 = b.dmin;
+        } else {
+            const auto& b = reinterpret_cast<const gguf::BlockQ4_K*>(row)[i];
+            prefetch_block(&b);
+            scales = b.scales, qs = b.qs, d16 = b.d, dmin16 = b.dmin;
+        }
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) gguf::q4k_get_scale_min(j, scales, sc[j], mn[j]);
+        int summ = 0;
+        for (int j = 0; j < 8; ++j) summ += mn[j] * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+        mins += fp16(dmin16) * a[i].d * static_cast<float>(summ);
+
+        const __m256i hbits = kQ5 ? load256(qh) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; ++c) {  // 64-value chunk c: sub-blocks 2c (low nibbles) and 2c+1 (high)
+            const __m256i q4 = load256(qs + 32 * c);
+            __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            if constexpr (kQ5) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4));
+            }
+            const __m256i plo = _mm256_maddubs_epi16(lo, load256(a[i].qs + 64 * c));
+            const __m256i phi = _mm256_maddubs_epi16(hi, load256(a[i].qs + 64 * c + 32));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(d16) * a[i].d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum(acc) - mins;
+}
+
+// Byte shuffles that broadcast int16 scale 2t (low 128-bit lane) and 2t+1 (high lane) of a lane of 8.
+const __m256i kQ6ScaleShuffle[4] = {
+    _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3),
+    _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7),
+    _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
+                     10, 11, 10, 11),
+    _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15,
+                     14, 15, 14, 15, 14, 15, 14, 15),
+};
+
+// Q6_K: x = d·scales[e/16]·(q − 32), q 0..63. Σ scales·(Σ q·qa − 32·Σ qa), Σ qa from the 16-value sums.
+float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
+    const auto* w = reinterpret_cast<const gguf::BlockQ6_K*>(row);
+    __m256 acc = _mm256_setzero_ps();
+    float offs = 0.f;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < nb; ++i) {
+        const gguf::BlockQ6_K& b = w[i];
+        prefetch_block(&b);
+        const float d = fp16(b.d) * a[i].d;
+        int off = 0;
+        for (int g = 0; g < 16; ++g) off += b.scales[g] * a[i].bsums[g];
+        offs += d * static_cast<float>(32 * off);
+        // The 16 scales as int16, scales 8h..8h+7 in both 128-bit lanes of sc[h]; shuffle t picks scale 8h+2t
+        // for the low lane (values 32t..32t+15 of the half) and 8h+2t+1 for the high lane.
+        const __m128i s16a = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales)));
+        const __m128i s16b = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales + 8)));
+        const __m256i sc[2] = {_mm256_broadcastsi128_si256(s16a), _mm256_broadcastsi128_si256(s16b)};
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {  // 128-value halves
+            const __m256i qh = load256(b.qh + 32 * h);
+            const __m256i ql0 = load256(b.ql + 64 * h), ql1 = load256(b.ql + 64 * h + 32);
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)),
+            };
+            for (int t = 0; t < 4; ++t) {  // values 128h + 32t .. +31: scales 8h+2t (first 16), 8h+2t+1
+                const __m256i p = _mm256_maddubs_epi16(q[t], load256(a[i].qs + 128 * h + 32 * t));
+                const __m256i s = _mm256_shuffle_epi8(sc[h], kQ6ScaleShuffle[t]);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum(acc) - offs;
+}
+
+// y[t, o] = w_o · x̂_t for every o (threads over o); Act = the activation block type, Dot = the row dot.
+template <typename Act, typename Dot>
+void run_rows(const float* x, int64_t N, const WeightView& w, const float* bias, float* y, int64_t qa, Dot dot) {
+    const int64_t nb = w.in / qa, rb = w.row_bytes();
+    std::vector<Act> act(static_cast<size_t>(N * nb));  // [N, in/qa]
+    for (int64_t t = 0; t < N; ++t) quantize_act(x + t * w.in, w.in, act.data() + t * nb);
+    const uint8_t* base = static_cast<const uint8_t*>(w.data);
+    // Dynamic chunks of rows (about 8 per thread): a thread that loses its core to another process does not
+    // hold up the others at the join.
+    const int64_t chunk = std::max<int64_t>(8, w.out / (8 * omp_get_max_threads()));
+#pragma omp parallel for schedule(dynamic, chunk) if (w.out * w.in >= (1 << 16))
+    for (int64_t o = 0; o < w.out; ++o) {
+        const uint8_t* row = base + o * rb;
+        for (int64_t t = 0; t < N; ++t) y[t * w.out + o] = dot(row, act.data() + t * nb, nb) + (bias ? bias[o] : 0.f);
+    }
+}
+
+}  // namespace
+#endif  // AR_QMM_AVX2
+
+void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float* bias, float* y) {
+    check(w.packed(), "quant_matmul_q8: weight is not packed");
+    check(w.in % gguf::block_elems(*w.block) == 0, "quant_matmul_q8: row of ", w.in, " values is not whole ",
+          gguf::block_type_name(*w.block), " blocks");
+#ifdef AR_QMM_AVX2
+    switch (*w.block) {
+        case BlockType::Q4_0: return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q4_0);
+        case BlockType::Q4_1: return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q4_1);
+        case BlockType::Q8_0: return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q8_0);
+        case BlockType::Q4_K: return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q45_k<false>);
+        case BlockType::Q5_K: return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q45_k<true>);
+        case BlockType::Q6_K: return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q6_k);
+        default: fail("quant_matmul_q8: unsupported block type ", gguf::block_type_name(*w.block));
+    }
+#else
+    quant_matmul_ref(x, N, w, bias, y);
+#endif
+}
+
+}  // namespace autoround

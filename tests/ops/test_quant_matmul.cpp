@@ -1,0 +1,165 @@
+// tests/ops/test_quant_matmul.cpp — ops/cpu/quant_matmul.h against its scalar reference (dequantize each row
+// with gguf::dequantize_row, float dot) for every packed GGUF type, on awkward shapes: out = 37 (not a
+// multiple of 8 or of the thread count), in = 3 super-blocks (K-quants) or 5 blocks (32-value types),
+// N = 1, 3, 17 activation rows; also linear()'s dispatch (int8 path for few rows, dequantized tiles + sgemm
+// for many) and the rejection of ragged packed views.
+//
+// Tolerance of the int8 path, per output: the activation is rounded to int8 per block of B values (B = 32,
+// or 256 for the K-quants) with step d = amax(block)/127, so |x_i − x̂_i| <= d/2 and
+//   |y − y_ref| <= Σ_i |w_i| · amax(block(i))/254  (+ float rounding, 1e-4 · Σ_i |w_i x_i| + 1e-6).
+// The test evaluates that bound exactly for each output. The sgemm path has no activation rounding: it must
+// agree to float rounding alone.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "export/gguf_blocks.h"
+#include "ops/cpu/linear.h"
+#include "ops/cpu/quant_matmul.h"
+#include "quant/quant_test_util.h"
+
+using namespace autoround;
+using autoround::testquant::expect_error;
+using gguf::BlockType;
+
+namespace {
+
+struct Packed {
+    std::vector<uint8_t> bytes;   // [out, row_bytes]
+    std::vector<float> deq;       // [out, in] the exact weights the blocks hold
+    WeightView view;
+};
+
+// Random weights [out, in] with a few outliers per row, quantized with the reference quantizer of t.
+Packed make_weights(BlockType t, int64_t out, int64_t in, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> n(0.f, 0.05f);
+    std::vector<float> w(static_cast<size_t>(out * in));
+    for (auto& v : w) v = n(rng);
+    for (int64_t o = 0; o < out; ++o) w[o * in + (o * 37) % in] *= 8.f;
+    Packed p;
+    const int64_t rb = gguf::row_bytes(t, in);
+    p.bytes.resize(static_cast<size_t>(out * rb));
+    p.deq.resize(w.size());
+    for (int64_t o = 0; o < out; ++o) {
+        gguf::quantize_row(t, w.data() + o * in, in, p.bytes.data() + o * rb);
+        gguf::dequantize_row(t, p.bytes.data() + o * rb, in, p.deq.data() + o * in);
+    }
+    p.view = packed_weight_view("test", t, p.bytes.data(), out, in);
+    return p;
+}
+
+// Activations [N, in]: mixed scales per block, one all-zero block, an outlier.
+std::vector<float> make_x(int64_t N, int64_t in, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> n(0.f, 1.f);
+    std::vector<float> x(static_cast<size_t>(N * in));
+    for (int64_t t = 0; t < N; ++t)
+        for (int64_t i = 0; i < in; ++i) x[t * in + i] = n(rng) * (1.f + static_cast<float>((i / 32 + t) % 4));
+    for (int64_t i = 0; i < 32 && N > 1; ++i) x[1 * in + i] = 0.f;
+    x[0] = 40.f;
+    return x;
+}
+
+// The per-output bound of the header comment.
+double q8_bound(const Packed& p, const float* x, int64_t in, int64_t o, int64_t B) {
+    double b = 1e-6;
+    for (int64_t blk = 0; blk < in / B; ++blk) {
+        float amax = 0.f;
+        for (int64_t i = blk * B; i < (blk + 1) * B; ++i) amax = std::max(amax, std::fabs(x[i]));
+        for (int64_t i = blk * B; i < (blk + 1) * B; ++i) {
+            const double wi = std::fabs(double(p.deq[o * in + i]));
+            b += wi * amax / 254.0 + 1e-4 * wi * std::fabs(double(x[i]));
+        }
+    }
+    return b;
+}
+
+const BlockType kTypes[] = {BlockType::Q4_0, BlockType::Q4_1, BlockType::Q8_0,
+                            BlockType::Q4_K, BlockType::Q5_K, BlockType::Q6_K};
+
+}  // namespace
+
+TEST(QuantMatmul, Int8PathWithinTheActivationRoundingBoundOfTheReference) {
+    const int64_t out = 37;
+    for (BlockType t : kTypes) {
+        const int64_t in = gguf::block_elems(t) == 256 ? 256 * 3 : 32 * 5;
+        const int64_t B = quant_act_block(t);
+        EXPECT_EQ(B, gguf::block_elems(t) == 256 ? 256 : 32);
+        const Packed p = make_weights(t, out, in, 7 + static_cast<uint32_t>(t));
+        for (int64_t N : {1, 3, 17}) {
+            const std::vector<float> x = make_x(N, in, 100 + static_cast<uint32_t>(N));
+            std::vector<float> bias(out);
+            for (int64_t o = 0; o < out; ++o) bias[o] = 0.01f * static_cast<float>(o);
+            std::vector<float> ref(N * out), got(N * out);
+            quant_matmul_ref(x.data(), N, p.view, bias.data(), ref.data());
+            quant_matmul_q8(x.data(), N, p.view, bias.data(), got.data());
+            double worst = 0;  // largest |err| / bound
+            for (int64_t r = 0; r < N; ++r)
+                for (int64_t o = 0; o < out; ++o) {
+                    const double err = std::fabs(double(got[r * out + o]) - ref[r * out + o]);
+                    const double bound = q8_bound(p, x.data() + r * in, in, o, B);
+                    worst = std::max(worst, err / bound);
+                    ASSERT_LE(err, bound) << gguf::block_type_name(t) << " N=" << N << " row " << r << " out " << o
+                                          << ": got " << got[r * out + o] << ", ref " << ref[r * out + o];
+                }
+            std::printf("[ %s N=%lld ] worst |err| = %.3f of the bound\n", std::string(gguf::block_type_name(t)).c_str(),
+                        (long long)N, worst);
+            // The bound is loose but not vacuous: the int8 path does differ from float math (except Q8_0 x
+            // an exactly representable input, which these are not).
+            EXPECT_GT(worst, 0.0);
+        }
+    }
+}
+
+TEST(QuantMatmul, LinearDispatchesPackedWeights) {
+    const int64_t out = 37;
+    for (BlockType t : kTypes) {
+        const int64_t in = gguf::block_elems(t) == 256 ? 256 * 3 : 32 * 5;
+        const Packed p = make_weights(t, out, in, 11 + static_cast<uint32_t>(t));
+        for (int64_t N : {1, 3, 17}) {
+            const std::vector<float> x = make_x(N, in, 200 + static_cast<uint32_t>(N));
+            std::vector<float> ref(N * out), lin(N * out), lref(N * out), q8(N * out);
+            quant_matmul_ref(x.data(), N, p.view, nullptr, ref.data());
+            linear_ref(x.data(), N, p.view, nullptr, lref.data());  // weight_row_to_f32 dequantizes packed rows
+            linear(x.data(), N, p.view, nullptr, lin.data());
+            quant_matmul_q8(x.data(), N, p.view, nullptr, q8.data());
+            for (int64_t r = 0; r < N; ++r)
+                for (int64_t o = 0; o < out; ++o) {
+                    const size_t k = static_cast<size_t>(r * out + o);
+                    double mag = 1e-6;
+                    for (int64_t i = 0; i < in; ++i) mag += std::fabs(double(p.deq[o * in + i]) * x[r * in + i]);
+                    EXPECT_NEAR(lref[k], ref[k], 1e-5 * mag) << gguf::block_type_name(t);  // same math
+                    if (N <= 4) {
+                        EXPECT_EQ(lin[k], q8[k]) << "few rows take the int8 path";
+                    } else {  // dequantized tiles + sgemm: float rounding only
+                        EXPECT_NEAR(lin[k], ref[k], 1e-5 * mag) << gguf::block_type_name(t) << " N=" << N;
+                    }
+                }
+        }
+    }
+}
+
+TEST(QuantMatmul, RowDequantizationMatchesTheBlocks) {
+    const Packed p = make_weights(BlockType::Q4_K, 5, 512, 3);
+    std::vector<float> row(512);
+    for (int64_t o = 0; o < 5; ++o) {
+        weight_row_to_f32(p.view, o, row.data());
+        EXPECT_TRUE(std::equal(row.begin(), row.end(), p.deq.begin() + o * 512));
+    }
+}
+
+TEST(QuantMatmul, RaggedOrNonPackedViewsAreRejectedNamingTheTensor) {
+    std::vector<uint8_t> buf(4096);
+    expect_error([&] { packed_weight_view("model.gguf: tensor 'blk.0.attn_q.weight'", BlockType::Q4_0, buf.data(), 4, 48); },
+                 {"blk.0.attn_q.weight", "Q4_0", "48", "32-value blocks"});
+    expect_error([&] { packed_weight_view("tensor 'blk.3.ffn_down.weight'", BlockType::Q6_K, buf.data(), 2, 300); },
+                 {"blk.3.ffn_down.weight", "Q6_K", "256-value blocks"});
+    expect_error([&] { packed_weight_view("tensor 'x'", BlockType::Q4_K, buf.data(), 2, 0); }, {"'x'"});
+    expect_error([&] { packed_weight_view("tensor 'y'", BlockType::F16, buf.data(), 2, 64); },
+                 {"'y'", "F16", "not a packed block type"});
+}
