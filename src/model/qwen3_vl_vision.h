@@ -53,7 +53,7 @@ struct Qwen3VLVisionConfig {
     std::string hidden_act;              // block MLP: "gelu_pytorch_tanh" (tanh GELU) or "gelu" (erf)
     double rope_theta = 10000;           // vision rotary base (rope_parameters.rope_theta, else the default)
 
-    int head_dim() const { return hidden_size / num_heads; }
+    int head_dim() const { return num_heads > 0 ? hidden_size / num_heads : 0; }  // 0 when unset
     int patch_dim() const { return in_channels * temporal_patch_size * patch_size * patch_size; }
 };
 
