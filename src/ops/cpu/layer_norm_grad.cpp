@@ -15,7 +15,7 @@ void layer_norm_forward_train(const T* x, const T* w, const T* b, int64_t rows, 
         double sum = 0.0;
         for (int64_t i = 0; i < dim; ++i) sum += xr[i];
         const double mu = sum / double(dim);
-        double ss = 0.0;  // second pass around the mean (as layer_norm.cpp)
+        double ss = 0.0;  // second pass around the mean: no cancellation for large offsets
         for (int64_t i = 0; i < dim; ++i) {
             const double d = double(xr[i]) - mu;
             ss += d * d;

@@ -4,8 +4,8 @@
 //
 // Why separate from layer_norm.h: the inference op keeps no state and is float32 only; the vision block
 // of the tuner (model/qwen3_vl_vision_block_grad.h) needs mean, rstd and dx, in float and float64.
-// The float forward uses ops/cpu/layer_norm.cpp's formula (mean and the second pass around it in double,
-// then float32 (x − mean)·rstd·w + b), so it equals the inference op bit for bit.
+// The inference op (ops/cpu/layer_norm.cpp) is this forward with mean/rstd not saved: one formula (mean and the
+// second pass around it in double, then float32 (x − mean)·rstd·w + b) for both.
 //   y_i = x̂_i·w_i + b_i,  x̂ = (x − μ)·r,  r = (var(x) + eps)^(-1/2)  (biased variance)
 //   dx_i = r·(g_i − mean(g) − x̂_i·mean(g∘x̂)),  g = w∘dy
 #pragma once
