@@ -30,6 +30,7 @@
 #include "quant/scheme.h"
 #include "quant/signround_tuner.h"
 #include "quant/tuning_checkpoint.h"
+#include "quant/multimodal_calibration.h"
 #include "quant/vision_calibration.h"
 #include "quant/vision_tuner.h"
 #include "model/qwen3_vl_model.h"
@@ -204,7 +205,12 @@ int run_quantize(const QuantizeArgs& a) {
 
     // ---- model and layer selection ------------------------------------------------------------------------
     const auto t_load = Clock::now();
-    const Qwen3Model model = Qwen3Model::load(dir);
+    Qwen3Model loaded = Qwen3Model::load(dir);
+    // --quant_nontext_module on Qwen3-VL: the vision tower too (image+text calibration runs it)
+    std::optional<Qwen3VLModel> vl;
+    if (a.quant_nontext_module && loaded.config().vision_language && !loaded.quantization())
+        vl = Qwen3VLModel::from_text_model(std::move(loaded), dir);
+    const Qwen3Model& model = vl ? vl->text() : loaded;
     if (model.config().vision_language)
         for (ExportFormat f : formats)
             check(export_format_name(f).rfind("gguf", 0) != 0, "--format ", export_format_name(f), ": GGUF export of ",
@@ -292,8 +298,11 @@ int run_quantize(const QuantizeArgs& a) {
     const auto t_cal = Clock::now();
     CalibrationSet cal;
     const bool need_cal = rtn_needs_calibration(text_plan, so);
+    // --quant_nontext_module: the language blocks calibrate on image+caption chats, as the reference's MLLM path
+    // (its text dataset is replaced by an image dataset); otherwise on text
+    const bool mm_cal = need_cal && vl.has_value();
     const std::string dataset = a.dataset.value_or("NeelNanda/pile-10k");
-    if (need_cal) {
+    if (need_cal && !mm_cal) {
         const BpeTokenizer tok = BpeTokenizer::load(dir / "tokenizer.json");
         const TokenizerConfig tcfg = load_tokenizer_config(dir);
         CalibrationOptions co;
@@ -311,11 +320,14 @@ int run_quantize(const QuantizeArgs& a) {
                          cal.samples.size(), so.batch_size, cal.samples.size());
             so.batch_size = static_cast<int>(cal.samples.size());
         }
+    } else if (a.dataset && mm_cal) {
+        note("--dataset is not used: with --quant_nontext_module the language blocks calibrate on the images of "
+             "--image_dataset with their captions");
     } else if (a.dataset) {
         note("--dataset is not used: plain RTN (--iters 0 with --disable_opt_rtn, or asym/8-bit) needs no calibration");
     }
     VisionCalibrationSet vcal;
-    if (!vision_blocks.empty()) {
+    if (!vision_blocks.empty() || mm_cal) {
         VisionCalibrationOptions vo;
         vo.dir = a.image_dataset;
         vo.nsamples = nsamples;
@@ -323,7 +335,32 @@ int run_quantize(const QuantizeArgs& a) {
         vcal = build_vision_calibration(vo, load_model_image_processor_config(dir));
         for (const auto& w : vcal.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
         if (!a.quiet) std::fprintf(stderr, "vision calibration: %s\n", vcal.description.c_str());
-        if (so.cuda) note("the vision tower's blocks are tuned on the CPU (the CUDA engine runs the language blocks)");
+        if (so.cuda && !mm_cal)
+            note("the vision tower's blocks are tuned on the CPU (the CUDA engine runs the language blocks)");
+    }
+    MultimodalCalibration mmc;
+    SignRoundOptions text_so = so;  // the language blocks' options
+    if (mm_cal) {
+        const BpeTokenizer tok = BpeTokenizer::load(dir / "tokenizer.json");
+        MultimodalCalibrationOptions mo;
+        mo.seqlen = a.seqlen ? seqlen : std::min(seqlen, 512);  // the reference caps its image dataset at 512
+        mmc = build_multimodal_calibration(*vl, vcal, tok, load_tokenizer_config(dir), mo);
+        for (const auto& w : mmc.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+        if (!a.quiet) std::fprintf(stderr, "calibration: %s\n", mmc.description.c_str());
+        cal.samples = mmc.ids;  // for the report and the resume fingerprint
+        cal.description = mmc.description;
+        cal.warnings = mmc.warnings;
+        seqlen = static_cast<int>(mmc.inputs.L);
+        if (static_cast<int>(cal.samples.size()) < so.batch_size) {
+            std::fprintf(stderr, "warning: only %zu calibration samples; batch_size reduced from %d to %zu\n",
+                         cal.samples.size(), so.batch_size, cal.samples.size());
+            so.batch_size = text_so.batch_size = static_cast<int>(cal.samples.size());
+        }
+        if (so.cuda) {
+            note("image+text calibration tunes the language blocks on the CPU (the CUDA block engine has no M-RoPE, "
+                 "DeepStack or padded-caption masks yet)");
+            text_so.cuda = text_so.cuda_bf16 = false;
+        }
     }
     const double cal_s = since(t_cal);
 
@@ -342,19 +379,20 @@ int run_quantize(const QuantizeArgs& a) {
         if (a.no_resume) fs::remove_all(ck_dir, ec);
         std::string identity = fs::weakly_canonical(dir, ec).string();
         for (const auto& f : model.tensors().files()) identity += "|" + f.filename().string() + ":" + std::to_string(fs::file_size(f, ec));
+        if (mm_cal)  // the images (the captions are in the token ids)
+            for (const auto& f : vcal.files)
+                identity += "|image:" + f + ":" + std::to_string(fs::file_size(fs::path(a.image_dataset) / f, ec));
         ckpt.emplace(ck_dir, tuning_fingerprint(identity, text_plan, cal.samples, so), a.overwrite);
         if (!a.quiet && !ckpt->finished().empty())
             std::fprintf(stderr, "resuming: %zu finished block(s) in %s\n", ckpt->finished().size(), ck_dir.c_str());
     }
     QuantizeResult qr;
     if (!vision_blocks.empty()) {  // the tower first (model order); no resume checkpoint for it (it is small)
-        const nlohmann::json cfg_json = read_json_file(dir / "config.json");
-        const Qwen3VLVisionConfig vcfg =
-            parse_qwen3_vl_vision_config(cfg_json.at("vision_config"), (dir / "config.json").string());
-        qr = quantize_vision_tower(model.tensors(), vcfg, vision_blocks, vcal, so);
+        qr = quantize_vision_tower(model.tensors(), vl->vision(), vision_blocks, vcal, so);
     }
     if (!text_plan.blocks.empty() || !text_plan.outside.empty()) {
-        QuantizeResult tr = quantize_model(model, text_plan, cal.samples, so, ckpt ? &*ckpt : nullptr);
+        QuantizeResult tr = mm_cal ? quantize_model_from_inputs(model, text_plan, std::move(mmc.inputs), text_so, ckpt ? &*ckpt : nullptr)
+                                   : quantize_model(model, text_plan, cal.samples, so, ckpt ? &*ckpt : nullptr);
         for (auto& [name, q] : tr.layers) qr.layers.emplace(name, std::move(q));
         qr.blocks.insert(qr.blocks.end(), tr.blocks.begin(), tr.blocks.end());
         qr.warnings.insert(qr.warnings.end(), tr.warnings.begin(), tr.warnings.end());
@@ -396,7 +434,7 @@ int run_quantize(const QuantizeArgs& a) {
         {"seqlen", seqlen},
         {"batch_size", so.batch_size},
         {"gradient_accumulate_steps", so.gradient_accumulate_steps},
-        {"dataset", need_cal ? json(dataset) : json(nullptr)},
+        {"dataset", mm_cal ? json("image+text chats from --image_dataset") : need_cal ? json(dataset) : json(nullptr)},
         {"dataset_field", a.dataset_field},
         {"seed", a.seed},
         {"enable_minmax_tuning", so.enable_minmax_tuning},
@@ -461,9 +499,13 @@ int run_quantize(const QuantizeArgs& a) {
                                                                  {"images", vcal.files},
                                                                  {"rows_per_image", vcal.rows_per_image}}}}},
         {"layers", {{"quantized", qr.layers.size()}, {"skipped", skipped}, {"outside_blocks_rtn", outside}}},
-        {"loss_definition", "mean squared error between the quantized and the full-precision block output over the "
-                            "iteration's batch (all hidden values, last token of every sample masked); "
-                            "final_loss: over all calibration samples with the exported weights"},
+        {"loss_definition", mm_cal ? "mean squared error between the quantized and the full-precision block output "
+                                     "over the iteration's batch (all hidden values of the real tokens; padding after "
+                                     "short captions masked); final_loss: over all calibration samples with the "
+                                     "exported weights"
+                                   : "mean squared error between the quantized and the full-precision block output over "
+                                     "the iteration's batch (all hidden values, last token of every sample masked); "
+                                     "final_loss: over all calibration samples with the exported weights"},
         {"blocks", blocks},
         {"warnings", warnings},
         {"timing_seconds", {{"load", load_s}, {"calibration", cal_s}, {"quantize", qr.seconds}, {"export", exp_s},

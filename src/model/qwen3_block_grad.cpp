@@ -184,6 +184,31 @@ Qwen3BlockGrad<T>::Qwen3BlockGrad(Qwen3BlockConsts<T> consts) : c_(std::move(con
 }
 
 template <typename T>
+void Qwen3BlockGrad<T>::set_mrope_positions(std::vector<int32_t> pos3, std::vector<int> section) {
+    check(pos3.size() % 3 == 0, "Qwen3 block: M-RoPE positions must be [3, L], got ", pos3.size(), " values");
+    check(pos3.empty() || section.size() == 3, "Qwen3 block: the M-RoPE section needs 3 entries (t, h, w), got ",
+          section.size());
+    mrope_pos_ = std::move(pos3);
+    mrope_section_ = std::move(section);
+    cos_.clear();  // recomputed by the next forward
+    sin_.clear();
+}
+
+template <typename T>
+void Qwen3BlockGrad<T>::rope_tables(int64_t L, std::vector<T>& cos, std::vector<T>& sin) const {
+    const int64_t half = c_.dims.head_dim / 2;
+    cos.assign(static_cast<size_t>(L * half), T(0));
+    sin.assign(static_cast<size_t>(L * half), T(0));
+    if (mrope_pos_.empty()) {
+        rope_table<T>(c_.inv_freq, L, cos.data(), sin.data());
+        return;
+    }
+    const int64_t PL = static_cast<int64_t>(mrope_pos_.size() / 3);
+    check(L == PL, "Qwen3 block: the M-RoPE positions are for sequences of ", PL, " tokens, but the input has ", L);
+    rope_table_mrope<T>(c_.inv_freq, mrope_pos_.data(), L, mrope_section_, cos.data(), sin.data());
+}
+
+template <typename T>
 void Qwen3BlockGrad<T>::forward(const T* X, int64_t B, int64_t L, const Weights& W, T* Y) {
     const Qwen3BlockDims& d = c_.dims;
     check(B > 0 && L > 0, "Qwen3 block forward: empty batch B=", B, " L=", L);
@@ -192,11 +217,7 @@ void Qwen3BlockGrad<T>::forward(const T* X, int64_t B, int64_t L, const Weights&
     const int64_t N = B * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim,
                   I = d.intermediate, QD = nq * D, KD = nkv * D;
     const T eps = static_cast<T>(d.rms_eps);
-    if (L != L_ || cos_.empty()) {
-        cos_.assign(static_cast<size_t>(L * (D / 2)), T(0));
-        sin_.assign(static_cast<size_t>(L * (D / 2)), T(0));
-        rope_table<T>(c_.inv_freq, L, cos_.data(), sin_.data());
-    }
+    if (L != L_ || cos_.empty()) rope_tables(L, cos_, sin_);
     B_ = B;
     L_ = L;
     W_ = W;

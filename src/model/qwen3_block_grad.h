@@ -12,7 +12,8 @@
 // Math (qwen3-architecture.md §1.3–1.7; float32 in the float instantiation, matching Qwen3Model):
 //   h1 = RMSNorm(X, w_in)                                   X, h1, X2, Y   [B·L, H]
 //   q = h1·Wqᵀ, k = h1·Wkᵀ, v = h1·Wvᵀ                       q [B·L, nq, D], k, v [B·L, nkv, D]
-//   q, k = RMSNorm per head (q_norm, k_norm), then RoPE (positions 0..L-1 of every sample)
+//   q, k = RMSNorm per head (q_norm, k_norm), then RoPE (positions 0..L-1 of every sample, or shared
+//          Qwen3-VL M-RoPE positions: set_mrope_positions)
 //   a = causal GQA attention(q, k, v)                       a [B·L, nq·D]
 //   X2 = X + a·Woᵀ
 //   h2 = RMSNorm(X2, w_post); m = silu(h2·Wgateᵀ) ∘ (h2·Wupᵀ)   m [B·L, I]
@@ -100,6 +101,14 @@ public:
     // With dX null the computation is exactly the weight-gradient-only backward.
     void backward(const T* dY, const Grads& dW, bool accumulate = false, T* dX = nullptr);
 
+    // Qwen3-VL calibration on image+text sequences: every sample uses these M-RoPE positions pos3 [3, L]
+    // (rows t, h, w; model/mrope_positions.h) with the interleaved `section` instead of 0..L-1. All samples
+    // share them (one prompt layout and one image grid for the whole calibration set). forward then
+    // requires this L. Empty pos3 restores the 1-D positions.
+    void set_mrope_positions(std::vector<int32_t> pos3, std::vector<int> section);
+    // cos, sin [L, D/2] of the positions forward uses (0..L-1, or the M-RoPE positions when set).
+    void rope_tables(int64_t L, std::vector<T>& cos, std::vector<T>& sin) const;
+
     // Bytes held for the backward (saved activations + scratch) after the last forward.
     size_t saved_bytes() const;
 
@@ -112,6 +121,8 @@ private:
     bool backward_ready_ = false;     // forward ran and its activations are intact
     Weights W_{};
     std::vector<T> cos_, sin_;        // [L, D/2]
+    std::vector<int32_t> mrope_pos_;  // [3, L] or empty (set_mrope_positions)
+    std::vector<int> mrope_section_;
     // saved by forward
     const T* X_ = nullptr;            // the caller's input [N, H] (for dX only)
     std::vector<T> rstd1_;            // [N] 1/rms of the input norm (for dX only)

@@ -234,7 +234,8 @@ std::string group_name_of(const std::vector<BlockGroupMemberT<BlockT, N>>& membe
 template <typename BlockT, size_t N>
 std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMemberT<BlockT, N>>& members,
                                                  const float* train_in, const float* ref_out, int64_t n, int64_t L,
-                                                 const SignRoundOptions& opt, PythonRandom& rng, float* qblock_out) {
+                                                 const SignRoundOptions& opt, PythonRandom& rng, float* qblock_out,
+                                                 const uint8_t* sample_mask = nullptr) {
     const auto t_start = Clock::now();
     constexpr int kN = static_cast<int>(N);
     check(!members.empty(), "tune_block_group: no blocks");
@@ -251,6 +252,8 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     check(opt.batch_size > 0 && opt.gradient_accumulate_steps > 0, "block ", group_name,
           ": batch_size and gradient_accumulate_steps must be positive");
     check(kIsQwen3Block<BlockT> || !opt.cuda, "block ", group_name, ": vision blocks are tuned on the CPU only");
+    check(!sample_mask || !opt.cuda, "block ", group_name,
+          ": per-sample loss masks (image+text calibration) are supported on the CPU only");
     check(M == 1 || !opt.cuda, "block group ", group_name,
           ": blocks tuned jointly (--nblocks > 1) run on the CPU only; the CUDA engine tunes one block at a time");
     const int T = std::max(opt.iters, 0);
@@ -345,8 +348,11 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     std::vector<float> X(static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());
     // outputs of all but the last member (the next member's saved input; must stay intact until backward)
     std::vector<std::vector<float>> mid(M - 1, std::vector<float>(X.size()));
-    std::vector<uint8_t> mask = last_token_mask(batch, L);
-    const uint8_t* maskp = opt.mask_last_token ? mask.data() : nullptr;  // rows of the first b samples
+    // the loss mask of the current sub-batch: the last-token rule (the same rows for every sample), or the
+    // caller's per-sample mask gathered like the samples
+    std::vector<uint8_t> mask = sample_mask ? std::vector<uint8_t>(static_cast<size_t>(batch * L))
+                                            : last_token_mask(batch, L);
+    const uint8_t* maskp = sample_mask || opt.mask_last_token ? mask.data() : nullptr;  // rows of the first b samples
     std::vector<double> losses;
 
     double best_loss = std::numeric_limits<double>::infinity();
@@ -378,6 +384,10 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
                 tp = Clock::now();
                 gather(train_in, idx, static_cast<size_t>(s0), static_cast<size_t>(b), LH, X.data());
                 gather(ref_out, idx, static_cast<size_t>(s0), static_cast<size_t>(b), LH, R.data());
+                if (sample_mask)
+                    for (int64_t j = 0; j < b; ++j)
+                        std::memcpy(mask.data() + j * L, sample_mask + idx[static_cast<size_t>(s0 + j)] * L,
+                                    static_cast<size_t>(L));
                 const float* in = X.data();
                 for (size_t m = 0; m < M; ++m) {
                     float* out = m + 1 == M ? Y.data() : mid[m].data();
@@ -473,7 +483,9 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
             }
             group_forward_all<BlockT, N>(opt, blocks, qw, train_in, n, L, batch, qblock_out);
         }
-        if (opt.mask_last_token) {
+        if (sample_mask) {
+            rep.final_loss = masked_mse_loss<float>(qblock_out, ref_out, sample_mask, n, L, H, nullptr);
+        } else if (opt.mask_last_token) {
             const std::vector<uint8_t> msk = last_token_mask(n, L);
             rep.final_loss = masked_mse_loss<float>(qblock_out, ref_out, msk.data(), n, L, H, nullptr);
         } else {
@@ -542,9 +554,10 @@ namespace {
 
 // FP forward of one block (the same ops as Qwen3BlockGrad::forward) that adds Σ_tokens x_c² of every
 // linear's input to imat[which] ([in] each, double accumulation).
-void block_forward_imatrix(const Qwen3BlockConsts<float>& c, const std::array<const float*, kNumBlockLinears>& W,
+void block_forward_imatrix(const Qwen3BlockGrad<float>& block, const std::array<const float*, kNumBlockLinears>& W,
                            const float* X, int64_t B, int64_t L, float* Y,
                            std::array<std::vector<double>, kNumBlockLinears>& imat) {
+    const Qwen3BlockConsts<float>& c = block.consts();
     const Qwen3BlockDims& d = c.dims;
     const int64_t N = B * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim, I = d.intermediate,
                   QD = nq * D, KD = nkv * D;
@@ -559,7 +572,7 @@ void block_forward_imatrix(const Qwen3BlockConsts<float>& c, const std::array<co
         }
     };
     std::vector<float> h1(N * H), q(N * QD), k(N * KD), v(N * KD), ql, kl, att(N * QD), lse(B * nq * L), x2(N * H),
-        h2(N * H), gate(N * I), up(N * I), act(N * I), cos(L * (D / 2)), sin(L * (D / 2));
+        h2(N * H), gate(N * I), up(N * I), act(N * I), cos, sin;
     rmsnorm_forward_train<float>(X, c.input_norm.data(), N, H, eps, h1.data(), nullptr);
     sq_accumulate(h1.data(), H, imat[kLinQ]);
     const bool bias = !c.q_bias.empty();
@@ -576,7 +589,7 @@ void block_forward_imatrix(const Qwen3BlockConsts<float>& c, const std::array<co
         rmsnorm_forward_train<float>(ql.data(), c.q_norm.data(), N * nq, D, eps, q.data(), nullptr);
         rmsnorm_forward_train<float>(kl.data(), c.k_norm.data(), N * nkv, D, eps, k.data(), nullptr);
     }
-    rope_table<float>(c.inv_freq, L, cos.data(), sin.data());
+    block.rope_tables(L, cos, sin);  // the block's positions (1-D, or shared M-RoPE ones)
     rope_forward<float>(q.data(), B, L, nq, D, cos.data(), sin.data());
     rope_forward<float>(k.data(), B, L, nkv, D, cos.data(), sin.data());
     attention_train_forward<float>(q.data(), k.data(), v.data(), AttnTrainShape{B, L, nq, nkv, D}, att.data(), lse.data());
@@ -714,10 +727,9 @@ bool rtn_needs_calibration(const QuantPlan& plan, const SignRoundOptions& opt) {
 
 // ---- 4. the model ------------------------------------------------------------------------------------------
 
-QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
-                              const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt,
-                              TuningCheckpoint* checkpoint) {
-    const auto t0 = Clock::now();
+namespace {
+
+void check_tuning_options(const SignRoundOptions& opt) {
     check(opt.nblocks >= 1, "--nblocks must be >= 1 (the number of consecutive blocks tuned jointly), got ",
           opt.nblocks);
     check(opt.nblocks == 1 || !opt.cuda || opt.iters == 0, "--nblocks ", opt.nblocks,
@@ -727,6 +739,32 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
     check(opt.batch_size > 0, "--batch_size must be positive, got ", opt.batch_size);
     check(opt.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive, got ",
           opt.gradient_accumulate_steps);
+}
+
+}  // namespace
+
+QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
+                              const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt,
+                              TuningCheckpoint* checkpoint) {
+    check_tuning_options(opt);
+    BlockInputs in;
+    if (rtn_needs_calibration(plan, opt)) {  // calibration samples -> block 0 inputs
+        check(!samples.empty(), "no calibration samples: AutoRound tuning (and optimized RTN) needs calibration data");
+        in.n = static_cast<int64_t>(samples.size());
+        in.L = static_cast<int64_t>(samples.front().size());
+        check(in.L >= 2, "calibration samples must have at least 2 tokens (the last token is masked out of the loss)");
+        for (size_t i = 0; i < samples.size(); ++i)
+            check(static_cast<int64_t>(samples[i].size()) == in.L, "calibration sample ", i, " has ", samples[i].size(),
+                  " tokens but sample 0 has ", in.L, "; all samples must have the same length (seqlen)");
+        in.hidden = embed_samples(model, samples);  // [n, L, H]
+    }
+    return quantize_model_from_inputs(model, plan, std::move(in), opt, checkpoint);
+}
+
+QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPlan& plan, BlockInputs inputs,
+                              const SignRoundOptions& opt, TuningCheckpoint* checkpoint) {
+    const auto t0 = Clock::now();
+    check_tuning_options(opt);
     QuantizeResult res;
     const bool calib = rtn_needs_calibration(plan, opt);
     res.method = opt.iters > 0 ? "signround" : (calib ? "opt-rtn" : "rtn");
@@ -765,17 +803,45 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
         return res;
     }
 
-    // ---- calibration samples -> block 0 inputs --------------------------------------------------------
-    check(!samples.empty(), "no calibration samples: AutoRound tuning (and optimized RTN) needs calibration data");
-    const int64_t n = static_cast<int64_t>(samples.size());
-    const int64_t L = static_cast<int64_t>(samples.front().size());
-    check(L >= 2, "calibration samples must have at least 2 tokens (the last token is masked out of the loss)");
-    for (size_t i = 0; i < samples.size(); ++i)
-        check(static_cast<int64_t>(samples[i].size()) == L, "calibration sample ", i, " has ", samples[i].size(),
-              " tokens but sample 0 has ", L, "; all samples must have the same length (seqlen)");
-    const int64_t H = model.config().hidden_size;
-    std::vector<float> fp_in = embed_samples(model, samples);  // [n, L, H]
-    std::vector<float> ref(fp_in.size());                      // [n, L, H]
+    // ---- block 0 inputs, and what the blocks need besides them ---------------------------------------------
+    const int64_t n = inputs.n, L = inputs.L, H = model.config().hidden_size;
+    check(n > 0 && L > 0, "no calibration samples: AutoRound tuning (and optimized RTN) needs calibration data");
+    check(static_cast<int64_t>(inputs.hidden.size()) == n * L * H, "calibration inputs: ", inputs.hidden.size(),
+          " values for ", n, " samples x ", L, " tokens x hidden ", H);
+    check(inputs.loss_mask.empty() || static_cast<int64_t>(inputs.loss_mask.size()) == n * L,
+          "calibration inputs: the loss mask must be [", n, ", ", L, "]");
+    check(inputs.mrope_positions.empty() || static_cast<int64_t>(inputs.mrope_positions.size()) == 3 * L,
+          "calibration inputs: the M-RoPE positions must be [3, ", L, "]");
+    const int64_t nvis = static_cast<int64_t>(inputs.visual_rows.size());
+    for (int64_t r : inputs.visual_rows) check(r >= 0 && r < L, "calibration inputs: visual row ", r, " is outside [0, ", L, ")");
+    check(static_cast<int>(inputs.deepstack.size()) <= nlayers, "calibration inputs: ", inputs.deepstack.size(),
+          " DeepStack features for ", nlayers, " layers");
+    for (const auto& ds : inputs.deepstack)
+        check(static_cast<int64_t>(ds.size()) == n * nvis * H, "calibration inputs: a DeepStack feature must be [", n,
+              ", ", nvis, ", ", H, "]");
+    const bool multimodal = !inputs.loss_mask.empty() || !inputs.mrope_positions.empty() || !inputs.deepstack.empty();
+    check(!multimodal || !opt.cuda, "image+text calibration (M-RoPE positions, DeepStack, padded captions) tunes the "
+          "language blocks on the CPU only; use --device cpu");
+    const uint8_t* loss_mask = inputs.loss_mask.empty() ? nullptr : inputs.loss_mask.data();
+    // a block with the run's positions
+    auto make_block = [&](int layer) {
+        auto b = std::make_unique<Qwen3BlockGrad<float>>(load_block_consts(model, layer));
+        if (!inputs.mrope_positions.empty()) b->set_mrope_positions(inputs.mrope_positions, inputs.mrope_section);
+        return b;
+    };
+    // DeepStack: after layer `layer`, its feature is added to the visual rows of every sample of x [n, L, H]
+    auto deepstack_after = [&](int layer, float* x) {
+        if (layer >= static_cast<int>(inputs.deepstack.size()) || !x) return;
+        const float* ds = inputs.deepstack[static_cast<size_t>(layer)].data();
+        for (int64_t s = 0; s < n; ++s)
+            for (int64_t v = 0; v < nvis; ++v) {
+                float* row = x + (s * L + inputs.visual_rows[static_cast<size_t>(v)]) * H;
+                const float* add = ds + (s * nvis + v) * H;
+                for (int64_t h = 0; h < H; ++h) row[h] += add[h];
+            }
+    };
+    std::vector<float> fp_in = std::move(inputs.hidden);  // [n, L, H]
+    std::vector<float> ref(fp_in.size());                 // [n, L, H]
     std::vector<float> q_in;                                   // [n, L, H] once the first block is tuned
     PythonRandom rng(opt.seed);
     std::map<int, const PlannedBlock*> selected;
@@ -786,7 +852,8 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
     for (int l = 0; l <= last && l < nlayers; l += step) {
         step = 1;
         const auto tb = Clock::now();
-        Qwen3BlockGrad<float> block(load_block_consts(model, l));
+        std::unique_ptr<Qwen3BlockGrad<float>> block_ptr = make_block(l);
+        Qwen3BlockGrad<float>& block = *block_ptr;
         std::array<std::vector<float>, kNumBlockLinears> W;
         std::array<const float*, kNumBlockLinears> wp{};
         for (int i = 0; i < kNumBlockLinears; ++i) {
@@ -798,11 +865,10 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
         if (opt.iters == 0) {
             // optimized RTN: imatrix from the FP chain; no quantized-input propagation (§3.2)
             std::array<std::vector<double>, kNumBlockLinears> imat;
-            const Qwen3BlockConsts<float>& c = block.consts();
             std::vector<float> tmp(static_cast<size_t>(fwd_batch * L * H));
             for (int64_t s = 0; s < n; s += fwd_batch) {
                 const int64_t b = std::min(fwd_batch, n - s);
-                block_forward_imatrix(c, wp, fp_in.data() + s * L * H, b, L, tmp.data(), imat);
+                block_forward_imatrix(block, wp, fp_in.data() + s * L * H, b, L, tmp.data(), imat);
                 std::memcpy(ref.data() + s * L * H, tmp.data(), static_cast<size_t>(b * L * H) * sizeof(float));
             }
             imat[kLinK] = imat[kLinV] = imat[kLinQ];
@@ -828,6 +894,7 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                     std::fprintf(stderr, "%s: optimized RTN of %d layers in %s\n", name.c_str(), r.layers,
                                  ProgressBar::format_duration(r.seconds).c_str());
             }
+            deepstack_after(l, ref.data());
             std::swap(fp_in, ref);
             continue;
         }
@@ -842,6 +909,8 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
             r.method = "fp";
             r.seconds = seconds_since(tb);
             res.blocks.push_back(r);
+            deepstack_after(l, ref.data());
+            if (!q_in.empty()) deepstack_after(l, q_in.data());
             std::swap(fp_in, ref);  // fp_in <- FP output of this block
             continue;
         }
@@ -853,13 +922,14 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
         while (static_cast<int>(gidx.size()) < opt.nblocks) {
             const int nx = gidx.back() + 1;
             if (nx > last || nx >= nlayers || !selected.count(nx)) break;
+            if (gidx.back() < static_cast<int>(inputs.deepstack.size())) break;  // a DeepStack addition follows
             gidx.push_back(nx);
         }
         const size_t M = gidx.size();
         more_blocks.reserve(M - 1);
         more_W.resize(M - 1);
         for (size_t m = 1; m < M; ++m) {
-            more_blocks.push_back(std::make_unique<Qwen3BlockGrad<float>>(load_block_consts(model, gidx[m])));
+            more_blocks.push_back(make_block(gidx[m]));
             for (int i = 0; i < kNumBlockLinears; ++i) more_W[m - 1][i] = load_block_weight(model, gidx[m], i);
         }
         std::vector<BlockGroupMember> members(M);
@@ -916,7 +986,7 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
             if (qout) group_forward_all<Qwen3BlockGrad<float>, kNumBlockLinears>(opt, gblocks, weight_ptrs(qdq), train, n, L, fwd_batch, qout);
             rng.set_state(rng_after);
         } else {
-            std::vector<BlockTuneResult> br = tune_group_impl(members, train, ref.data(), n, L, opt, rng, qout);
+            std::vector<BlockTuneResult> br = tune_group_impl(members, train, ref.data(), n, L, opt, rng, qout, loss_mask);
             const double secs = seconds_since(tb);
             for (size_t m = 0; m < M; ++m) {
                 br[m].report.seconds = secs;
@@ -927,6 +997,8 @@ QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                 res.blocks.push_back(br[m].report);
             }
         }
+        deepstack_after(gidx.back(), ref.data());  // groups end where a DeepStack addition follows
+        if (qout) deepstack_after(gidx.back(), qout);
         std::swap(fp_in, ref);  // fp_in <- FP output of this group
         step = static_cast<int>(M);
     }

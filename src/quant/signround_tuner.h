@@ -197,6 +197,21 @@ struct QuantizeResult {
     double seconds = 0;
 };
 
+// The language model's block-0 inputs, for calibration sets that are not plain token sequences: Qwen3-VL
+// image+caption chats (quant/multimodal_calibration.h). Besides the inputs, the blocks then need the
+// shared M-RoPE positions, the DeepStack features added after the first layers (on both chains, outside
+// the tuned blocks' loss) and a per-sample loss mask (captions of different lengths are right-padded).
+struct BlockInputs {
+    int64_t n = 0, L = 0;                       // samples, tokens per sample
+    std::vector<float> hidden;                  // [n, L, H]: token embeddings, image rows replaced
+    std::vector<uint8_t> loss_mask;             // [n, L] 1 = in the loss; empty: opt.mask_last_token's rule
+    std::vector<int32_t> mrope_positions;       // [3, L] (rows t, h, w) for every sample; empty: 0..L-1
+    std::vector<int> mrope_section;             // the config's rope_scaling.mrope_section (3 entries)
+    std::vector<int64_t> visual_rows;           // the image-token rows t of every sample, ascending
+    std::vector<std::vector<float>> deepstack;  // [k] -> [n, visual_rows.size(), H]: added to the visual rows
+                                                // of every sample after language layer k
+};
+
 // The whole model: blocks of `plan` tuned in order (iters > 0), or RTN / optimized RTN (iters == 0);
 // layers in plan.outside get RTN. `samples`: tokenized calibration samples, all of the same length
 // (may be empty for plain RTN). Throws Error for nblocks < 1, nblocks > 1 with opt.cuda, mismatched sample
@@ -208,6 +223,11 @@ struct QuantizeResult {
 QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                               const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt,
                               TuningCheckpoint* checkpoint = nullptr);
+// The same on precomputed block-0 inputs (BlockInputs). With M-RoPE positions, DeepStack features or a loss
+// mask the language blocks run on the CPU (opt.cuda is an error), and a --nblocks group ends at every
+// layer followed by a DeepStack addition (the addition sits between two blocks, outside any group).
+QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPlan& plan, BlockInputs inputs,
+                              const SignRoundOptions& opt, TuningCheckpoint* checkpoint = nullptr);
 
 // Whether iters == 0 with these options needs calibration data (optimized RTN for sym int < 8 bits).
 bool rtn_needs_calibration(const QuantPlan& plan, const SignRoundOptions& opt);

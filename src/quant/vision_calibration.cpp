@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 #include "image/bicubic_resize.h"
@@ -83,7 +85,16 @@ VisionCalibrationSet build_vision_calibration(const VisionCalibrationOptions& o,
         cal.files.push_back(p.filename().string());
         fs::path cap = p;
         cap.replace_extension(".txt");
-        if (fs::is_regular_file(cap, ec)) ++cal.captions;
+        std::string caption;
+        if (fs::is_regular_file(cap, ec)) {
+            std::ifstream f(cap, std::ios::binary);
+            check(static_cast<bool>(f), "--image_dataset: cannot read the caption ", cap.string());
+            caption.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+            const size_t b = caption.find_first_not_of(" \t\r\n"), e = caption.find_last_not_of(" \t\r\n");
+            caption = b == std::string::npos ? std::string() : caption.substr(b, e - b + 1);
+            if (!caption.empty()) ++cal.captions;
+        }
+        cal.caption_texts.push_back(std::move(caption));
     }
     char buf[256];
     std::snprintf(buf, sizeof buf, "%lld images from %s resized to %lldx%lld (%d x %d patches each)%s",

@@ -1,5 +1,6 @@
 // quant/vision_calibration.h — the image calibration set for tuning a Qwen3-VL vision tower
-// (--quant_nontext_module): a local folder of images (PNG/JPEG; optional captions in <stem>.txt), each
+// (--quant_nontext_module): a local folder of images (PNG/JPEG; optional captions in <stem>.txt, which
+// quant/multimodal_calibration.h turns into the language blocks' image+text samples), each
 // resized to one common square size and preprocessed exactly as the model's image processor does, so
 // that every sample has the same patch grid and the tuner can batch them as [n, L, H].
 //
@@ -32,7 +33,8 @@ struct VisionCalibrationSet {
     int64_t n = 0;                       // images
     int64_t rows_per_image = 0;          // L
     std::vector<std::string> files;      // image file names, in order
-    int captions = 0;                    // images that have a <stem>.txt caption next to them
+    int captions = 0;                    // images that have a non-empty <stem>.txt caption next to them
+    std::vector<std::string> caption_texts;  // one per image: its caption (surrounding whitespace trimmed), or ""
     std::string description;             // one line for logs and the quantize report
     std::vector<std::string> warnings;
 };

@@ -9,9 +9,10 @@
 
 namespace autoround {
 
-QuantizeResult quantize_vision_tower(const TensorStore& store, const Qwen3VLVisionConfig& cfg,
+QuantizeResult quantize_vision_tower(const TensorStore& store, const Qwen3VLVision& tower,
                                      const std::vector<PlannedBlock>& blocks, const VisionCalibrationSet& cal,
                                      const SignRoundOptions& opt_in) {
+    const Qwen3VLVisionConfig& cfg = tower.config();
     const auto t0 = std::chrono::steady_clock::now();
     QuantizeResult res;
     res.method = opt_in.iters > 0 ? "signround" : "rtn";
@@ -30,7 +31,6 @@ QuantizeResult quantize_vision_tower(const TensorStore& store, const Qwen3VLVisi
         planned[b.index] = &b;
     }
 
-    const Qwen3VLVision tower = Qwen3VLVision::load(store, cfg);
     const int64_t n = cal.n, L = cal.rows_per_image, H = cfg.hidden_size;
     const std::vector<ImageGrid> grids(static_cast<size_t>(n), cal.grid);
     std::vector<float> fp_in = tower.embed_patches(cal.pixel_values, grids);  // [n, L, H]

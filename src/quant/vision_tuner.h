@@ -21,10 +21,11 @@
 
 namespace autoround {
 
-// `blocks`: the plan's vision blocks (PlannedBlock::vision), model order. `opt`: the run's options; the
+// `tower`: the loaded FP tower (patch embedding and rotary tables; loaded from `store`, which the blocks'
+// constants and weights are read from). `blocks`: the plan's vision blocks (PlannedBlock::vision), model order. `opt`: the run's options; the
 // tower always runs on the CPU and without the last-token mask. Returns the vision layers' codes and one
 // report per tower block (method "fp" for unplanned ones).
-QuantizeResult quantize_vision_tower(const TensorStore& store, const Qwen3VLVisionConfig& cfg,
+QuantizeResult quantize_vision_tower(const TensorStore& store, const Qwen3VLVision& tower,
                                      const std::vector<PlannedBlock>& blocks, const VisionCalibrationSet& cal,
                                      const SignRoundOptions& opt);
 

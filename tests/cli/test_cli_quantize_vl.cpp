@@ -172,12 +172,14 @@ TEST(CliVl, GenerateWithAnImageGivesTheReferenceGreedyTokens) {
 
 TEST(CliVl, QuantNontextModuleTunesTheVisionBlocksToo) {
     // --quant_nontext_module: the vision blocks are tuned on the images of ../shared/data/images (4 images, one
-    // with a caption), every format stores them packed, the mergers / patch embedding stay byte-identical, the
-    // configs no longer exclude visual.blocks, and all exports reload with identical logits.
+    // with a caption), and the language blocks on those images as image+text chats (the --dataset is then
+    // unused, as the reference swaps its text dataset for an image one); every format stores the vision blocks
+    // packed, the mergers / patch embedding stay byte-identical, the configs no longer exclude visual.blocks,
+    // and all exports reload with identical logits.
     const fs::path out = fs::temp_directory_path() / ("ar_cli_vl_nontext_" + std::to_string(::getpid()));
     fs::remove_all(out);
     const cli_test::Result r = cli_test::run(
-        "quantize --model " + kVl + " --output_dir " + out.string() + " --iters 4 --nsamples 4 --seqlen 64 --batch_size 2 "
+        "quantize --model " + kVl + " --output_dir " + out.string() + " --iters 4 --nsamples 4 --seqlen 96 --batch_size 2 "
         "--dataset " + kC4 + ":shuffle=false --threads 2 --quant_nontext_module --image_dataset " +
         (kShared / "data/images").string() + " --image_size 256 --format auto_round,auto_gptq,auto_awq");
     ASSERT_EQ(r.status, 0) << r.out;
@@ -187,6 +189,21 @@ TEST(CliVl, QuantNontextModuleTunesTheVisionBlocksToo) {
     const auto& vcal = rep.at("calibration").at("vision");
     EXPECT_EQ(vcal.at("images").size(), 4u) << vcal.dump();
     EXPECT_EQ(vcal.at("rows_per_image").get<int>(), 256);
+    // the language blocks: 4 chats of 64 image tokens, the OCR caption of phototest cut at --seqlen 96
+    EXPECT_NE(r.out.find("--dataset is not used"), std::string::npos) << r.out;
+    EXPECT_EQ(rep.at("settings").at("dataset"), "image+text chats from --image_dataset");
+    EXPECT_EQ(rep.at("calibration").at("samples").get<int>(), 4);
+    EXPECT_NE(rep.at("calibration").at("description").get<std::string>().find("4 image+text chats (1 with captions), "
+                                                                              "96 tokens each"),
+              std::string::npos) << rep.at("calibration").dump();
+    int text_blocks = 0;
+    for (const auto& b : rep.at("blocks"))
+        if (b.at("name").get<std::string>().rfind("model.language_model.layers.", 0) == 0) {
+            ++text_blocks;
+            EXPECT_EQ(b.at("method"), "signround");
+            EXPECT_LE(b.at("best_loss").get<double>(), b.at("initial_loss").get<double>()) << b.dump();
+        }
+    EXPECT_EQ(text_blocks, 6);
     int vision_blocks = 0;
     for (const auto& b : rep.at("blocks")) {
         if (b.at("name").get<std::string>().rfind("model.visual.blocks.", 0) != 0) continue;

@@ -227,6 +227,81 @@ TEST(Qwen3BlockGrad, InputGradientMatchesFiniteDifferences) {
     }
 }
 
+// Qwen3-VL calibration (set_mrope_positions): the block with shared 3-D M-RoPE positions (an image span with
+// t constant and h/w varying, then text) against central differences, for dW of q/k (the rotated
+// projections) and dX; equal position rows 0..L-1 reproduce the 1-D block exactly, and the image positions
+// change the output (so the positions really reach the rotation).
+TEST(Qwen3BlockGrad, MropePositionsGradientsMatchFiniteDifferences) {
+    const int64_t B = 2, L = 7, H = 24, nq = 2, nkv = 1, D = 16;  // D/2 = 8 = section 2 + 3 + 3
+    const Qwen3BlockConsts<double> c = small_consts(nq, nkv, D, false, 57);
+    const std::vector<int> section = {2, 3, 3};
+    // tokens: text 0, image 2x2 merged tokens (t = 1, h = 1..2, w = 1..2), then text continuing at 3
+    const std::vector<int32_t> pos3 = {0, 1, 1, 1, 1, 3, 4,   // t
+                                       0, 1, 1, 2, 2, 3, 4,   // h
+                                       0, 1, 2, 1, 2, 3, 4};  // w
+    std::vector<int32_t> linear(3 * L);
+    for (int64_t r = 0; r < 3; ++r)
+        for (int64_t t = 0; t < L; ++t) linear[r * L + t] = static_cast<int32_t>(t);
+    const std::vector<double> X = randn(B * L * H, 58), ref = randn(B * L * H, 59);
+    const std::vector<uint8_t> mask = last_token_mask(B, L);
+    auto W = random_weights(c.dims, 60);
+    auto run = [&](const std::vector<int32_t>& p, const std::array<std::vector<double>, kNumBlockLinears>& w,
+                   const std::vector<double>& x, std::vector<double>* dY) {
+        Qwen3BlockGrad<double> blk(c);
+        if (!p.empty()) blk.set_mrope_positions(p, section);
+        std::vector<double> Y(x.size());
+        blk.forward(x.data(), B, L, ptrs(w), Y.data());
+        const double l = masked_mse_loss<double>(Y.data(), ref.data(), mask.data(), B, L, H, dY ? dY->data() : nullptr);
+        return std::make_pair(l, Y);
+    };
+    EXPECT_EQ(run(linear, W, X, nullptr).second, run({}, W, X, nullptr).second);  // bitwise
+    const auto [l_img, Y_img] = run(pos3, W, X, nullptr);
+    const std::vector<double> Y_1d = run({}, W, X, nullptr).second;
+    double diff = 0;
+    for (size_t i = 0; i < Y_img.size(); ++i) diff = std::max(diff, std::abs(Y_img[i] - Y_1d[i]));
+    EXPECT_GT(diff, 1e-3);
+
+    Qwen3BlockGrad<double> blk(c);
+    blk.set_mrope_positions(pos3, section);
+    std::vector<double> Y(X.size()), dY(X.size()), dX(X.size());
+    blk.forward(X.data(), B, L, ptrs(W), Y.data());
+    masked_mse_loss<double>(Y.data(), ref.data(), mask.data(), B, L, H, dY.data());
+    std::array<std::vector<double>, kNumBlockLinears> dW;
+    Qwen3BlockGrad<double>::Grads gp{};
+    for (int i : {kLinQ, kLinK}) {
+        dW[i].assign(W[i].size(), 0.0);
+        gp[i] = dW[i].data();
+    }
+    blk.backward(dY.data(), gp, false, dX.data());
+    const double h = 1e-5;
+    for (int i : {kLinQ, kLinK})
+        for (size_t e : pick(W[i].size(), 10, 300 + i)) {
+            const double w0 = W[i][e];
+            W[i][e] = w0 + h;
+            const double lp = run(pos3, W, X, nullptr).first;
+            W[i][e] = w0 - h;
+            const double lm = run(pos3, W, X, nullptr).first;
+            W[i][e] = w0;
+            expect_fd((lp - lm) / (2 * h), dW[i][e], 1e-5, 1e-9, std::string(block_linear_name(i)) + " " + std::to_string(e));
+        }
+    std::vector<double> Xp = X;
+    for (size_t e : pick(X.size(), 24, 310)) {
+        const double x0 = Xp[e];
+        Xp[e] = x0 + h;
+        const double lp = run(pos3, W, Xp, nullptr).first;
+        Xp[e] = x0 - h;
+        const double lm = run(pos3, W, Xp, nullptr).first;
+        Xp[e] = x0;
+        expect_fd((lp - lm) / (2 * h), dX[e], 1e-5, 1e-9, "dX " + std::to_string(e));
+    }
+    // positions for another length are refused
+    Qwen3BlockGrad<double> other(c);
+    other.set_mrope_positions(pos3, section);
+    std::vector<double> Y2(static_cast<size_t>(B * (L - 1) * H));
+    EXPECT_THROW(other.forward(X.data(), B, L - 1, ptrs(W), Y2.data()), Error);
+    EXPECT_THROW(other.set_mrope_positions({1, 2}, section), Error);
+}
+
 // Two blocks chained (what --nblocks 2 tunes): the loss at the second block's output, differentiated
 // wrt the FIRST block's weights through the second block's dX, against central differences.
 TEST(Qwen3BlockGrad, ChainedBlocksPassGradientsThroughDX) {

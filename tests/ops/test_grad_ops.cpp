@@ -341,6 +341,38 @@ TEST(GradNorm, FloatForwardIsTheInferenceRmsnormAndBackwardMatchesDouble) {
 
 // ---- RoPE --------------------------------------------------------------------------------------------
 
+// The M-RoPE table (Qwen3-VL calibration): with Qwen3-VL positions of an image span, the table-driven
+// float forward equals inference's rope_apply_mrope bit for bit (awkward D/2 = 12 with section 4/4/4 and
+// 3/5/4); with three equal rows 0..L-1 the table is rope_table's.
+TEST(GradRope, MropeTableMatchesInferenceMrope) {
+    const int64_t L = 9, nh = 3, D = 24;
+    RopeConfig rc;
+    rc.theta = 5000.0;
+    const auto inv = rope_inv_freq(rc, static_cast<int>(D));
+    const std::vector<int32_t> pos3 = {0, 1, 1, 1, 1, 1, 1, 4, 5,   // t
+                                       0, 1, 1, 1, 2, 2, 2, 4, 5,   // h
+                                       0, 1, 2, 3, 1, 2, 3, 4, 5};  // w
+    for (const std::vector<int>& section : {std::vector<int>{4, 4, 4}, std::vector<int>{3, 5, 4}}) {
+        std::vector<float> c(L * D / 2), s(L * D / 2);
+        rope_table_mrope<float>(inv, pos3.data(), L, section, c.data(), s.data());
+        std::mt19937 g(5);
+        std::normal_distribution<float> nd;
+        std::vector<float> x(L * nh * D);
+        for (float& v : x) v = nd(g);
+        std::vector<float> a = x, b = x;
+        rope_forward<float>(a.data(), 1, L, nh, D, c.data(), s.data());
+        rope_apply_mrope(b.data(), L, nh, D, pos3.data(), inv, section);
+        EXPECT_EQ(a, b);
+    }
+    std::vector<int32_t> lin(3 * L);
+    for (int64_t i = 0; i < 3 * L; ++i) lin[i] = static_cast<int32_t>(i % L);
+    std::vector<double> c1(L * D / 2), s1(L * D / 2), c2(L * D / 2), s2(L * D / 2);
+    rope_table_mrope<double>(inv, lin.data(), L, std::vector<int>{4, 4, 4}, c1.data(), s1.data());
+    rope_table<double>(inv, L, c2.data(), s2.data());
+    EXPECT_EQ(c1, c2);
+    EXPECT_EQ(s1, s2);
+}
+
 TEST(GradRope, BackwardIsTheTransposeAndFloatForwardMatchesInference) {
     for (int64_t D : {8, 16}) {
         const int64_t B = 2, L = 7, nh = 3;

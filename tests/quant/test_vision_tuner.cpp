@@ -185,7 +185,7 @@ TEST(VisionTuner, QuantizeVisionTowerTunesThePlannedBlocksInOrder) {
     o.iters = 3;
     o.batch_size = 2;
     o.progress = false;
-    const QuantizeResult r = quantize_vision_tower(store, cfg, blocks, nano_calibration(), o);
+    const QuantizeResult r = quantize_vision_tower(store, Qwen3VLVision::load(store, cfg), blocks, nano_calibration(), o);
     ASSERT_EQ(r.blocks.size(), 4u);
     EXPECT_EQ(r.blocks[1].method, "fp");
     for (int b : {0, 2, 3}) {

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "ops/cpu/rope.h"
+
 namespace autoround {
 
 template <typename T>
@@ -11,6 +13,20 @@ void rope_table(const std::vector<float>& inv_freq, int64_t L, T* cos, T* sin) {
     for (int64_t t = 0; t < L; ++t) {
         for (int64_t j = 0; j < half; ++j) {
             const T a = static_cast<T>(t) * static_cast<T>(inv_freq[j]);  // float: one float32 multiply
+            cos[t * half + j] = std::cos(a);
+            sin[t * half + j] = std::sin(a);
+        }
+    }
+}
+
+template <typename T>
+void rope_table_mrope(const std::vector<float>& inv_freq, const int32_t* pos3, int64_t L, std::span<const int> section,
+                      T* cos, T* sin) {
+    const int64_t half = static_cast<int64_t>(inv_freq.size());
+    for (int64_t j = 0; j < half; ++j) {
+        const int32_t* pos = pos3 + mrope_axis(j, section) * L;
+        for (int64_t t = 0; t < L; ++t) {
+            const T a = static_cast<T>(pos[t]) * static_cast<T>(inv_freq[j]);
             cos[t * half + j] = std::cos(a);
             sin[t * half + j] = std::sin(a);
         }
@@ -55,6 +71,10 @@ void rope_backward(T* d, int64_t B, int64_t L, int64_t n_heads, int64_t head_dim
 
 template void rope_table<float>(const std::vector<float>&, int64_t, float*, float*);
 template void rope_table<double>(const std::vector<float>&, int64_t, double*, double*);
+template void rope_table_mrope<float>(const std::vector<float>&, const int32_t*, int64_t, std::span<const int>,
+                                       float*, float*);
+template void rope_table_mrope<double>(const std::vector<float>&, const int32_t*, int64_t, std::span<const int>,
+                                        double*, double*);
 template void rope_forward<float>(float*, int64_t, int64_t, int64_t, int64_t, const float*, const float*);
 template void rope_forward<double>(double*, int64_t, int64_t, int64_t, int64_t, const double*, const double*);
 template void rope_backward<float>(float*, int64_t, int64_t, int64_t, int64_t, const float*, const float*);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace autoround {
@@ -17,6 +18,13 @@ namespace autoround {
 // cos, sin [L, D/2] for positions 0..L-1; inv_freq [D/2] (from rope_inv_freq).
 template <typename T>
 void rope_table(const std::vector<float>& inv_freq, int64_t L, T* cos, T* sin);
+
+// cos, sin [L, D/2] for Qwen3-VL's interleaved M-RoPE (ops/cpu/rope.h): frequency j turns by
+// pos3[mrope_axis(j, section)·L + t] · inv_freq[j] (pos3 [3, L]: the t, h and w rows), computed like
+// rope_apply_mrope. With three equal rows 0..L-1 this is rope_table.
+template <typename T>
+void rope_table_mrope(const std::vector<float>& inv_freq, const int32_t* pos3, int64_t L, std::span<const int> section,
+                      T* cos, T* sin);
 
 // In place on x [B·L, n_heads, D]; row n has position n % L.
 template <typename T>
