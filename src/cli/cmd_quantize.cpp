@@ -335,11 +335,9 @@ int run_quantize(const QuantizeArgs& a) {
         vcal = build_vision_calibration(vo, load_model_image_processor_config(dir));
         for (const auto& w : vcal.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
         if (!a.quiet) std::fprintf(stderr, "vision calibration: %s\n", vcal.description.c_str());
-        if (so.cuda && !mm_cal)
-            note("the vision tower's blocks are tuned on the CPU (the CUDA engine runs the language blocks)");
+        if (so.cuda) note("the vision tower's blocks are tuned on the CPU (the CUDA engine runs the language blocks)");
     }
     MultimodalCalibration mmc;
-    SignRoundOptions text_so = so;  // the language blocks' options
     if (mm_cal) {
         const BpeTokenizer tok = BpeTokenizer::load(dir / "tokenizer.json");
         MultimodalCalibrationOptions mo;
@@ -354,12 +352,7 @@ int run_quantize(const QuantizeArgs& a) {
         if (static_cast<int>(cal.samples.size()) < so.batch_size) {
             std::fprintf(stderr, "warning: only %zu calibration samples; batch_size reduced from %d to %zu\n",
                          cal.samples.size(), so.batch_size, cal.samples.size());
-            so.batch_size = text_so.batch_size = static_cast<int>(cal.samples.size());
-        }
-        if (so.cuda) {
-            note("image+text calibration tunes the language blocks on the CPU (the CUDA block engine has no M-RoPE, "
-                 "DeepStack or padded-caption masks yet)");
-            text_so.cuda = text_so.cuda_bf16 = false;
+            so.batch_size = static_cast<int>(cal.samples.size());
         }
     }
     const double cal_s = since(t_cal);
@@ -391,7 +384,7 @@ int run_quantize(const QuantizeArgs& a) {
         qr = quantize_vision_tower(model.tensors(), vl->vision(), vision_blocks, vcal, so);
     }
     if (!text_plan.blocks.empty() || !text_plan.outside.empty()) {
-        QuantizeResult tr = mm_cal ? quantize_model_from_inputs(model, text_plan, std::move(mmc.inputs), text_so, ckpt ? &*ckpt : nullptr)
+        QuantizeResult tr = mm_cal ? quantize_model_from_inputs(model, text_plan, std::move(mmc.inputs), so, ckpt ? &*ckpt : nullptr)
                                    : quantize_model(model, text_plan, cal.samples, so, ckpt ? &*ckpt : nullptr);
         for (auto& [name, q] : tr.layers) qr.layers.emplace(name, std::move(q));
         qr.blocks.insert(qr.blocks.end(), tr.blocks.begin(), tr.blocks.end());
@@ -625,7 +618,8 @@ void add_quantize_command(CLI::App& root) {
                 "and the tower stays BF16");
     c->add_option("--image_dataset", a->image_dataset,
                   "With --quant_nontext_module: a folder of .png/.jpg calibration images (optional <name>.txt "
-                  "captions); at most --nsamples are used, in file-name order");
+                  "captions); at most --nsamples are used, in file-name order. The vision blocks tune on the images, "
+                  "the language blocks on image+caption chats (replacing --dataset)");
     c->add_option("--image_size", a->image_size,
                   "With --quant_nontext_module: calibration images are resized to this square size (default 448; a "
                   "multiple of patch_size x merge_size)");

@@ -106,6 +106,8 @@ public:
     // share them (one prompt layout and one image grid for the whole calibration set). forward then
     // requires this L. Empty pos3 restores the 1-D positions.
     void set_mrope_positions(std::vector<int32_t> pos3, std::vector<int> section);
+    const std::vector<int32_t>& mrope_positions() const { return mrope_pos_; }
+    const std::vector<int>& mrope_section() const { return mrope_section_; }
     // cos, sin [L, D/2] of the positions forward uses (0..L-1, or the M-RoPE positions when set).
     void rope_tables(int64_t L, std::vector<T>& cos, std::vector<T>& sin) const;
 

@@ -171,9 +171,14 @@ std::vector<float> embed_samples(const Qwen3Model& model, const std::vector<std:
 
 namespace {
 
-CudaBlockEngineOptions engine_options(const SignRoundOptions& opt) {
+// The engine for `block`: the run's precision, the block's positions (M-RoPE when set) and the loss mask.
+CudaBlockEngineOptions engine_options(const SignRoundOptions& opt, const Qwen3BlockGrad<float>& block,
+                                      const uint8_t* loss_mask = nullptr) {
     CudaBlockEngineOptions o;
     o.precision = opt.cuda_bf16 ? GpuPrecision::Bf16 : GpuPrecision::Fp32;
+    o.mrope_positions = block.mrope_positions();
+    o.mrope_section = block.mrope_section();
+    o.loss_mask = loss_mask;
     return o;
 }
 
@@ -191,7 +196,7 @@ void forward_all_on(const SignRoundOptions& opt, BlockT& block, const std::array
                     int64_t n, int64_t L, int64_t batch, float* out) {
     if constexpr (kIsQwen3Block<BlockT>) {
         if (opt.cuda) {
-            CudaBlockEngine gpu(block.consts(), n, L, batch, in, nullptr, engine_options(opt));
+            CudaBlockEngine gpu(block.consts(), n, L, batch, in, nullptr, engine_options(opt, block));
             for (size_t i = 0; i < N; ++i) gpu.set_weight(static_cast<int>(i), W[i]);
             gpu.forward_all(out);
             return;
@@ -252,8 +257,6 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     check(opt.batch_size > 0 && opt.gradient_accumulate_steps > 0, "block ", group_name,
           ": batch_size and gradient_accumulate_steps must be positive");
     check(kIsQwen3Block<BlockT> || !opt.cuda, "block ", group_name, ": vision blocks are tuned on the CPU only");
-    check(!sample_mask || !opt.cuda, "block ", group_name,
-          ": per-sample loss masks (image+text calibration) are supported on the CPU only");
     check(M == 1 || !opt.cuda, "block group ", group_name,
           ": blocks tuned jointly (--nblocks > 1) run on the CPU only; the CUDA engine tunes one block at a time");
     const int T = std::max(opt.iters, 0);
@@ -341,7 +344,7 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     if constexpr (kIsQwen3Block<BlockT>) {
         if (opt.cuda && M == 1 && !st.empty() && T > 0) {
             gpu = std::make_unique<CudaBlockEngine>(members[0].block->consts(), n, L, batch, train_in, ref_out,
-                                                    engine_options(opt));
+                                                    engine_options(opt, *members[0].block, sample_mask));
             for (int i = 0; i < kN; ++i) gpu->set_weight(i, wptr[0][i]);  // the unquantized ones stay
         }
     }
@@ -819,9 +822,6 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
     for (const auto& ds : inputs.deepstack)
         check(static_cast<int64_t>(ds.size()) == n * nvis * H, "calibration inputs: a DeepStack feature must be [", n,
               ", ", nvis, ", ", H, "]");
-    const bool multimodal = !inputs.loss_mask.empty() || !inputs.mrope_positions.empty() || !inputs.deepstack.empty();
-    check(!multimodal || !opt.cuda, "image+text calibration (M-RoPE positions, DeepStack, padded captions) tunes the "
-          "language blocks on the CPU only; use --device cpu");
     const uint8_t* loss_mask = inputs.loss_mask.empty() ? nullptr : inputs.loss_mask.data();
     // a block with the run's positions
     auto make_block = [&](int layer) {

@@ -223,9 +223,9 @@ struct BlockInputs {
 QuantizeResult quantize_model(const Qwen3Model& model, const QuantPlan& plan,
                               const std::vector<std::vector<int32_t>>& samples, const SignRoundOptions& opt,
                               TuningCheckpoint* checkpoint = nullptr);
-// The same on precomputed block-0 inputs (BlockInputs). With M-RoPE positions, DeepStack features or a loss
-// mask the language blocks run on the CPU (opt.cuda is an error), and a --nblocks group ends at every
-// layer followed by a DeepStack addition (the addition sits between two blocks, outside any group).
+// The same on precomputed block-0 inputs (BlockInputs), on the CPU or (opt.cuda) the GPU block engine with the
+// same positions and loss mask. A --nblocks group ends at every layer followed by a DeepStack addition (the
+// addition sits between two blocks, outside any group).
 QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPlan& plan, BlockInputs inputs,
                               const SignRoundOptions& opt, TuningCheckpoint* checkpoint = nullptr);
 

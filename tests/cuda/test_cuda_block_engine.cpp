@@ -62,8 +62,16 @@ double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
     return m / std::max(scale, 1e-30);
 }
 
+// Qwen3-VL image+text calibration settings (optional): shared M-RoPE positions and a per-sample loss mask.
+struct Multimodal {
+    std::vector<int32_t> pos3;   // [3, L]
+    std::vector<int> section;
+    std::vector<uint8_t> mask;   // [n, L]
+};
+
 // CPU reference and GPU engine on the same inputs: forward of samples idx, loss, gradients.
-void compare(Case& k, int64_t n, int64_t L, int64_t batch, const std::vector<int64_t>& idx, int subbatches) {
+void compare(Case& k, int64_t n, int64_t L, int64_t batch, const std::vector<int64_t>& idx, int subbatches,
+             const Multimodal* mm = nullptr) {
     const int64_t H = k.c.dims.hidden, LH = L * H;
     std::mt19937 g(7);
     std::normal_distribution<float> nd(0.f, 1.f);
@@ -71,6 +79,13 @@ void compare(Case& k, int64_t n, int64_t L, int64_t batch, const std::vector<int
     for (auto& x : X) x = nd(g);
     for (auto& x : R) x = nd(g);
     Qwen3BlockGrad<float> cpu(k.c);
+    CudaBlockEngineOptions eo;
+    if (mm) {
+        cpu.set_mrope_positions(mm->pos3, mm->section);
+        eo.mrope_positions = mm->pos3;
+        eo.mrope_section = mm->section;
+        eo.loss_mask = mm->mask.data();
+    }
     std::array<const float*, kNumBlockLinears> wp{};
     std::array<std::vector<float>, kNumBlockLinears> gc, gg;
     std::array<float*, kNumBlockLinears> gp{};
@@ -80,7 +95,7 @@ void compare(Case& k, int64_t n, int64_t L, int64_t batch, const std::vector<int
         gg[size_t(i)].assign(k.W[size_t(i)].size(), 0.f);
         gp[size_t(i)] = gc[size_t(i)].data();
     }
-    CudaBlockEngine gpu(k.c, n, L, batch, X.data(), R.data());
+    CudaBlockEngine gpu(k.c, n, L, batch, X.data(), R.data(), eo);
     for (int i = 0; i < kNumBlockLinears; ++i) gpu.set_weight(i, wp[size_t(i)]);
     const int64_t global = int64_t(idx.size()), per = global / subbatches;
     double loss_cpu = 0, loss_gpu = 0;
@@ -91,7 +106,10 @@ void compare(Case& k, int64_t n, int64_t L, int64_t batch, const std::vector<int
             std::copy_n(X.begin() + idx[size_t(s0 + j)] * LH, LH, xb.begin() + j * LH);
             std::copy_n(R.begin() + idx[size_t(s0 + j)] * LH, LH, rb.begin() + j * LH);
         }
-        const std::vector<uint8_t> mask = last_token_mask(b, L);
+        std::vector<uint8_t> mask = last_token_mask(b, L);
+        if (mm)
+            for (int64_t j = 0; j < b; ++j)
+                std::copy_n(mm->mask.begin() + idx[size_t(s0 + j)] * L, L, mask.begin() + j * L);
         cpu.forward(xb.data(), b, L, wp, y.data());
         const double w = double(b) / double(global);
         loss_cpu += w * masked_mse_loss<float>(y.data(), rb.data(), mask.data(), b, L, H, dy.data(), 1000.0 * w);
@@ -126,4 +144,32 @@ TEST(CudaBlockEngine, MatchesCpuOnANanoBlock) {
     k.c = load_block_consts(model, 2);
     for (int i = 0; i < kNumBlockLinears; ++i) k.W[size_t(i)] = load_block_weight(model, 2, i);
     compare(k, /*n=*/4, /*L=*/129, /*batch=*/4, {2, 1, 3, 0}, /*subbatches=*/1);
+}
+
+// Qwen3-VL calibration on the GPU: M-RoPE positions (text, a 4 x 4 merged image at t = 5, text again) and
+// right-padded samples whose padding is out of the loss give the CPU's loss, gradients and outputs.
+TEST(CudaBlockEngine, MropePositionsAndSampleMasksMatchCpu) {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    Case k = random_case(/*H=*/96, /*nq=*/6, /*nkv=*/2, /*D=*/16, /*I=*/200, 11);
+    const int64_t n = 5, L = 37;
+    Multimodal mm;
+    mm.section = {2, 3, 3};
+    mm.pos3.assign(size_t(3 * L), 0);
+    for (int64_t t = 0; t < L; ++t) {
+        int32_t p[3];
+        if (t < 5) {
+            p[0] = p[1] = p[2] = int32_t(t);
+        } else if (t < 21) {
+            p[0] = 5;
+            p[1] = 5 + int32_t((t - 5) / 4);
+            p[2] = 5 + int32_t((t - 5) % 4);
+        } else {
+            p[0] = p[1] = p[2] = int32_t(9 + (t - 21));
+        }
+        for (int r = 0; r < 3; ++r) mm.pos3[size_t(r * L + t)] = p[r];
+    }
+    mm.mask.assign(size_t(n * L), 0);
+    const int64_t lengths[n] = {37, 25, 30, 22, 37};
+    for (int64_t i = 0; i < n; ++i) std::fill_n(mm.mask.begin() + i * L, lengths[i], uint8_t{1});
+    compare(k, n, L, /*batch=*/2, {3, 1, 4, 0}, /*subbatches=*/2, &mm);
 }

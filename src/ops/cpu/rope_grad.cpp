@@ -20,7 +20,7 @@ void rope_table(const std::vector<float>& inv_freq, int64_t L, T* cos, T* sin) {
 }
 
 template <typename T>
-void rope_table_mrope(const std::vector<float>& inv_freq, const int32_t* pos3, int64_t L, std::span<const int> section,
+void rope_table_mrope(const std::vector<float>& inv_freq, const int32_t* pos3, int64_t L, const std::vector<int>& section,
                       T* cos, T* sin) {
     const int64_t half = static_cast<int64_t>(inv_freq.size());
     for (int64_t j = 0; j < half; ++j) {
@@ -71,9 +71,9 @@ void rope_backward(T* d, int64_t B, int64_t L, int64_t n_heads, int64_t head_dim
 
 template void rope_table<float>(const std::vector<float>&, int64_t, float*, float*);
 template void rope_table<double>(const std::vector<float>&, int64_t, double*, double*);
-template void rope_table_mrope<float>(const std::vector<float>&, const int32_t*, int64_t, std::span<const int>,
+template void rope_table_mrope<float>(const std::vector<float>&, const int32_t*, int64_t, const std::vector<int>&,
                                        float*, float*);
-template void rope_table_mrope<double>(const std::vector<float>&, const int32_t*, int64_t, std::span<const int>,
+template void rope_table_mrope<double>(const std::vector<float>&, const int32_t*, int64_t, const std::vector<int>&,
                                         double*, double*);
 template void rope_forward<float>(float*, int64_t, int64_t, int64_t, int64_t, const float*, const float*);
 template void rope_forward<double>(double*, int64_t, int64_t, int64_t, int64_t, const double*, const double*);

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <vector>
 
 namespace autoround {
@@ -23,7 +22,7 @@ void rope_table(const std::vector<float>& inv_freq, int64_t L, T* cos, T* sin);
 // pos3[mrope_axis(j, section)·L + t] · inv_freq[j] (pos3 [3, L]: the t, h and w rows), computed like
 // rope_apply_mrope. With three equal rows 0..L-1 this is rope_table.
 template <typename T>
-void rope_table_mrope(const std::vector<float>& inv_freq, const int32_t* pos3, int64_t L, std::span<const int> section,
+void rope_table_mrope(const std::vector<float>& inv_freq, const int32_t* pos3, int64_t L, const std::vector<int>& section,
                       T* cos, T* sin);
 
 // In place on x [B·L, n_heads, D]; row n has position n % L.

@@ -245,11 +245,12 @@ __global__ void softmax_bwd_kernel(const TP* P, const float* dP, int64_t L, TO* 
 
 // Per row of [N, H]: partial[row] = Σ mask·(pred − ref)²; grad = scale·2·mask·(pred − ref)/denom (and its bf16
 // copy in grad_b when not null).
-__global__ void mse_kernel(const float* pred, const float* ref, int64_t L, int64_t H, bool mask_last, double denom,
-                           double scale, float* grad, bf16* grad_b, double* partial) {
+// mask (optional, [rows]): 1 = in the loss; it replaces the last-token rule.
+__global__ void mse_kernel(const float* pred, const float* ref, const uint8_t* mask, int64_t L, int64_t H,
+                           bool mask_last, double denom, double scale, float* grad, bf16* grad_b, double* partial) {
     __shared__ double shd[32];
     const int64_t row = blockIdx.x;
-    const bool on = !(mask_last && row % L == L - 1);
+    const bool on = mask ? mask[row] != 0 : !(mask_last && row % L == L - 1);
     double acc = 0.0;
     for (int64_t h = threadIdx.x; h < H; h += blockDim.x) {
         const double e = on ? double(pred[row * H + h]) - double(ref[row * H + h]) : 0.0;
@@ -295,6 +296,7 @@ struct CudaBlockEngine::Impl {
     DevBuf<bf16> h1b, qb, kb, vb, Pb, dSb, attb, h2b, gateb, upb, actb, dYb, dIb, dX2b, dAb, dqb, dkb, dvb;
     DevBuf<double> partial;
     std::vector<double> partial_host;
+    DevBuf<uint8_t> sample_mask, batch_mask;  // [n, L] per-sample loss mask (optional), the sub-batch's rows
     int64_t fwd_b = 0;  // samples of the last forward
 
     ~Impl() {
@@ -549,7 +551,13 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
         s.k_norm.upload(c.k_norm.data(), c.k_norm.size(), "k_norm");
     }
     std::vector<float> cs(size_t(L * (D / 2))), sn(cs.size());
-    rope_table<float>(c.inv_freq, L, cs.data(), sn.data());
+    if (opt.mrope_positions.empty()) {
+        rope_table<float>(c.inv_freq, L, cs.data(), sn.data());
+    } else {
+        check(static_cast<int64_t>(opt.mrope_positions.size()) == 3 * L && opt.mrope_section.size() == 3,
+              "CUDA block engine: M-RoPE positions must be [3, ", L, "] with a 3-entry section");
+        rope_table_mrope<float>(c.inv_freq, opt.mrope_positions.data(), L, opt.mrope_section, cs.data(), sn.data());
+    }
     s.cos_t.upload(cs.data(), cs.size(), "RoPE tables");
     s.sin_t.upload(sn.data(), sn.size(), "RoPE tables");
     size_t max_w = 0;
@@ -594,6 +602,10 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
     }
     s.partial.alloc(N, "loss partial sums");
     s.partial_host.resize(N);
+    if (opt.loss_mask) {
+        s.sample_mask.upload(opt.loss_mask, size_t(n * L), "the loss mask");
+        s.batch_mask.alloc(N, "the loss mask");
+    }
 }
 
 CudaBlockEngine::~CudaBlockEngine() = default;
@@ -629,10 +641,14 @@ double CudaBlockEngine::forward_backward(const int64_t* idx, int64_t b, bool mas
                                       cudaMemcpyDeviceToDevice));
         AR_CUDA_CHECK(cudaMemcpyAsync(s.R.p + i * LH, s.ref.p + idx[i] * LH, size_t(LH) * sizeof(float),
                                       cudaMemcpyDeviceToDevice));
+        if (s.sample_mask.p)
+            AR_CUDA_CHECK(cudaMemcpyAsync(s.batch_mask.p + i * s.L, s.sample_mask.p + idx[i] * s.L, size_t(s.L),
+                                          cudaMemcpyDeviceToDevice));
     }
     s.forward(s.X.p, b, s.Y.p);
     const double denom = double(N) * double(s.d.hidden);
-    mse_kernel<<<unsigned(N), kThreads>>>(s.Y.p, s.R.p, s.L, s.d.hidden, mask_last_token, denom, grad_scale, s.dY.p,
+    mse_kernel<<<unsigned(N), kThreads>>>(s.Y.p, s.R.p, s.sample_mask.p ? s.batch_mask.p : nullptr, s.L, s.d.hidden,
+                                          mask_last_token, denom, grad_scale, s.dY.p,
                                           s.bf ? s.dYb.p : nullptr, s.partial.p);
     AR_CUDA_CHECK(cudaGetLastError());
     s.backward(s.dY.p, accumulate);

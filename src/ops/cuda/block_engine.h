@@ -39,6 +39,14 @@ enum class GpuPrecision {
 
 struct CudaBlockEngineOptions {
     GpuPrecision precision = GpuPrecision::Fp32;
+    // Qwen3-VL image+text calibration (quant/multimodal_calibration.h): M-RoPE positions [3, L] shared by all
+    // samples and the config's section (the tables come from rope_table_mrope, as Qwen3BlockGrad's); empty:
+    // positions 0..L-1.
+    std::vector<int32_t> mrope_positions;
+    std::vector<int> mrope_section;
+    // Per-sample loss mask [n, L] (1 = in the loss; host memory, copied at construction). When set it replaces
+    // forward_backward's last-token rule. Null: that rule.
+    const uint8_t* loss_mask = nullptr;
 };
 
 class CudaBlockEngine {
@@ -60,8 +68,8 @@ public:
     // Uploads weight `which` [out, in] (host float32; rounded to bf16 on the device in Bf16 mode).
     void set_weight(int which, const float* W);
 
-    // Samples idx[0..b) of the resident inputs: forward, loss = masked MSE vs the resident targets (last token of
-    // every sample masked when mask_last_token), backward of grad_scale·loss into the device dW (written, or
+    // Samples idx[0..b) of the resident inputs: forward, loss = masked MSE vs the resident targets (the options'
+    // loss_mask rows of those samples, else the last token of every sample masked when mask_last_token), backward of grad_scale·loss into the device dW (written, or
     // added when accumulate). Returns the loss (unscaled, like masked_mse_loss).
     double forward_backward(const int64_t* idx, int64_t b, bool mask_last_token, double grad_scale, bool accumulate);
 
