@@ -60,6 +60,20 @@ Logits run_both(const fs::path& dir) {
     return r;
 }
 
+// AWQ's modules_to_not_convert lists visual.blocks exactly when the vision blocks stayed unquantized.
+void expect_awq_vision_exclusion(const nlohmann::json& qc, bool excluded) {
+    const auto& m2c = qc.at("modules_to_not_convert");
+    EXPECT_EQ(std::find(m2c.begin(), m2c.end(), "visual.blocks") != m2c.end(), excluded) << m2c.dump();
+}
+
+// The text-only and image+text logits of every reloaded format equal the first format's.
+void expect_identical_across_formats(const std::vector<Logits>& logits, const std::vector<std::string>& subs) {
+    for (size_t i = 1; i < logits.size(); ++i) {
+        EXPECT_EQ(logits[i].text, logits[0].text) << subs[i] << " vs " << subs[0];
+        EXPECT_EQ(logits[i].image, logits[0].image) << subs[i] << " vs " << subs[0];
+    }
+}
+
 }  // namespace
 
 TEST(CliVl, QuantizeKeepsTheVisionTowerAndReloadsIdentically) {
@@ -106,16 +120,10 @@ TEST(CliVl, QuantizeKeepsTheVisionTowerAndReloadsIdentically) {
             ASSERT_TRUE(qc.contains("dynamic")) << qc.dump();
             EXPECT_TRUE(qc.at("dynamic").contains("-:.*visual\\.blocks")) << qc.at("dynamic").dump();
         }
-        if (sub == "auto-awq") {
-            const auto& m2c = qc.at("modules_to_not_convert");
-            EXPECT_NE(std::find(m2c.begin(), m2c.end(), "visual.blocks"), m2c.end()) << m2c.dump();
-        }
+        if (sub == "auto-awq") expect_awq_vision_exclusion(qc, true);
         logits.push_back(run_both(d));
     }
-    for (size_t i = 1; i < logits.size(); ++i) {
-        EXPECT_EQ(logits[i].text, logits[0].text) << subs[i] << " vs " << subs[0];
-        EXPECT_EQ(logits[i].image, logits[0].image) << subs[i] << " vs " << subs[0];
-    }
+    expect_identical_across_formats(logits, subs);
     // and the quantized model differs from the source (the language model really was quantized)
     const Logits orig = run_both(kVl);
     EXPECT_NE(orig.text, logits[0].text);
@@ -238,15 +246,9 @@ TEST(CliVl, QuantNontextModuleTunesTheVisionBlocksToo) {
         const std::string dump = qc.dump();
         EXPECT_NE(dump.find("model.visual.blocks"), std::string::npos) << dump;  // in the block list
         if (sub == "auto-gptq") EXPECT_FALSE(qc.at("dynamic").contains("-:.*visual\\.blocks")) << dump;
-        if (sub == "auto-awq") {
-            const auto& m2c = qc.at("modules_to_not_convert");
-            EXPECT_EQ(std::find(m2c.begin(), m2c.end(), "visual.blocks"), m2c.end()) << m2c.dump();
-        }
+        if (sub == "auto-awq") expect_awq_vision_exclusion(qc, false);
         logits.push_back(run_both(d));
     }
-    for (size_t i = 1; i < logits.size(); ++i) {
-        EXPECT_EQ(logits[i].text, logits[0].text) << subs[i] << " vs " << subs[0];
-        EXPECT_EQ(logits[i].image, logits[0].image) << subs[i] << " vs " << subs[0];
-    }
+    expect_identical_across_formats(logits, subs);
     fs::remove_all(out);
 }

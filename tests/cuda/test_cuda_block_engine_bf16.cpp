@@ -33,6 +33,7 @@
 #include "model/qwen3_model.h"
 #include "ops/cuda/block_engine.h"
 #include "ops/cuda/device_info.h"
+#include "cuda_test_util.h"
 #include "quant/signround_tuner.h"
 
 using namespace autoround;
@@ -49,41 +50,8 @@ float round_bf16(float x) {  // round to nearest even bf16, returned as float
     return y;
 }
 
-struct Case {
-    Qwen3BlockConsts<float> c;
-    std::array<std::vector<float>, kNumBlockLinears> W;
-};
-
-Case random_case(int64_t H, int64_t nq, int64_t nkv, int64_t D, int64_t I, bool qk_norm, uint32_t seed) {
-    std::mt19937 g(seed);
-    std::normal_distribution<float> nd(0.f, 1.f);
-    Case k;
-    Qwen3BlockDims& d = k.c.dims;
-    d.hidden = H;
-    d.n_q_heads = nq;
-    d.n_kv_heads = nkv;
-    d.head_dim = D;
-    d.intermediate = I;
-    d.rms_eps = 1e-6;
-    d.qk_norm = qk_norm;
-    auto fill = [&](std::vector<float>& v, size_t n, float mean, float sd) {
-        v.resize(n);
-        for (auto& x : v) x = mean + sd * nd(g);
-    };
-    fill(k.c.input_norm, size_t(H), 1.f, 0.1f);
-    fill(k.c.post_attn_norm, size_t(H), 1.f, 0.1f);
-    if (qk_norm) {
-        fill(k.c.q_norm, size_t(D), 1.f, 0.1f);
-        fill(k.c.k_norm, size_t(D), 1.f, 0.1f);
-    }
-    k.c.inv_freq.resize(size_t(D / 2));
-    for (int64_t i = 0; i < D / 2; ++i) k.c.inv_freq[size_t(i)] = std::pow(10000.f, -2.f * float(i) / float(D));
-    for (int i = 0; i < kNumBlockLinears; ++i) {
-        const auto sh = block_linear_shape(d, i);
-        fill(k.W[size_t(i)], size_t(sh[0] * sh[1]), 0.f, 1.f / std::sqrt(float(sh[1])));
-    }
-    return k;
-}
+using cuda_test::Case;
+using cuda_test::random_case;
 
 struct Err {
     double rel_l2 = 0, cos = 0, sign_agree = 0;  // sign agreement weighted by |ref|

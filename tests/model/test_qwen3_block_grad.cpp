@@ -34,20 +34,8 @@ namespace {
 
 const std::string kShared = AR_SHARED_DIR;
 
-std::vector<double> randn(size_t n, uint32_t seed, double scale = 1.0, double mean = 0.0) {
-    std::mt19937 g(seed);
-    std::normal_distribution<double> d(mean, scale);
-    std::vector<double> v(n);
-    for (double& x : v) x = d(g);
-    return v;
-}
-std::vector<double> uniform(size_t n, uint32_t seed, double lo, double hi) {
-    std::mt19937 g(seed);
-    std::uniform_real_distribution<double> d(lo, hi);
-    std::vector<double> v(n);
-    for (double& x : v) x = d(g);
-    return v;
-}
+using grad_test::randn_d;
+using grad_test::uniform_d;
 std::vector<float> to_f(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
 std::vector<double> to_d(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
@@ -61,14 +49,14 @@ Qwen3BlockConsts<double> small_consts(int64_t nq, int64_t nkv, int64_t D, bool b
     c.dims.intermediate = 40;
     c.dims.rms_eps = 1e-6;
     c.dims.qk_norm = true;
-    c.input_norm = randn(24, seed, 0.2, 1.0);
-    c.post_attn_norm = randn(24, seed + 1, 0.2, 1.0);
-    c.q_norm = randn(D, seed + 2, 0.2, 1.0);
-    c.k_norm = randn(D, seed + 3, 0.2, 1.0);
+    c.input_norm = randn_d(24, seed, 0.2, 1.0);
+    c.post_attn_norm = randn_d(24, seed + 1, 0.2, 1.0);
+    c.q_norm = randn_d(D, seed + 2, 0.2, 1.0);
+    c.k_norm = randn_d(D, seed + 3, 0.2, 1.0);
     if (bias) {
-        c.q_bias = randn(nq * D, seed + 4, 0.1);
-        c.k_bias = randn(nkv * D, seed + 5, 0.1);
-        c.v_bias = randn(nkv * D, seed + 6, 0.1);
+        c.q_bias = randn_d(nq * D, seed + 4, 0.1);
+        c.k_bias = randn_d(nkv * D, seed + 5, 0.1);
+        c.v_bias = randn_d(nkv * D, seed + 6, 0.1);
     }
     RopeConfig rc;
     rc.theta = 10000.0;
@@ -80,7 +68,7 @@ std::array<std::vector<double>, kNumBlockLinears> random_weights(const Qwen3Bloc
     std::array<std::vector<double>, kNumBlockLinears> W;
     for (int i = 0; i < kNumBlockLinears; ++i) {
         const auto [out, in] = block_linear_shape(d, i);
-        W[i] = randn(out * in, seed + i, 1.0 / std::sqrt(double(in)));
+        W[i] = randn_d(out * in, seed + i, 1.0 / std::sqrt(double(in)));
         for (double& w : W[i]) w = round_to_bf16(static_cast<float>(w));
     }
     return W;
@@ -101,8 +89,8 @@ struct SmallProblem {
     std::vector<uint8_t> mask;
 
     SmallProblem(int64_t nq, int64_t nkv, int64_t D, bool bias, uint32_t seed) : c(small_consts(nq, nkv, D, bias, seed)) {
-        X = randn(B * L * 24, seed + 10);
-        ref = randn(B * L * 24, seed + 11);
+        X = randn_d(B * L * 24, seed + 10);
+        ref = randn_d(B * L * 24, seed + 11);
         mask = last_token_mask(B, L);
     }
     double loss(const std::array<std::vector<double>, kNumBlockLinears>& W) const {
@@ -242,7 +230,7 @@ TEST(Qwen3BlockGrad, MropePositionsGradientsMatchFiniteDifferences) {
     std::vector<int32_t> linear(3 * L);
     for (int64_t r = 0; r < 3; ++r)
         for (int64_t t = 0; t < L; ++t) linear[r * L + t] = static_cast<int32_t>(t);
-    const std::vector<double> X = randn(B * L * H, 58), ref = randn(B * L * H, 59);
+    const std::vector<double> X = randn_d(B * L * H, 58), ref = randn_d(B * L * H, 59);
     const std::vector<uint8_t> mask = last_token_mask(B, L);
     auto W = random_weights(c.dims, 60);
     auto run = [&](const std::vector<int32_t>& p, const std::array<std::vector<double>, kNumBlockLinears>& w,
@@ -363,9 +351,9 @@ TEST(Qwen3BlockGrad, FakeQuantParameterGradientsMatchFiniteDifferences) {
         l.cfg.sym = i % 2 == 0;
         l.cfg.scale_fp16 = false;
         l.cfg.out_bf16 = false;
-        l.V = uniform(out * l.sh.padded_in(), 200 + i, -0.3, 0.3);
-        l.al = uniform(l.sh.groups(), 300 + i, 0.6, 0.95);
-        l.be = uniform(l.sh.groups(), 400 + i, 0.6, 0.95);
+        l.V = uniform_d(out * l.sh.padded_in(), 200 + i, -0.3, 0.3);
+        l.al = uniform_d(l.sh.groups(), 300 + i, 0.6, 0.95);
+        l.be = uniform_d(l.sh.groups(), 400 + i, 0.6, 0.95);
         grad_test::nudge_fake_quant_params(W0[i], l.sh, l.cfg, l.V, l.al, l.be);
         l.wmin.resize(l.sh.groups());
         l.wmax.resize(l.sh.groups());
@@ -459,7 +447,7 @@ TEST(Qwen3BlockGrad, FloatBlockMatchesDoubleBlock) {
 
 TEST(Qwen3BlockGrad, LossIsMaskedMeanOverAllElements) {
     const int64_t B = 2, L = 3, H = 4;
-    const auto pred = randn(B * L * H, 1), ref = randn(B * L * H, 2);
+    const auto pred = randn_d(B * L * H, 1), ref = randn_d(B * L * H, 2);
     const auto mask = last_token_mask(B, L);
     ASSERT_EQ(mask, (std::vector<uint8_t>{1, 1, 0, 1, 1, 0}));
     double want = 0;
@@ -543,7 +531,7 @@ TEST(Qwen3BlockGrad, NanoBlockFloatGradientsMatchDouble) {
     const int64_t B = 1, L = 33, H = c.dims.hidden;
     std::vector<float> X, Yl0;
     nano_layer0_io(B, L, 9, X, Yl0);  // block 1 input = block 0 output
-    const auto ref = to_f(randn(B * L * H, 3, 0.5));
+    const auto ref = to_f(randn_d(B * L * H, 3, 0.5));
     const auto mask = last_token_mask(B, L);
     // float
     Qwen3BlockGrad<float> bf(c);
@@ -623,7 +611,7 @@ TEST(Qwen3BlockGrad, DISABLED_TimingNanoB8L512) {
         wmax[i].resize(sh[i].groups());
         fake_quant_minmax<float>(W[i].data(), sh[i], wmin[i].data(), wmax[i].data());
     }
-    const auto X = to_f(randn(B * L * H, 1)), ref = to_f(randn(B * L * H, 2));
+    const auto X = to_f(randn_d(B * L * H, 1)), ref = to_f(randn_d(B * L * H, 2));
     const auto mask = last_token_mask(B, L);
     std::vector<float> Y(X.size()), dY(X.size());
     Qwen3BlockGrad<float> blk(c);

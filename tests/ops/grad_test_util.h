@@ -12,8 +12,10 @@
 
 namespace grad_test {
 
-// n normal(0, scale) values from mt19937(seed).
-std::vector<double> randn_d(size_t n, uint32_t seed, double scale = 1.0);
+// n normal(mean, scale) values from mt19937(seed).
+std::vector<double> randn_d(size_t n, uint32_t seed, double scale = 1.0, double mean = 0.0);
+// n uniform [lo, hi) values from mt19937(seed).
+std::vector<double> uniform_d(size_t n, uint32_t seed, double lo, double hi);
 double dot(const std::vector<double>& a, const std::vector<double>& b);
 // `count` random indices in [0, n) (repeats possible; all of them, in order, when n <= count).
 std::vector<size_t> some_indices(size_t n, size_t count, uint32_t seed);

@@ -37,9 +37,9 @@ using namespace autoround;
 
 namespace grad_test {
 
-std::vector<double> randn_d(size_t n, uint32_t seed, double scale) {
+std::vector<double> randn_d(size_t n, uint32_t seed, double scale, double mean) {
     std::mt19937 g(seed);
-    std::normal_distribution<double> d(0.0, scale);
+    std::normal_distribution<double> d(mean, scale);
     std::vector<double> v(n);
     for (double& x : v) x = d(g);
     return v;
