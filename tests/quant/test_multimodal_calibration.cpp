@@ -44,20 +44,18 @@ const Qwen3VLModel& vl() {
     return m;
 }
 
-// A folder of three images: two with captions of different lengths, one without.
-const fs::path& image_folder() {
-    static const fs::path dir = [] {
-        const fs::path d = fs::temp_directory_path() / ("ar_mm_cal_" + std::to_string(::getpid()));
-        fs::remove_all(d);
-        fs::create_directories(d);
-        for (const char* f : {"000000039769.png", "Confusing-Pictures.jpg", "merlion.png"})
-            fs::copy_file(kShared / "data/images" / f, d / f);
-        std::ofstream(d / "000000039769.txt") << "Two cats sleep on a pink couch next to two remote controls.\n";
-        std::ofstream(d / "merlion.txt") << "  The Merlion fountain in Singapore, a statue with a lion's head and a "
-                                            "fish's body spouting water into the bay, with the city skyline behind.\n";
-        return d;
-    }();
-    return dir;
+// A temporary folder of three images: two with captions of different lengths, one without (the caller
+// removes it).
+fs::path make_image_folder() {
+    const fs::path d = fs::temp_directory_path() / ("ar_mm_cal_" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::create_directories(d);
+    for (const char* f : {"000000039769.png", "Confusing-Pictures.jpg", "merlion.png"})
+        fs::copy_file(kShared / "data/images" / f, d / f);
+    std::ofstream(d / "000000039769.txt") << "Two cats sleep on a pink couch next to two remote controls.\n";
+    std::ofstream(d / "merlion.txt") << "  The Merlion fountain in Singapore, a statue with a lion's head and a "
+                                        "fish's body spouting water into the bay, with the city skyline behind.\n";
+    return d;
 }
 
 struct Fixture {
@@ -69,9 +67,10 @@ const Fixture& fixture() {
     static const Fixture f = [] {
         Fixture x;
         VisionCalibrationOptions vo;
-        vo.dir = image_folder();
+        vo.dir = make_image_folder();
         vo.image_size = 256;  // 16 x 16 patches -> 64 image tokens
         x.vcal = build_vision_calibration(vo, load_model_image_processor_config(kVl));
+        fs::remove_all(vo.dir);  // the set holds the pixels and the captions
         const BpeTokenizer tok = BpeTokenizer::load(kVl / "tokenizer.json");
         x.mc = build_multimodal_calibration(vl(), x.vcal, tok, load_tokenizer_config(kVl), MultimodalCalibrationOptions{});
         return x;
