@@ -12,7 +12,11 @@
 //   engine   = forward_backward(): gather of the b samples, forward, masked MSE, backward to the 7 dW (device);
 //   tuner    = engine + the host↔device traffic the tuner adds today (7 set_weight uploads of the QDQ weights,
 //              7 get_weight_grad downloads) — the host fake-quant/update itself is not included.
+// GPU memory: the device memory the engine added (cudaMemGetInfo before/after construction), with the cached
+// inputs and targets of --nsamples samples resident on the GPU, or in host memory with --low_gpu_mem_usage
+// (then each step also copies its batch's rows from the host, included in the engine time).
 // Usage: bench_block_step [--shape 4b|8b|all] [--precision fp32|bf16|all] [--batch 8] [--seqlen 2048]
+//                         [--nsamples N (default: batch)] [--low_gpu_mem_usage]
 //                         [--iters 10] [--warmup 2] [--peak_tflops X (skip the peak measurement)]
 // Prints one line per (shape, precision) and one JSON line each. Built in every benchmark build; without
 // CUDA (AUTOROUND_HAVE_CUDA undefined) it only says so.
@@ -63,10 +67,16 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
     std::string shape_sel = "all", prec_sel = "all";
-    int batch = 8, seqlen = 2048, iters = 10, warmup = 2;
+    int batch = 8, seqlen = 2048, iters = 10, warmup = 2, nsamples = 0;
+    bool low_mem = false;
     double peak = 0;
     for (int i = 1; i < argc; i += 2) {
         const std::string k = argv[i];
+        if (k == "--low_gpu_mem_usage") {  // a flag: takes no value
+            low_mem = true;
+            --i;
+            continue;
+        }
         if (i + 1 >= argc) {
             std::fprintf(stderr, "flag %s needs a value\n", k.c_str());
             return 1;
@@ -75,6 +85,7 @@ int main(int argc, char** argv) {
         if (k == "--shape") shape_sel = v;
         else if (k == "--precision") prec_sel = v;
         else if (k == "--batch") batch = std::stoi(v);
+        else if (k == "--nsamples") nsamples = std::stoi(v);
         else if (k == "--seqlen") seqlen = std::stoi(v);
         else if (k == "--iters") iters = std::stoi(v);
         else if (k == "--warmup") warmup = std::stoi(v);
@@ -130,7 +141,7 @@ int main(int argc, char** argv) {
                 params += double(s[0]) * double(s[1]);
                 if (i == kLinQ || i == kLinK || i == kLinV) params_qkv += double(s[0]) * double(s[1]);
             }
-            const int64_t n = batch, L = seqlen, LH = L * d.hidden;
+            const int64_t n = std::max(nsamples, batch), L = seqlen, LH = L * d.hidden;
             std::vector<float> X(size_t(n * LH)), R(X.size());
             for (float& x : X) x = 1.7320508f * rng.uniform();
             for (float& x : R) x = 1.7320508f * rng.uniform();
@@ -148,7 +159,10 @@ int main(int argc, char** argv) {
                 if (prec_sel != "all" && prec_sel != pname) continue;
                 CudaBlockEngineOptions opt;
                 opt.precision = prec;
+                opt.host_resident_inputs = low_mem;
+                const int64_t mem0 = cuda_memory_used();
                 CudaBlockEngine eng(c, n, L, batch, X.data(), R.data(), opt);
+                const double gpu_gib = double(cuda_memory_used() - mem0) / double(1 << 30);
                 for (int i = 0; i < kNumBlockLinears; ++i) eng.set_weight(i, W[size_t(i)].data());
                 for (int w = 0; w < warmup; ++w) eng.forward_backward(idx.data(), batch, true, 1.0, false);
                 // engine only: forward_backward returns after its loss download, i.e. after the whole step ran
@@ -175,14 +189,17 @@ int main(int argc, char** argv) {
                 const double mt = median(t_tun);
                 const double tf = flops / me / 1e12;
                 std::printf("  %-4s engine step %8.2f ms (min %.2f)  %7.1f TFLOP/s = %5.1f%% of bf16 peak | with "
-                            "weight upload %.2f ms + grad download %.2f ms: %.2f ms/step | loss %.6g\n",
+                            "weight upload %.2f ms + grad download %.2f ms: %.2f ms/step | loss %.6g | GPU memory "
+                            "%.2f GiB (%lld samples, inputs %s)\n",
                             pname, me * 1e3, mn * 1e3, tf, 100.0 * tf / peak, median(t_up) * 1e3,
-                            median(t_down) * 1e3, mt * 1e3, loss);
+                            median(t_down) * 1e3, mt * 1e3, loss, gpu_gib, (long long)n, low_mem ? "on host" : "on GPU");
                 std::printf("{\"shape\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"seqlen\":%d,\"engine_ms\":%.3f,"
                             "\"engine_min_ms\":%.3f,\"tuner_ms\":%.3f,\"upload_ms\":%.3f,\"download_ms\":%.3f,"
-                            "\"tflop\":%.4f,\"tflops\":%.2f,\"peak_tflops\":%.2f,\"fraction_of_peak\":%.4f}\n",
+                            "\"tflop\":%.4f,\"tflops\":%.2f,\"peak_tflops\":%.2f,\"fraction_of_peak\":%.4f,"
+                            "\"nsamples\":%lld,\"low_gpu_mem_usage\":%s,\"gpu_memory_gib\":%.3f}\n",
                             sh.name, pname, batch, seqlen, me * 1e3, mn * 1e3, mt * 1e3, median(t_up) * 1e3,
-                            median(t_down) * 1e3, flops / 1e12, tf, peak, tf / peak);
+                            median(t_down) * 1e3, flops / 1e12, tf, peak, tf / peak, (long long)n,
+                            low_mem ? "true" : "false", gpu_gib);
                 std::fflush(stdout);
             }
         }

@@ -154,9 +154,8 @@ int run_quantize(const QuantizeArgs& a) {
         check(cuda_available(), "--device cuda: no usable CUDA device",
               cuda_list_devices().empty() ? " (none visible, or this autoround was built without -DAUTOROUND_CUDA=ON)" : "",
               "; use --device cpu");
-    if (a.low_gpu_mem_usage)
-        note(device == "cpu" ? "--low_gpu_mem_usage has no effect on CPU: cached activations already live in host memory"
-                             : "--low_gpu_mem_usage: not implemented yet; the block's cached inputs and targets stay on the GPU");
+    if (a.low_gpu_mem_usage && device == "cpu")
+        note("--low_gpu_mem_usage has no effect on CPU: cached activations already live in host memory");
     if (a.enable_torch_compile || a.disable_torch_compile)
         note("--enable_torch_compile/--disable_torch_compile have no effect: there is no PyTorch here, the kernels "
              "are compiled ahead of time");
@@ -194,6 +193,7 @@ int run_quantize(const QuantizeArgs& a) {
     check(a.gpu_precision == "fp32" || a.gpu_precision == "bf16", "--gpu_precision ", a.gpu_precision,
           ": expected fp32 or bf16");
     so.cuda_bf16 = so.cuda && a.gpu_precision == "bf16";
+    so.low_gpu_mem_usage = so.cuda && a.low_gpu_mem_usage;
     check(so.iters >= 0, "--iters must be >= 0");
     check(so.batch_size > 0, "--batch_size must be positive");
     check(so.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive");
@@ -446,6 +446,7 @@ int run_quantize(const QuantizeArgs& a) {
         {"formats", a.format},
         {"device", device},
         {"gpu_precision", so.cuda ? a.gpu_precision : "-"},
+        {"low_gpu_mem_usage", so.low_gpu_mem_usage},
         {"threads", a.threads},
     };
     json blocks = json::array();
@@ -609,7 +610,9 @@ void add_quantize_command(CLI::App& root) {
     c->add_option("--gpu_precision", a->gpu_precision,
                   "GPU block math: fp32 (default; FP32 GEMMs, matches the CPU path) or bf16 (tensor cores with FP32 "
                   "accumulation, like the reference's autocast; ~8x faster on an H100)");
-    c->add_flag("--low_gpu_mem_usage", a->low_gpu_mem_usage, "Accepted for compatibility; no effect on CPU");
+    c->add_flag("--low_gpu_mem_usage", a->low_gpu_mem_usage,
+                "With --device cuda: keep the block's cached inputs and targets in (pinned) host memory and copy each "
+                "mini-batch to the GPU when used (less GPU memory, a little slower); no effect on CPU");
     c->add_flag("--enable_torch_compile", a->enable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--disable_torch_compile", a->disable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--quant_nontext_module", a->quant_nontext_module,

@@ -179,6 +179,7 @@ CudaBlockEngineOptions engine_options(const SignRoundOptions& opt, const Qwen3Bl
     o.mrope_positions = block.mrope_positions();
     o.mrope_section = block.mrope_section();
     o.loss_mask = loss_mask;
+    o.host_resident_inputs = opt.low_gpu_mem_usage;
     return o;
 }
 

@@ -79,6 +79,8 @@ struct SignRoundOptions {
     bool progress = true;                 // per-block progress bars on stderr
     bool cuda = false;                    // block forward/backward on the GPU (ops/cuda/block_engine.h); the
                                           // fake quantization and SignSGD stay on the host, identical to CPU
+    bool low_gpu_mem_usage = false;       // with cuda: cached inputs/targets stay in (pinned) host memory and each
+                                          // sub-batch is copied to the GPU when used
     bool cuda_bf16 = false;               // the GPU block math on bf16 tensor cores (FP32 accumulate), as the
                                           // reference's autocast; false: FP32 pedantic GEMMs
 };

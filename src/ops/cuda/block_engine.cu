@@ -299,10 +299,29 @@ struct CudaBlockEngine::Impl {
     DevBuf<uint8_t> sample_mask, batch_mask;  // [n, L] per-sample loss mask (optional), the sub-batch's rows
     int64_t fwd_b = 0;  // samples of the last forward
 
+    // host_resident_inputs: the caller's arrays [n, L, H] and the ones pinned in place here
+    bool host = false;
+    const float* train_h = nullptr;
+    const float* ref_h = nullptr;
+    std::vector<const float*> pinned;
+
     ~Impl() {
         if (blas) cublasDestroy(blas);
         if (blas16) cublasDestroy(blas16);
+        for (const float* p : pinned) cudaHostUnregister(const_cast<float*>(p));
     }
+
+    // Pins a host array in place for fast copies; pageable copies still work when this fails (e.g. the range
+    // is already registered), so a failure only costs copy speed.
+    void pin(const float* p, size_t count) {
+        if (!p || std::find(pinned.begin(), pinned.end(), p) != pinned.end()) return;
+        if (cudaHostRegister(const_cast<float*>(p), count * sizeof(float), cudaHostRegisterDefault) == cudaSuccess)
+            pinned.push_back(p);
+        else
+            (void)cudaGetLastError();  // clear the (non-sticky) error of the failed registration
+    }
+    const float* train_rows(int64_t i) const { return (host ? train_h : train.p) + i * L * d.hidden; }
+    const float* ref_rows(int64_t i) const { return (host ? ref_h : ref.p) + i * L * d.hidden; }
 
     void forward(const float* Xd, int64_t b, float* Yd) { bf ? forward_bf16(Xd, b, Yd) : forward_fp32(Xd, b, Yd); }
     void backward(const float* dYd, bool accumulate) { bf ? backward_bf16(dYd, accumulate) : backward_fp32(dYd, accumulate); }
@@ -542,8 +561,16 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
         AR_CUBLAS_CHECK(cublasSetMathMode(s.blas, CUBLAS_PEDANTIC_MATH));  // true FP32, like the CPU path
     }
     const int64_t H = d.hidden, D = d.head_dim, LH = L * H;
-    s.train.upload(train_in, size_t(n * LH), "the cached block inputs");
-    if (ref_out) s.ref.upload(ref_out, size_t(n * LH), "the block's FP targets");
+    s.host = opt.host_resident_inputs;
+    if (s.host) {
+        s.train_h = train_in;
+        s.ref_h = ref_out;
+        s.pin(train_in, size_t(n * LH));
+        s.pin(ref_out, size_t(n * LH));
+    } else {
+        s.train.upload(train_in, size_t(n * LH), "the cached block inputs (or use --low_gpu_mem_usage)");
+        if (ref_out) s.ref.upload(ref_out, size_t(n * LH), "the block's FP targets (or use --low_gpu_mem_usage)");
+    }
     s.in_norm.upload(c.input_norm.data(), c.input_norm.size(), "norm weights");
     s.post_norm.upload(c.post_attn_norm.data(), c.post_attn_norm.size(), "norm weights");
     if (d.qk_norm) {
@@ -626,21 +653,25 @@ void CudaBlockEngine::set_weight(int which, const float* W) {
 
 void CudaBlockEngine::set_train_inputs(const float* train_in) {
     Impl& s = *p_;
-    s.train.upload(train_in, size_t(s.n * s.L * s.d.hidden), "the cached block inputs");
+    if (s.host) {
+        s.train_h = train_in;
+        s.pin(train_in, size_t(s.n * s.L * s.d.hidden));
+        return;
+    }
+    s.train.upload(train_in, size_t(s.n * s.L * s.d.hidden), "the cached block inputs (or use --low_gpu_mem_usage)");
 }
 
 double CudaBlockEngine::forward_backward(const int64_t* idx, int64_t b, bool mask_last_token, double grad_scale,
                                          bool accumulate) {
     Impl& s = *p_;
     check(b > 0 && b <= s.batch, "CUDA block engine: sub-batch of ", b, " samples (capacity ", s.batch, ")");
-    check(s.ref.p != nullptr, "CUDA block engine: no targets were given");
+    check((s.host ? static_cast<const void*>(s.ref_h) : s.ref.p) != nullptr, "CUDA block engine: no targets were given");
     const int64_t LH = s.L * s.d.hidden, N = b * s.L;
+    const cudaMemcpyKind kind = s.host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice;
     for (int64_t i = 0; i < b; ++i) {
         check(idx[i] >= 0 && idx[i] < s.n, "CUDA block engine: sample index ", idx[i], " out of range");
-        AR_CUDA_CHECK(cudaMemcpyAsync(s.X.p + i * LH, s.train.p + idx[i] * LH, size_t(LH) * sizeof(float),
-                                      cudaMemcpyDeviceToDevice));
-        AR_CUDA_CHECK(cudaMemcpyAsync(s.R.p + i * LH, s.ref.p + idx[i] * LH, size_t(LH) * sizeof(float),
-                                      cudaMemcpyDeviceToDevice));
+        AR_CUDA_CHECK(cudaMemcpyAsync(s.X.p + i * LH, s.train_rows(idx[i]), size_t(LH) * sizeof(float), kind));
+        AR_CUDA_CHECK(cudaMemcpyAsync(s.R.p + i * LH, s.ref_rows(idx[i]), size_t(LH) * sizeof(float), kind));
         if (s.sample_mask.p)
             AR_CUDA_CHECK(cudaMemcpyAsync(s.batch_mask.p + i * s.L, s.sample_mask.p + idx[i] * s.L, size_t(s.L),
                                           cudaMemcpyDeviceToDevice));
@@ -669,7 +700,12 @@ void CudaBlockEngine::forward_all(float* out) {
     const int64_t LH = s.L * s.d.hidden;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0);
-        s.forward(s.train.p + s0 * LH, b, s.Y.p);
+        if (s.host) {  // this chunk's rows first (out may alias the host inputs: chunk s0 is read before written)
+            AR_CUDA_CHECK(cudaMemcpy(s.X.p, s.train_rows(s0), size_t(b * LH) * sizeof(float), cudaMemcpyHostToDevice));
+            s.forward(s.X.p, b, s.Y.p);
+        } else {
+            s.forward(s.train_rows(s0), b, s.Y.p);
+        }
         AR_CUDA_CHECK(cudaMemcpy(out + s0 * LH, s.Y.p, size_t(b * LH) * sizeof(float), cudaMemcpyDeviceToHost));
     }
 }

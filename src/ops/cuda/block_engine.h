@@ -19,6 +19,8 @@
 //    pre-softmax scores and the weight gradients dW stay FP32 (dW accumulates in FP32 across sub-batches).
 // Attention is computed per (sample, head) from the materialised L×L scores (B·nq·L² floats, plus B·nq·L²
 // bf16 probabilities in Bf16 mode).
+// Memory: the inputs and targets of all n samples live on the device (2 · n · L · H floats) unless
+// host_resident_inputs, plus the activations of one sub-batch (dominated by the B · nq · L² attention scores).
 // Plain C++ header (no CUDA types) so CPU code can hold an engine; without a CUDA build every entry point
 // throws autoround::Error (ops/cpu/no_cuda_block_engine.cpp).
 #pragma once
@@ -47,6 +49,11 @@ struct CudaBlockEngineOptions {
     // Per-sample loss mask [n, L] (1 = in the loss; host memory, copied at construction). When set it replaces
     // forward_backward's last-token rule. Null: that rule.
     const uint8_t* loss_mask = nullptr;
+    // --low_gpu_mem_usage: the cached inputs and targets stay in host memory (pinned in place with
+    // cudaHostRegister when possible) and each sub-batch's rows are copied to the GPU when used, instead of
+    // holding 2 · n · L · H floats on the device. The host arrays must then stay alive and unchanged for the
+    // engine's lifetime (set_train_inputs switches to another array).
+    bool host_resident_inputs = false;
 };
 
 class CudaBlockEngine {
@@ -80,7 +87,8 @@ public:
     // out [n, L, H] on the host (may alias nothing on the device; host `out` may be the caller's train_in).
     void forward_all(float* out);
 
-    // Loads new resident training inputs (e.g. after a chain update) [n, L, H].
+    // Loads new resident training inputs (e.g. after a chain update) [n, L, H] (host-resident mode: uses
+    // this array from now on).
     void set_train_inputs(const float* train_in);
 
 private:

@@ -22,4 +22,13 @@ std::vector<CudaDeviceInfo> cuda_list_devices() {
 
 bool cuda_available() { return !cuda_list_devices().empty(); }
 
+int64_t cuda_memory_used() {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return static_cast<int64_t>(total_b - free_b);
+}
+
 }  // namespace autoround

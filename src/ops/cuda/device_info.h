@@ -19,5 +19,7 @@ struct CudaDeviceInfo {
 // Lists devices; returns an empty list (never throws) when no driver or GPU is present.
 std::vector<CudaDeviceInfo> cuda_list_devices();
 bool cuda_available();
+// Bytes of the current device's memory in use by anyone (total − free, cudaMemGetInfo); 0 without a GPU.
+int64_t cuda_memory_used();
 
 }  // namespace autoround
