@@ -10,8 +10,10 @@
 // backward: 7 matmuls of 2·B·nq·L²·D flops each, halved by the causal mask) — ≈ 10.4 TFLOP for the 4B block.
 // Timed phases per step:
 //   engine   = forward_backward(): gather of the b samples, forward, masked MSE, backward to the 7 dW (device);
-//   tuner    = engine + the host↔device traffic the tuner adds today (7 set_weight uploads of the QDQ weights,
-//              7 get_weight_grad downloads) — the host fake-quant/update itself is not included.
+//   tuner    = engine + the host↔device traffic of the host fake-quant path (SignRoundOptions::cuda_host_fake_quant:
+//              7 set_weight uploads of the QDQ weights, 7 get_weight_grad downloads; the host math not included);
+//   device   = the default GPU tuning step: fake quantization of the 7 linears on the device (W4G128 sym), the
+//              engine step, the fused fake-quant backward + SignSGD, and the best-parameter snapshot.
 // GPU memory: the device memory the engine added (cudaMemGetInfo before/after construction), with the cached
 // inputs and targets of --nsamples samples resident on the GPU, or in host memory with --low_gpu_mem_usage
 // (then each step also copies its batch's rows from the host, included in the engine time).
@@ -21,6 +23,7 @@
 // Prints one line per (shape, precision) and one JSON line each. Built in every benchmark build; without
 // CUDA (AUTOROUND_HAVE_CUDA undefined) it only says so.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -30,6 +33,7 @@
 
 #ifdef AUTOROUND_HAVE_CUDA
 #include "model/qwen3_block_grad.h"
+#include "ops/cpu/fake_quant.h"
 #include "ops/cuda/block_engine.h"
 #include "ops/cuda/device_info.h"
 #include "ops/cuda/gemm_peak.h"
@@ -185,6 +189,30 @@ int main(int argc, char** argv) {
                     t_up.push_back(t1 - t0);
                     t_down.push_back(t3 - t2);
                 }
+                // the whole tuning step with V, α, β on the device (W4G128 sym on all 7 linears): fake quantization,
+                // forward + loss + backward, fake-quant backward + SignSGD (ops/cuda/fake_quant_device.h)
+                for (int i = 0; i < kNumBlockLinears; ++i) {
+                    const auto s = block_linear_shape(d, i);
+                    const FakeQuantShape fsh = fake_quant_shape(s[0], s[1], 128);
+                    std::vector<float> lo(size_t(fsh.groups())), hi(lo.size());
+                    fake_quant_minmax(W[size_t(i)].data(), fsh, lo.data(), hi.data());
+                    FakeQuantConfig fc;
+                    fc.bits = 4;
+                    fc.group_size = 128;
+                    eng.add_tuned_layer(i, fsh, fc, true, W[size_t(i)].data(), lo.data(), hi.data());
+                }
+                const std::vector<std::array<float, 2>> lrs(kNumBlockLinears, {5e-3f, 5e-3f});
+                std::vector<double> t_dev;
+                for (int it = 0; it < warmup + iters; ++it) {
+                    const double t0 = now_s();
+                    eng.quantize_tuned_layers();
+                    eng.forward_backward(idx.data(), batch, true, 1.0, false);
+                    eng.step_tuned_layers(lrs);
+                    eng.snapshot_tuned_layers();
+                    std::vector<float> tv, ta, tb;
+                    if (it + 1 == warmup + iters) eng.get_tuned_params(0, true, tv, ta, tb);  // (a final sync)
+                    if (it >= warmup) t_dev.push_back(now_s() - t0);
+                }
                 const double me = median(t_eng), mn = *std::min_element(t_eng.begin(), t_eng.end());
                 const double mt = median(t_tun);
                 const double tf = flops / me / 1e12;
@@ -193,13 +221,15 @@ int main(int argc, char** argv) {
                             "%.2f GiB (%lld samples, inputs %s)\n",
                             pname, me * 1e3, mn * 1e3, tf, 100.0 * tf / peak, median(t_up) * 1e3,
                             median(t_down) * 1e3, mt * 1e3, loss, gpu_gib, (long long)n, low_mem ? "on host" : "on GPU");
+                std::printf("  %-4s tuning step with V, alpha, beta on the device (fake quant + engine + SignSGD + best "
+                            "snapshot): %.2f ms\n", pname, median(t_dev) * 1e3);
                 std::printf("{\"shape\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"seqlen\":%d,\"engine_ms\":%.3f,"
                             "\"engine_min_ms\":%.3f,\"tuner_ms\":%.3f,\"upload_ms\":%.3f,\"download_ms\":%.3f,"
                             "\"tflop\":%.4f,\"tflops\":%.2f,\"peak_tflops\":%.2f,\"fraction_of_peak\":%.4f,"
-                            "\"nsamples\":%lld,\"low_gpu_mem_usage\":%s,\"gpu_memory_gib\":%.3f}\n",
+                            "\"nsamples\":%lld,\"low_gpu_mem_usage\":%s,\"gpu_memory_gib\":%.3f,\"device_tuner_ms\":%.3f}\n",
                             sh.name, pname, batch, seqlen, me * 1e3, mn * 1e3, mt * 1e3, median(t_up) * 1e3,
                             median(t_down) * 1e3, flops / 1e12, tf, peak, tf / peak, (long long)n,
-                            low_mem ? "true" : "false", gpu_gib);
+                            low_mem ? "true" : "false", gpu_gib, median(t_dev) * 1e3);
                 std::fflush(stdout);
             }
         }

@@ -349,6 +349,19 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
             for (int i = 0; i < kN; ++i) gpu->set_weight(i, wptr[0][i]);  // the unquantized ones stay
         }
     }
+    // The fake quantization and SignSGD on the device too (ops/cuda/fake_quant_device.h): V, α, β live there and
+    // only the best parameters come back at the end.
+    const bool dev_fq = gpu && !opt.cuda_host_fake_quant;
+    std::vector<std::array<float, 2>> dev_lr(st.size());
+    bool dev_snapshot = false;
+    if (dev_fq)
+        for (const LayerState& s : st)
+            gpu->add_tuned_layer(s.spec.which, s.sh, s.cfg, minmax, s.W, s.wmin.data(), s.wmax.data());
+    auto take_snapshot = [&] {
+        if (!dev_fq) return snapshot();
+        gpu->snapshot_tuned_layers();
+        dev_snapshot = true;
+    };
     std::vector<float> X(static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());
     // outputs of all but the last member (the next member's saved input; must stay intact until backward)
     std::vector<std::vector<float>> mid(M - 1, std::vector<float>(X.size()));
@@ -371,9 +384,13 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
         for (int i = 0; i < T; ++i) {
             const std::vector<int64_t> idx = sampler.next_batch();
             auto tp = Clock::now();
-            qdq_all();
-            if (gpu)
-                for (const LayerState& s : st) gpu->set_weight(s.spec.which, s.Wq.data());
+            if (dev_fq) {
+                gpu->quantize_tuned_layers();
+            } else {
+                qdq_all();
+                if (gpu)
+                    for (const LayerState& s : st) gpu->set_weight(s.spec.which, s.Wq.data());
+            }
             rep.qdq_seconds += seconds_since(tp);
             double total = 0.0;
             for (int64_t s0 = 0; s0 < global; s0 += batch) {
@@ -408,7 +425,7 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
                     members[m].block->backward(dY.data(), gptr[m], /*accumulate=*/s0 > 0, m > 0 ? dY.data() : nullptr);
                 rep.backward_seconds += seconds_since(tp);
             }
-            if (gpu) {
+            if (gpu && !dev_fq) {
                 tp = Clock::now();
                 for (LayerState& s : st) gpu->get_weight_grad(s.spec.which, s.dWq.data());
                 rep.backward_seconds += seconds_since(tp);
@@ -423,16 +440,23 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
                 best_loss = total;
                 rep.best_iter = i;
                 if (!opt.not_use_best_mse) {
-                    snapshot();
+                    take_snapshot();
                     last_best_iter = i;
                 }
             }
-            if (opt.not_use_best_mse && i == T - 1) snapshot();
+            if (opt.not_use_best_mse && i == T - 1) take_snapshot();
             if (bar && i + 1 < T)  // the last state is drawn by finish()
                 bar->update(i + 1, "loss " + fmt_loss(rep.initial_loss) + " -> best " + fmt_loss(best_loss) + " @" +
                                        std::to_string(rep.best_iter));
             if (!opt.not_use_best_mse && opt.dynamic_max_gap > 0 && i - last_best_iter >= opt.dynamic_max_gap) break;
             const auto tu = Clock::now();
+            if (dev_fq) {
+                for (size_t j = 0; j < st.size(); ++j)
+                    dev_lr[j] = {st[j].lr_v[static_cast<size_t>(i)], st[j].lr_m[static_cast<size_t>(i)]};
+                gpu->step_tuned_layers(dev_lr);
+                rep.update_seconds += seconds_since(tu);
+                continue;
+            }
             for (LayerState& s : st) {
                 fake_quant_backward(s.tensors(minmax), s.sh, s.cfg, s.dWq.data(), s.gV.data(),
                                     minmax ? s.gA.data() : nullptr, minmax ? s.gB.data() : nullptr);
@@ -450,6 +474,13 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     rep.best_loss = iters_run ? best_loss : 0.0;
     rep.last_loss = iters_run ? losses.back() : 0.0;
     rep.losses = losses;
+
+    if (dev_snapshot)  // the device's best parameters
+        for (size_t j = 0; j < st.size(); ++j) {
+            LayerParams lp;
+            gpu->get_tuned_params(static_cast<int>(j), /*best=*/true, lp.V, lp.alpha, lp.beta);
+            best_params[st[j].spec.name] = std::move(lp);
+        }
 
     // ---- §2.8: best parameters -> codes, QDQ weights -----------------------------------------------------
     std::vector<BlockTuneResultT<N>> res(M);

@@ -77,8 +77,10 @@ struct SignRoundOptions {
     uint64_t seed = 42;                   // python random.seed for the mini-batch sampler
     bool mask_last_token = true;          // auto-round HEAD masks the last token of every sample (§2.4)
     bool progress = true;                 // per-block progress bars on stderr
-    bool cuda = false;                    // block forward/backward on the GPU (ops/cuda/block_engine.h); the
-                                          // fake quantization and SignSGD stay on the host, identical to CPU
+    bool cuda = false;                    // block forward/backward on the GPU (ops/cuda/block_engine.h), with the
+                                          // fake quantization and SignSGD there too (ops/cuda/fake_quant_device.h)
+    bool cuda_host_fake_quant = false;    // with cuda: fake quantization and SignSGD on the host (the earlier
+                                          // path, kept for A/B checks); default: on the device
     bool low_gpu_mem_usage = false;       // with cuda: cached inputs/targets stay in (pinned) host memory and each
                                           // sub-batch is copied to the GPU when used
     bool cuda_bf16 = false;               // the GPU block math on bf16 tensor cores (FP32 accumulate), as the

@@ -196,7 +196,9 @@ TEST(MultimodalCalibration, TrainingChainEqualsThePrefillOfEverySample) {
                     err = std::max(err, std::abs(a - b));
                     mx = std::max(mx, std::abs(b));
                 }
-            if (l == 0) EXPECT_EQ(err, 0.0) << "the block-0 inputs are the prefill's embeddings exactly";
+            if (l == 0) {
+                EXPECT_EQ(err, 0.0) << "the block-0 inputs are the prefill's embeddings exactly";
+            }
             EXPECT_LE(err, 2e-5 * std::max(1.0, mx)) << "layer " << l - 1 << " output, max |ref| " << mx;
         }
     }

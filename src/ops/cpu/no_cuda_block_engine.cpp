@@ -21,6 +21,14 @@ double CudaBlockEngine::forward_backward(const int64_t*, int64_t, bool, double, 
 void CudaBlockEngine::get_weight_grad(int, float*) const {}
 void CudaBlockEngine::forward_all(float*) {}
 void CudaBlockEngine::set_train_inputs(const float*) {}
+int CudaBlockEngine::add_tuned_layer(int, const FakeQuantShape&, const FakeQuantConfig&, bool, const float*, const float*,
+                                     const float*) {
+    return 0;
+}
+void CudaBlockEngine::quantize_tuned_layers() {}
+void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>&) {}
+void CudaBlockEngine::snapshot_tuned_layers() {}
+void CudaBlockEngine::get_tuned_params(int, bool, std::vector<float>&, std::vector<float>&, std::vector<float>&) const {}
 
 }  // namespace autoround
 #endif

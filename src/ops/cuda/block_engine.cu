@@ -11,11 +11,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "ops/cpu/rope_grad.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/fake_quant_device.h"
 
 namespace autoround {
 namespace {
@@ -297,6 +299,28 @@ struct CudaBlockEngine::Impl {
     DevBuf<double> partial;
     std::vector<double> partial_host;
     DevBuf<uint8_t> sample_mask, batch_mask;  // [n, L] per-sample loss mask (optional), the sub-batch's rows
+    // on-device SignRound parameters (add_tuned_layer)
+    struct Tuned {
+        int which = 0;
+        FakeQuantShape sh;
+        FakeQuantConfig cfg;
+        bool minmax = true;
+        DevBuf<float> W, V, alpha, beta, wmin, wmax, bV, balpha, bbeta;  // b*: the best-loss snapshot
+        FakeQuantDeviceLayer layer() {
+            FakeQuantDeviceLayer l;
+            l.sh = sh;
+            l.cfg = cfg;
+            l.minmax = minmax;
+            l.W = W.p;
+            l.V = V.p;
+            l.alpha = alpha.p;
+            l.beta = beta.p;
+            l.wmin = wmin.p;
+            l.wmax = wmax.p;
+            return l;
+        }
+    };
+    std::vector<std::unique_ptr<Tuned>> tuned;
     int64_t fwd_b = 0;  // samples of the last forward
 
     // host_resident_inputs: the caller's arrays [n, L, H] and the ones pinned in place here
@@ -649,6 +673,83 @@ void CudaBlockEngine::set_weight(int which, const float* W) {
     AR_CUDA_CHECK(cudaMemcpy(s.stage.p, W, size_t(cnt) * sizeof(float), cudaMemcpyHostToDevice));
     f2bf_kernel<<<grid_for(cnt), kThreads>>>(s.stage.p, s.Wb[which].p, cnt);
     AR_CUDA_CHECK(cudaGetLastError());
+}
+
+int CudaBlockEngine::add_tuned_layer(int which, const FakeQuantShape& sh, const FakeQuantConfig& cfg, bool minmax,
+                                     const float* W, const float* wmin, const float* wmax) {
+    Impl& s = *p_;
+    check(which >= 0 && which < kNumBlockLinears, "CUDA block engine: bad weight index ", which);
+    const auto shape = block_linear_shape(s.d, which);
+    check(sh.out == shape[0] && sh.in == shape[1], "CUDA block engine: tuned layer ", block_linear_name(which),
+          " has shape [", sh.out, ", ", sh.in, "], the block's is [", shape[0], ", ", shape[1], "]");
+    auto t = std::make_unique<Impl::Tuned>();
+    t->which = which;
+    t->sh = sh;
+    t->cfg = cfg;
+    t->minmax = minmax;
+    const size_t nw = size_t(sh.out * sh.in), nv = size_t(sh.out * sh.padded_in()), ng = size_t(sh.groups());
+    t->W.upload(W, nw, "a tuned layer's weight");
+    t->wmin.upload(wmin, ng, "a tuned layer's group minima");
+    t->wmax.upload(wmax, ng, "a tuned layer's group maxima");
+    const std::vector<float> zeros(nv, 0.f), ones(ng, 1.f);
+    t->V.upload(zeros.data(), nv, "a tuned layer's rounding offsets V");
+    t->bV.alloc(nv, "a tuned layer's best V");
+    if (minmax) {
+        t->alpha.upload(ones.data(), ng, "a tuned layer's min scales");
+        t->beta.upload(ones.data(), ng, "a tuned layer's max scales");
+        t->balpha.alloc(ng, "a tuned layer's best min scales");
+        t->bbeta.alloc(ng, "a tuned layer's best max scales");
+    }
+    s.tuned.push_back(std::move(t));
+    return int(s.tuned.size()) - 1;
+}
+
+void CudaBlockEngine::quantize_tuned_layers() {
+    Impl& s = *p_;
+    for (auto& t : s.tuned) {
+        if (s.bf)
+            fake_quant_device_forward(t->layer(), nullptr, reinterpret_cast<uint16_t*>(s.Wb[t->which].p));
+        else
+            fake_quant_device_forward(t->layer(), s.W[t->which].p, nullptr);
+    }
+}
+
+void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>& lr) {
+    Impl& s = *p_;
+    check(lr.size() == s.tuned.size(), "CUDA block engine: ", lr.size(), " learning rates for ", s.tuned.size(),
+          " tuned layers");
+    for (size_t i = 0; i < s.tuned.size(); ++i) {
+        Impl::Tuned& t = *s.tuned[i];
+        fake_quant_device_backward_step(t.layer(), s.dW[t.which].p, lr[i][0], lr[i][1], nullptr, nullptr, nullptr);
+    }
+}
+
+void CudaBlockEngine::snapshot_tuned_layers() {
+    Impl& s = *p_;
+    for (auto& t : s.tuned) {
+        const size_t nv = size_t(t->sh.out * t->sh.padded_in()), ng = size_t(t->sh.groups());
+        AR_CUDA_CHECK(cudaMemcpyAsync(t->bV.p, t->V.p, nv * sizeof(float), cudaMemcpyDeviceToDevice));
+        if (t->minmax) {
+            AR_CUDA_CHECK(cudaMemcpyAsync(t->balpha.p, t->alpha.p, ng * sizeof(float), cudaMemcpyDeviceToDevice));
+            AR_CUDA_CHECK(cudaMemcpyAsync(t->bbeta.p, t->beta.p, ng * sizeof(float), cudaMemcpyDeviceToDevice));
+        }
+    }
+}
+
+void CudaBlockEngine::get_tuned_params(int slot, bool best, std::vector<float>& V, std::vector<float>& alpha,
+                                       std::vector<float>& beta) const {
+    const Impl& s = *p_;
+    check(slot >= 0 && slot < int(s.tuned.size()), "CUDA block engine: no tuned layer ", slot);
+    const Impl::Tuned& t = *s.tuned[size_t(slot)];
+    const size_t nv = size_t(t.sh.out * t.sh.padded_in()), ng = size_t(t.sh.groups());
+    V.resize(nv);
+    AR_CUDA_CHECK(cudaMemcpy(V.data(), best ? t.bV.p : t.V.p, nv * sizeof(float), cudaMemcpyDeviceToHost));
+    alpha.assign(ng, 1.f);
+    beta.assign(ng, 1.f);
+    if (t.minmax) {
+        AR_CUDA_CHECK(cudaMemcpy(alpha.data(), best ? t.balpha.p : t.alpha.p, ng * sizeof(float), cudaMemcpyDeviceToHost));
+        AR_CUDA_CHECK(cudaMemcpy(beta.data(), best ? t.bbeta.p : t.beta.p, ng * sizeof(float), cudaMemcpyDeviceToHost));
+    }
 }
 
 void CudaBlockEngine::set_train_inputs(const float* train_in) {

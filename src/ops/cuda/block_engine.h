@@ -2,10 +2,11 @@
 // block inputs and FP targets resident on the device, mini-batch forward + masked MSE + backward to the
 // 7 weight gradients, and the no-grad forward over all samples (FP targets, quantized chain).
 //
-// Why this split: the block math (GEMMs, attention, norms: > 95 % of a tuning step) runs on the GPU; the
-// per-iteration fake quantization of the weights and the SignSGD update stay on the host in the exact code
-// the CPU path uses (ops/cpu/fake_quant.h), so both devices tune with identical quantizer semantics. Per
-// iteration the host uploads the 7 QDQ weights and downloads their gradients (2 × 4 bytes per parameter).
+// Why this split: the block math (GEMMs, attention, norms: > 95 % of a tuning step) runs here. The
+// per-iteration fake quantization and SignSGD update run on the device too (add_tuned_layer and the calls after
+// it; ops/cuda/fake_quant_device.h, bit-identical forward to ops/cpu/fake_quant.h), so a step moves no weights or
+// gradients over PCIe. The earlier split is still available: the host computes the QDQ weights (set_weight)
+// and reads the gradients back (get_weight_grad), 2 × 4 bytes per parameter per iteration.
 //
 // Math: the same as model/qwen3_block_grad.h, in one of two precisions (CudaBlockEngineOptions::precision):
 //  * GpuPrecision::Fp32 (default): float32 everywhere; cuBLAS SGEMM in pedantic FP32, no TF32 — matches the
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "model/qwen3_block_grad.h"
+#include "ops/cpu/fake_quant.h"
 
 namespace autoround {
 
@@ -86,6 +88,23 @@ public:
     // No-grad forward of all n resident training inputs with the current weights, in chunks of `batch`:
     // out [n, L, H] on the host (may alias nothing on the device; host `out` may be the caller's train_in).
     void forward_all(float* out);
+
+    // ---- on-device SignRound parameters (ops/cuda/fake_quant_device.h): the tuner's per-iteration fake
+    // quantization and SignSGD step without moving weights and gradients between host and device ----
+    // Registers quantized linear `which` for on-device tuning: uploads its original weight W [out, in] and
+    // wmin/wmax [out·G] (fake_quant_minmax), starts from V = 0, α = β = 1. Returns the layer's slot (0, 1, ...).
+    int add_tuned_layer(int which, const FakeQuantShape& sh, const FakeQuantConfig& cfg, bool minmax, const float* W,
+                        const float* wmin, const float* wmax);
+    // For every tuned layer: clamp α, β and set block weight `which` = fake_quant(W, V, α, β) (as set_weight would).
+    void quantize_tuned_layers();
+    // For every tuned layer: dV, dα, dβ from the device dW of the last forward_backward, then SignSGD with
+    // lr[slot] = {lr_v, lr_m}.
+    void step_tuned_layers(const std::vector<std::array<float, 2>>& lr);
+    // best ← the current V, α, β of every tuned layer (device-side copies).
+    void snapshot_tuned_layers();
+    // Downloads a tuned layer's current (best = false) or snapshot (best = true) parameters.
+    void get_tuned_params(int slot, bool best, std::vector<float>& V, std::vector<float>& alpha,
+                          std::vector<float>& beta) const;
 
     // Loads new resident training inputs (e.g. after a chain update) [n, L, H] (host-resident mode: uses
     // this array from now on).

@@ -1,0 +1,272 @@
+// ops/cuda/fake_quant_device.cu — see fake_quant_device.h. One thread block per quantization group: thread 0
+// derives the group's scale and zero point (the CPU's group_params, op for op), the threads stride over the
+// group's elements, and the backward reduces ds, dz over the block before thread 0 chains them to dα, dβ
+// (the CPU's group_param_grads) and steps α, β.
+#include "ops/cuda/fake_quant_device.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "core/error.h"
+#include "ops/cuda/cuda_check.h"
+
+namespace autoround {
+namespace {
+
+constexpr int kGroupThreads = 128;
+
+struct Params {  // per launch: the layer's constants
+    int64_t in, gs, G, padded;
+    int bits;
+    bool sym, scale_fp16, out_bf16, minmax;
+    float tau, tau_val;  // τ as float, and the value a clamped scale takes (fp16(τ) with fp16 scales)
+};
+
+struct Group {  // ops/cpu/fake_quant.cpp GroupParams
+    float s, z, wlo;
+    bool pass;
+    int which;
+};
+
+__device__ float clamp01(float v) { return fminf(fmaxf(v, 0.f), 1.f); }
+__device__ float cast_fp16(float v) { return __half2float(__float2half_rn(v)); }
+
+// The group's parameters from (clamped) α, β: group_params of ops/cpu/fake_quant.cpp with every op rounded
+// on its own (no FMA contraction).
+__device__ Group group_params(const Params& P, float al, float be, float wmin, float wmax) {
+    Group p{0.f, 0.f, 0.f, true, 0};
+    if (P.sym) {
+        const float Q = float(1 << (P.bits - 1));
+        const float a = -__fmul_rn(wmin, al), b = __fmul_rn(wmax, be);
+        float m;
+        if (b < a) { m = a; p.which = 0; }
+        else if (a < b) { m = -b; p.which = 1; }
+        else { m = -a; p.which = 2; }
+        float s = __fdiv_rn(m, Q);
+        if (P.scale_fp16) s = cast_fp16(s);
+        if (s < 0.f) { p.pass = s <= -P.tau; p.s = p.pass ? s : -P.tau_val; }
+        else { p.pass = s >= P.tau; p.s = p.pass ? s : P.tau_val; }
+        p.z = Q;
+    } else {
+        const float Qa = float((1 << P.bits) - 1);
+        p.wlo = __fmul_rn(wmin, al);
+        const float whi = __fmul_rn(wmax, be);
+        float s = __fdiv_rn(__fsub_rn(whi, p.wlo), Qa);
+        if (P.scale_fp16) s = cast_fp16(s);
+        p.pass = s >= P.tau;
+        p.s = p.pass ? s : P.tau_val;
+        p.z = rintf(__fdiv_rn(-p.wlo, p.s));
+    }
+    return p;
+}
+
+__global__ void forward_kernel(Params P, const float* W, const float* V, float* alpha, float* beta,
+                               const float* wmin, const float* wmax, float* yf, __nv_bfloat16* yb) {
+    const int64_t g = blockIdx.x, o = g / P.G, j = g % P.G, c0 = j * P.gs;
+    const int64_t n = min(P.gs, P.in - c0);
+    __shared__ Group sp;
+    if (threadIdx.x == 0) {
+        float al = 1.f, be = 1.f;
+        if (P.minmax) {  // fake_quant_clamp_minmax, in place
+            al = alpha[g] = clamp01(alpha[g]);
+            be = beta[g] = clamp01(beta[g]);
+        }
+        sp = group_params(P, al, be, wmin[g], wmax[g]);
+    }
+    __syncthreads();
+    const Group p = sp;
+    const float* x = W + o * P.in + c0;
+    const float* v = V + o * P.padded + c0;
+    for (int64_t c = threadIdx.x; c < n; c += blockDim.x) {
+        float y;
+        const float u = __fadd_rn(__fdiv_rn(x[c], p.s), v[c]);
+        if (P.sym) {
+            const float q = fminf(fmaxf(rintf(u), -p.z), p.z - 1.f);
+            y = __fmul_rn(p.s, q);
+        } else {
+            const float Qa = float((1 << P.bits) - 1);
+            const float q = fminf(fmaxf(__fadd_rn(rintf(u), p.z), 0.f), Qa);
+            y = __fmul_rn(p.s, __fsub_rn(q, p.z));
+        }
+        const __nv_bfloat16 yb16 = __float2bfloat16_rn(y);
+        if (P.out_bf16) y = __bfloat162float(yb16);
+        if (yf) yf[o * P.in + c0 + c] = y;
+        if (yb) yb[o * P.in + c0 + c] = P.out_bf16 ? yb16 : __float2bfloat16_rn(y);
+    }
+}
+
+__device__ float block_sum(float v, float* sh) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();  // sh may still be read from a previous call
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    float t = 0.f;
+    for (int w = 0; w < int(blockDim.x + 31) / 32; ++w) t += sh[w];
+    return t;
+}
+
+// signsgd_step of one parameter
+__device__ float sign_step(float p, float g, float lr) {
+    if (g > 0.f) return __fsub_rn(p, lr);
+    if (g < 0.f) return __fadd_rn(p, lr);
+    return p;  // sign(0) = 0; NaN: no step
+}
+
+__global__ void backward_step_kernel(Params P, const float* W, float* V, float* alpha, float* beta, const float* wmin,
+                                     const float* wmax, const float* dWq, float lr_v, float lr_m, float* gV, float* gA,
+                                     float* gB) {
+    const int64_t g = blockIdx.x, o = g / P.G, j = g % P.G, c0 = j * P.gs;
+    const int64_t n = min(P.gs, P.in - c0);
+    __shared__ Group sp;
+    __shared__ float red[32];
+    if (threadIdx.x == 0)
+        sp = group_params(P, P.minmax ? clamp01(alpha[g]) : 1.f, P.minmax ? clamp01(beta[g]) : 1.f, wmin[g], wmax[g]);
+    __syncthreads();
+    const Group p = sp;
+    const float* x = W + o * P.in + c0;
+    float* v = V + o * P.padded + c0;
+    const float* gr = dWq + o * P.in + c0;
+    float ds = 0.f, dz = 0.f;
+    const float Qa = float((1 << P.bits) - 1);
+    for (int64_t c = threadIdx.x; c < P.gs; c += blockDim.x) {
+        float dv = 0.f;
+        if (c < n) {
+            const float xs = __fdiv_rn(x[c], p.s);
+            const float r = rintf(__fadd_rn(xs, v[c]));
+            const float gc = gr[c];
+            if (P.sym) {
+                const bool in = r >= -p.z && r <= p.z - 1.f;
+                const float q = fminf(fmaxf(r, -p.z), p.z - 1.f);
+                dv = in ? __fmul_rn(gc, p.s) : 0.f;
+                ds += __fsub_rn(__fmul_rn(gc, q), in ? __fmul_rn(gc, xs) : 0.f);
+            } else {
+                const float tq = __fadd_rn(r, p.z);
+                const bool in = tq >= 0.f && tq <= Qa;
+                const float q = fminf(fmaxf(tq, 0.f), Qa);
+                dv = in ? __fmul_rn(gc, p.s) : 0.f;
+                ds += __fsub_rn(__fmul_rn(gc, __fsub_rn(q, p.z)), in ? __fmul_rn(gc, xs) : 0.f);
+                if (!in) dz -= __fmul_rn(gc, p.s);
+            }
+            v[c] = sign_step(v[c], dv, lr_v);
+        }
+        if (gV) gV[o * P.padded + c0 + c] = dv;  // padding: 0
+    }
+    ds = block_sum(ds, red);
+    dz = block_sum(dz, red);
+    if (threadIdx.x != 0) return;
+    // group_param_grads
+    const float wmn = wmin[g], wmx = wmax[g];
+    float da = 0.f, db = 0.f;
+    if (P.sym) {
+        const float Q = p.z;
+        const float dm = p.pass ? ds / Q : 0.f;
+        if (p.which == 0) da = -dm * wmn;
+        else if (p.which == 1) db = -dm * wmx;
+        else { da = dm * wmn / 2.f; db = -dm * wmx / 2.f; }
+    } else {
+        const float s = p.s;
+        ds += dz * p.wlo / (s * s);
+        float dwlo = -dz / s;
+        const float ds0 = p.pass ? ds : 0.f;
+        const float dwhi = ds0 / Qa;
+        dwlo -= ds0 / Qa;
+        da = dwlo * wmn;
+        db = dwhi * wmx;
+    }
+    if (gA) gA[g] = da;
+    if (gB) gB[g] = db;
+    if (P.minmax) {
+        alpha[g] = sign_step(alpha[g], da, lr_m);
+        beta[g] = sign_step(beta[g], db, lr_m);
+    }
+}
+
+Params params_of(const FakeQuantDeviceLayer& l) {
+    check(l.cfg.bits >= 1 && l.cfg.bits <= 8, "fake quant (GPU): bits = ", l.cfg.bits);
+    check(l.W && l.V && l.wmin && l.wmax && (!l.minmax || (l.alpha && l.beta)), "fake quant (GPU): missing arrays");
+    Params P;
+    P.in = l.sh.in;
+    P.gs = l.sh.gs;
+    P.G = l.sh.G;
+    P.padded = l.sh.padded_in();
+    P.bits = l.cfg.bits;
+    P.sym = l.cfg.sym;
+    P.scale_fp16 = l.cfg.scale_fp16;
+    P.out_bf16 = l.cfg.out_bf16;
+    P.minmax = l.minmax;
+    P.tau = static_cast<float>(l.cfg.tau);
+    P.tau_val = l.cfg.scale_fp16 ? __half2float(__float2half_rn(P.tau)) : P.tau;
+    return P;
+}
+
+template <typename T>
+struct Dev {  // a scratch device array for fake_quant_device_run
+    T* p = nullptr;
+    explicit Dev(size_t n, const T* host = nullptr) {
+        AR_CUDA_CHECK(cudaMalloc(&p, (n ? n : 1) * sizeof(T)));
+        if (host && n) AR_CUDA_CHECK(cudaMemcpy(p, host, n * sizeof(T), cudaMemcpyHostToDevice));
+    }
+    ~Dev() { cudaFree(p); }
+    Dev(const Dev&) = delete;
+    Dev& operator=(const Dev&) = delete;
+    std::vector<T> get(size_t n) const {
+        std::vector<T> h(n);
+        AR_CUDA_CHECK(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+        return h;
+    }
+};
+
+}  // namespace
+
+void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uint16_t* Wq_bf16) {
+    const Params P = params_of(l);
+    forward_kernel<<<unsigned(l.sh.groups()), kGroupThreads>>>(P, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, Wq_f32,
+                                                               reinterpret_cast<__nv_bfloat16*>(Wq_bf16));
+    AR_CUDA_CHECK(cudaGetLastError());
+}
+
+void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float* dWq, float lr_v, float lr_m, float* gV,
+                                     float* gA, float* gB) {
+    const Params P = params_of(l);
+    backward_step_kernel<<<unsigned(l.sh.groups()), kGroupThreads>>>(P, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq,
+                                                                     lr_v, lr_m, gV, gA, gB);
+    AR_CUDA_CHECK(cudaGetLastError());
+}
+
+FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
+                                            const FakeQuantConfig& cfg, bool minmax, const std::vector<float>& dWq,
+                                            float lr_v, float lr_m) {
+    const size_t nw = size_t(sh.out * sh.in), nv = size_t(sh.out * sh.padded_in()), ng = size_t(sh.groups());
+    check(t.W && t.V && t.wmin && t.wmax && (!minmax || (t.alpha && t.beta)) && dWq.size() == nw,
+          "fake_quant_device_run: missing or mis-sized arrays");
+    Dev<float> W(nw, t.W), V(nv, t.V), A(ng, minmax ? t.alpha : nullptr), B(ng, minmax ? t.beta : nullptr),
+        lo(ng, t.wmin), hi(ng, t.wmax), G(nw, dWq.data()), Wq(nw), gV(nv), gA(ng), gB(ng);
+    FakeQuantDeviceLayer l;
+    l.sh = sh;
+    l.cfg = cfg;
+    l.minmax = minmax;
+    l.W = W.p;
+    l.V = V.p;
+    l.alpha = minmax ? A.p : nullptr;
+    l.beta = minmax ? B.p : nullptr;
+    l.wmin = lo.p;
+    l.wmax = hi.p;
+    fake_quant_device_forward(l, Wq.p, nullptr);
+    fake_quant_device_backward_step(l, G.p, lr_v, lr_m, gV.p, gA.p, gB.p);
+    AR_CUDA_CHECK(cudaDeviceSynchronize());
+    FakeQuantDeviceResult r;
+    r.Wq = Wq.get(nw);
+    r.gV = gV.get(nv);
+    r.gA = gA.get(ng);
+    r.gB = gB.get(ng);
+    r.V = V.get(nv);
+    if (minmax) {
+        r.alpha = A.get(ng);
+        r.beta = B.get(ng);
+    }
+    return r;
+}
+
+}  // namespace autoround
