@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +27,7 @@
 #include "io/model_config.h"
 #include "model/qwen3_model.h"
 #include "quant/calibration.h"
+#include "quant/gguf_double_quant.h"
 #include "quant/rtn.h"
 #include "quant/scheme.h"
 #include "quant/signround_tuner.h"
@@ -126,6 +128,13 @@ QuantizedLayers placeholder_layers(const QuantPlan& plan) {
         out.emplace(l.name, std::move(q));
     }
     return out;
+}
+
+// "Q4_K (int_asym_dq W4G32)" for a GGUF block scheme.
+std::string gguf_scheme_label(const LayerScheme& s) {
+    const std::optional<gguf::BlockType> t = gguf_block_type_of(s);
+    return (t ? std::string(gguf::block_type_name(*t)) + " " : std::string()) + "(" + s.data_type + " W" +
+           std::to_string(s.bits) + "G" + std::to_string(s.group_size) + (s.sym ? " sym" : " asym") + ")";
 }
 
 std::string scheme_label(const LayerScheme& s) {
@@ -237,31 +246,60 @@ int run_quantize(const QuantizeArgs& a) {
     sch.ignore_layers = a.ignore_layers;
     sch.layer_config = a.layer_config;
     sch.quant_lm_head = a.quant_lm_head;
-    // A GGUF-only run with a 32-block type tunes that type's data type (as auto-round's GGUF presets do), so the
-    // file holds the tuned codes; explicit scheme flags win (their codes are then re-quantized to the type).
+    // A GGUF-only run tunes, layer by layer, the data type of the block type its file stores (as auto-round's GGUF
+    // presets do: q4_0 -> int sym group 32, q4_k_m -> int_asym_dq Q4_K with int_sym_dq Q6_K for the attn_v /
+    // ffn_down that llama-quantize promotes), so the file holds the tuned integers. Explicit scheme flags win
+    // (their codes are then re-quantized to the type at export).
+    bool gguf_schemes = false;
     {
         std::optional<LayerScheme> gs;
-        bool all_gguf = !formats.empty(), agree = true;
+        bool all_gguf = !formats.empty();
         for (ExportFormat f : formats) {
             if (!gguf_file_type_of(f)) all_gguf = false;
-            const std::optional<LayerScheme> s = gguf_tuned_scheme(f);
-            if (!s) continue;
-            if (gs && !(*gs == *s)) agree = false;
-            gs = s;
+            if (!gs) gs = gguf_tuned_scheme(f);
         }
         const bool explicit_scheme = a.scheme || a.bits || a.group_size || a.sym || a.asym;
-        if (all_gguf && gs && agree && !explicit_scheme) {
+        if (all_gguf && gs && !explicit_scheme) {
             sch.bits = gs->bits;
             sch.group_size = gs->group_size;
             sch.sym = gs->sym;
-            note("--format " + a.format + ": tuning the GGUF type's data type (W" + std::to_string(gs->bits) + " " +
-                 (gs->sym ? "sym" : "asym") + " group 32), so the file stores the tuned codes");
+            gguf_schemes = true;
         } else if (gs && explicit_scheme && !(resolve_global_scheme(sch) == *gs)) {
-            note("--format " + a.format + ": the scheme given differs from the GGUF type's (W" + std::to_string(gs->bits) +
-                 " group 32); the tuned weights are re-quantized to it at export");
+            note("--format " + a.format + ": the scheme given differs from the GGUF type's (" + gguf_scheme_label(*gs) +
+                 "); the tuned weights are re-quantized to it at export");
         }
     }
     QuantPlan plan = plan_quantization(describe_model(model.config(), model.tensors(), tune_vision), sch);
+    if (gguf_schemes) {
+        const bool has_output = model.tensors().has("lm_head.weight");
+        const int nl = model.config().num_hidden_layers;
+        std::map<std::string, int> used;  // scheme label -> layers
+        int disagree = 0;
+        auto retune = [&](PlannedLayer& l) {
+            std::optional<LayerScheme> pick;
+            bool same = true;
+            for (ExportFormat f : formats) {
+                const std::optional<LayerScheme> s = gguf_layer_scheme(f, l.name, nl, has_output, l.in);
+                if (!s) continue;
+                if (pick && !(*pick == *s)) same = false;
+                if (!pick) pick = s;
+            }
+            if (!pick) return;
+            if (!same) ++disagree;
+            l.scheme = *pick;
+            ++used[gguf_scheme_label(*pick)];
+        };
+        for (PlannedBlock& b : plan.blocks)
+            if (!b.vision)
+                for (PlannedLayer& l : b.layers) retune(l);
+        for (PlannedLayer& l : plan.outside) retune(l);
+        std::string mix;
+        for (const auto& [label, n] : used) mix += (mix.empty() ? "" : ", ") + std::to_string(n) + " x " + label;
+        note("--format " + a.format + ": tuning each layer in its GGUF block type's data type (" + mix +
+             "), so the file stores the tuned integers" +
+             (disagree ? "; " + std::to_string(disagree) + " layers differ between the formats and are tuned for the "
+                         "first one (re-quantized for the others)" : std::string()));
+    }
     // The vision blocks (--quant_nontext_module) go to the vision tuner; quantize_model gets the language model's.
     std::vector<PlannedBlock> vision_blocks;
     QuantPlan text_plan = plan;

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "export/export_formats.h"
 #include "io/model_config.h"
+#include "quant/gguf_double_quant.h"
 
 namespace fs = std::filesystem;
 
@@ -410,12 +411,20 @@ std::string_view export_format_name(ExportFormat f) {
 }
 
 std::optional<LayerScheme> gguf_tuned_scheme(ExportFormat f) {
-    switch (f) {
-        case ExportFormat::GgufQ4_0: return LayerScheme{4, 32, true, "int"};
-        case ExportFormat::GgufQ4_1: return LayerScheme{4, 32, false, "int"};
-        case ExportFormat::GgufQ8_0: return LayerScheme{8, 32, true, "int"};
-        default: return std::nullopt;
-    }
+    const std::optional<GgufFileType> ft = gguf_file_type_of(f);
+    if (!ft) return std::nullopt;
+    // the file type's base block type (Q4_K for q4_k_s / q4_k_m); nullopt for f32 / f16 / bf16
+    return gguf_block_scheme(gguf_tensor_type(*ft, "blk.0.attn_q.weight", 0, 1, true, gguf::kQKK));
+}
+
+std::optional<LayerScheme> gguf_layer_scheme(ExportFormat f, const std::string& layer, int n_layers, bool has_output,
+                                             int64_t in) {
+    const std::optional<GgufFileType> ft = gguf_file_type_of(f);
+    if (!ft) return std::nullopt;
+    const std::optional<std::string> g = gguf_tensor_name(layer + ".weight");
+    if (!g) return std::nullopt;
+    const int idx = g->rfind("blk.", 0) == 0 ? std::atoi(g->c_str() + 4) : -1;
+    return gguf_block_scheme(gguf_tensor_type(*ft, *g, idx, n_layers, has_output, in));
 }
 
 std::optional<GgufFileType> gguf_file_type_of(ExportFormat f) {
@@ -498,6 +507,8 @@ namespace export_detail {
 
 void check_gptq_storable(const std::string& name, const QuantizedTensor& q, bool v1_zeros, const std::string& format) {
     const std::string l = name + " " + shape_str(q.out_features, q.in_features);
+    check(!q.double_quant(), format, " cannot store layer ", l, ": it is tuned in a GGUF k-quant data type (",
+          q.sym ? "int_sym_dq" : "int_asym_dq", "); the formats that can store it are gguf:* and fake");
     check(q.float_zeros.empty(), format, " cannot store layer ", l,
           ": it has floating-point zero points; the only format that can is fake");
     check(q.bits == 2 || q.bits == 3 || q.bits == 4 || q.bits == 8, format, " cannot store layer ", l, ": it is ",
@@ -522,6 +533,8 @@ void check_gptq_storable(const std::string& name, const QuantizedTensor& q, bool
 
 void check_awq_storable(const std::string& name, const QuantizedTensor& q, const std::string& format) {
     const std::string l = name + " " + shape_str(q.out_features, q.in_features);
+    check(!q.double_quant(), format, " cannot store layer ", l, ": it is tuned in a GGUF k-quant data type (",
+          q.sym ? "int_sym_dq" : "int_asym_dq", "); the formats that can store it are gguf:* and fake");
     check(q.float_zeros.empty(), format, " cannot store layer ", l,
           ": it has floating-point zero points; the only format that can is fake");
     check(q.bits == 4, format, " stores 4-bit weights only, layer ", l, " is ", q.bits,

@@ -63,11 +63,16 @@ enum class ExportFormat {
 
 // The GGUF file type of a gguf:* format; nullopt for the safetensors formats.
 std::optional<GgufFileType> gguf_file_type_of(ExportFormat f);
-// The `int` scheme auto-round tunes for a GGUF type whose blocks hold its codes exactly
-// (autoround-algorithm.md §2.10–2.11, export/gguf_export.h): gguf:q4_0 -> W4 sym group 32, gguf:q4_1 -> W4 asym
-// group 32, gguf:q8_0 -> W8 sym group 32. nullopt for the other formats (the k-quants' double-quantized data
-// types are not tuned yet: their files are quantized from the source weights).
+// The scheme auto-round tunes for the base block type of a GGUF file type, whose blocks then hold the tuned
+// integers exactly (autoround-algorithm.md §2.10–2.11, quant/gguf_double_quant.h): gguf:q4_0 -> W4 sym group 32,
+// gguf:q4_1 -> W4 asym group 32, gguf:q8_0 -> W8 sym group 32, gguf:q4_k_s / q4_k_m -> int_asym_dq Q4_K,
+// gguf:q6_k -> int_sym_dq Q6_K. nullopt for float GGUF types and non-GGUF formats.
 std::optional<LayerScheme> gguf_tuned_scheme(ExportFormat f);
+// The same for one Linear (HF module name, e.g. "model.layers.3.mlp.down_proj", input width `in`) of a model with
+// n_layers blocks: its block type in a file of format f follows llama-quantize's per-tensor mix (q4_k_m: Q6_K for
+// some attn_v / ffn_down). nullopt when f is not GGUF, the layer has no GGUF tensor, or the type is a float type.
+std::optional<LayerScheme> gguf_layer_scheme(ExportFormat f, const std::string& layer, int n_layers, bool has_output,
+                                             int64_t in);
 
 // "auto_round", "auto_gptq", ... (case-insensitive; aliases auto_round:gptq, auto_round:awq). Error lists the
 // supported names.

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "io/gguf.h"
 #include "io/model_config.h"
+#include "quant/gguf_double_quant.h"
 
 namespace fs = std::filesystem;
 
@@ -356,6 +357,11 @@ BlockType gguf_tensor_type(GgufFileType ft, const std::string& name, int layer, 
 namespace {
 // Whether q's scheme is exactly one of the GGUF 32-blocks (see gguf_blocks_from_quantized).
 bool maps_onto(const QuantizedTensor& q, BlockType t) {
+    if (q.double_quant()) {  // k-quant super-blocks (quant/gguf_double_quant.h)
+        const std::optional<LayerScheme> s = gguf_block_scheme(t);
+        return s && is_double_quant(*s) && q.bits == s->bits && q.group_len() == s->group_size && q.sym == s->sym &&
+               q.dq_super_group == s->super_group_size && q.in_features % gguf::kQKK == 0;
+    }
     if (q.group_len() != gguf::kQK || q.in_features % gguf::kQK != 0) return false;
     if (t == BlockType::Q4_0 || t == BlockType::Q8_0) {
         const int bits = t == BlockType::Q4_0 ? 4 : 8;
@@ -369,6 +375,7 @@ bool maps_onto(const QuantizedTensor& q, BlockType t) {
 }  // namespace
 
 std::optional<std::vector<uint8_t>> gguf_blocks_from_quantized(const QuantizedTensor& q, BlockType t) {
+    if (q.double_quant()) return dq_blocks_from_tensor(q, t);  // k-quants: quant/gguf_double_quant.h
     if (!maps_onto(q, t)) return std::nullopt;
     const int64_t N = q.out_features, K = q.in_features, ng = K / gguf::kQK;
     const int64_t rb = gguf::row_bytes(t, K);

@@ -18,12 +18,12 @@
 //               code = nibble (q4_0) or code - 128 = qs (q8_0)  -> `layers`, mapped here (exact when s is fp16).
 //   q4_1        int_asym_float_zp gs32: {bits 4, group_size 32, asym, float_zeros}; d = fp16(s), m = fp16(-s*z)
 //               -> `layers`, mapped here.
-//   q4_k, q5_k  int_asym_dq (gs32, super-group 8, super_bits 6): the tuned s = d*sc[j], m = dmin*mn[j] with 6-bit
-//               sc / mn and codes 0..15 / 0..31 -> fill BlockQ4_K / BlockQ5_K (q4k_pack_scale_min, nibbles /
-//               q5k_pack_codes) -> `packed`.
+//   q4_k, q5_k  int_asym_dq (gs32, super-group 8, super_bits 6): a double-quant QuantizedTensor (s = d*sc[j],
+//               m = dmin*mn[j], 6-bit sc / mn, codes 0..15 / 0..31) -> `layers`, packed into BlockQ4_K / BlockQ5_K
+//               by quant/gguf_double_quant.h (exact).
 //   q6_k        int_sym_dq (gs16, super-group 16, super_bits 8): d, int8 scales[16], codes 0..63 (q - 32)
-//               -> BlockQ6_K (q6k_pack_codes) -> `packed`.
-//   q2_k, q3_k  not implemented.
+//               -> `layers`, BlockQ6_K (exact).
+//   q2_k, q3_k  not implemented (their layouts are not in the formats doc).
 // 1-D tensors (norms) are always F32. Tied models (Qwen3-0.6B/nano) have no output.weight; token_embd then
 // takes the output's type (Q6_K in q4_k_m files), as llama-quantize does.
 //

@@ -43,7 +43,10 @@ struct LayerScheme {
     int bits = 4;
     int64_t group_size = 128;  // -1 = one group per row
     bool sym = true;
-    std::string data_type = "int";  // "int" for quantized layers; "float" / "fp" for bits 16
+    std::string data_type = "int";  // "int" for quantized layers; "float" / "fp" for bits 16; GGUF k-quants:
+                                    // "int_asym_dq" (q4_k, q5_k) / "int_sym_dq" (q6_k), quant/gguf_double_quant.h
+    int super_group_size = 0;       // *_dq only: groups per super-group (8 or 16)
+    int super_bits = 0;             // *_dq only: bits of the super-group's scale codes (6 or 8)
 
     bool quantized() const { return bits <= 8; }
     QuantScheme quant_scheme() const { return {bits, group_size, sym}; }

@@ -147,6 +147,19 @@ void QuantizedTensor::validate() const {
             fail(l, ": code ", int(codes[i]), " at [", i / in_features, ", ", i % in_features, "] exceeds ", bits, " bits");
     for (size_t i = 0; i < scales.size(); ++i)
         if (!std::isfinite(scales[i])) fail(l, ": scale at [", i / ng, ", ", i % ng, "] is not finite");
+    if (double_quant()) {
+        check(ng % dq_super_group == 0, l, ": ", ng, " groups per row are not a multiple of the super-group size ",
+              dq_super_group);
+        check(float_zeros.empty(), l, ": a double-quantized tensor has no float zero points");
+        const size_t nsg = static_cast<size_t>(out_features * ng / dq_super_group);
+        check(dq_d.size() == nsg && dq_sc.size() == scales.size(), l, ": double-quant factors hold ", dq_d.size(),
+              " / ", dq_sc.size(), " values, expected ", nsg, " / ", scales.size());
+        check(sym || (dq_dmin.size() == nsg && dq_mn.size() == scales.size()), l,
+              ": an asymmetric double-quantized tensor needs dmin [", nsg, "] and min codes [", scales.size(), "]");
+        for (size_t g = 0; g < scales.size(); ++g)
+            check(scales[g] == dq_d[g / static_cast<size_t>(dq_super_group)] * static_cast<float>(dq_sc[g]), l,
+                  ": scale of group ", g, " is not its super-group factor times its code");
+    }
     if (!float_zeros.empty()) {
         check(static_cast<int64_t>(float_zeros.size()) == out_features * ng, l, ": float_zeros hold ",
               float_zeros.size(), " values, expected [out, n_groups] = [", out_features, ", ", ng, "]");
@@ -179,6 +192,14 @@ void QuantizedTensor::dequantize_into(std::span<float> w) const {
     for (int64_t n = 0; n < out_features; ++n) {
         const uint8_t* q = codes.data() + n * in_features;
         float* dst = w.data() + n * in_features;
+        if (double_quant() && !sym) {  // w = s·q - m (the k-quant order: one product, one subtraction)
+            for (int64_t k = 0; k < in_features; ++k) {
+                const size_t gi = static_cast<size_t>(n * ng + k / G);
+                const float m = dq_dmin[gi / static_cast<size_t>(dq_super_group)] * static_cast<float>(dq_mn[gi]);
+                dst[k] = scales[gi] * static_cast<float>(q[k]) - m;
+            }
+            continue;
+        }
         for (int64_t k = 0; k < in_features; ++k) {
             const size_t gi = static_cast<size_t>(n * ng + k / G);
             // (q - z) is an exact small integer; one rounding at most (none for fp16 scales).
@@ -226,6 +247,8 @@ PackedLinear to_gptq(const QuantizedTensor& q, const GptqOptions& opt) {
     q.validate();
     const std::string l = q.label();
     check(q.float_zeros.empty(), l, ": GPTQ stores integer zero points only; this tensor has float zeros");
+    check(!q.double_quant(), l, ": a GGUF k-quant (double-quantized) tensor cannot be stored as GPTQ; export it with "
+          "--format gguf:<type> or fake");
     check(pack::gptq_bits_ok(q.bits), l, ": GPTQ supports bits 2, 3, 4, 8, not ", q.bits);
     const int64_t N = q.out_features, K = q.in_features, ng = q.n_groups(), G = q.group_len();
     const int64_t blk = pack::gptq_codes_per_block(q.bits);
@@ -310,6 +333,8 @@ PackedLinear to_awq(const QuantizedTensor& q, DType scale_dtype) {
     const std::string l = q.label();
     check(q.bits == 4, l, ": AWQ supports 4-bit only, not ", q.bits);
     check(q.float_zeros.empty(), l, ": AWQ stores integer zero points only; this tensor has float zeros");
+    check(!q.double_quant(), l, ": a GGUF k-quant (double-quantized) tensor cannot be stored as AWQ; export it with "
+          "--format gguf:<type> or fake");
     const int64_t N = q.out_features, K = q.in_features, ng = q.n_groups();
     check(N % 8 == 0, l, ": AWQ packing needs out_features to be a multiple of 8");
     std::vector<uint8_t> fields(q.zeros.size());

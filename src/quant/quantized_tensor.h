@@ -61,6 +61,16 @@ struct QuantizedTensor {
     // Room for float zero points (e.g. auto-round's int_asym_float_zp / GGUF q4_1): when non-empty,
     // [out, n_groups] float32, used by dequantize() instead of `zeros`; no int format can store them.
     std::vector<float> float_zeros;
+    // GGUF k-quant double quantization (auto-round's int_asym_dq / int_sym_dq, quant/gguf_double_quant.h): when
+    // dq_super_group > 0, every dq_super_group consecutive groups (of one row) form a super-group u, and
+    //   scales[g] == dq_d[u] * dq_sc[g] (exact: an fp16 value times a small integer);
+    //   asym (sym == false): w = s·q - m with m = dq_dmin[u] * dq_mn[g] (zeros are unused and 0);
+    //   sym: zeros == 2^(bits-1), w = (q - z)·s as usual; dq_dmin / dq_mn are empty.
+    // Only the GGUF k-quant blocks (Q4_K, Q5_K, Q6_K) and the fake format can store such a tensor.
+    int64_t dq_super_group = 0;
+    std::vector<float> dq_d, dq_dmin;    // [out · n_groups / dq_super_group] fp16 values
+    std::vector<int32_t> dq_sc, dq_mn;   // [out, n_groups] integer scale / min codes
+    bool double_quant() const { return dq_super_group > 0; }
 
     QuantScheme scheme() const { return {bits, group_size, sym}; }
     int64_t group_len() const { return effective_group_len(group_size, in_features); }

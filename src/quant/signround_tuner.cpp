@@ -27,6 +27,7 @@
 #include "ops/cpu/norm_grad.h"
 #include "ops/cpu/rope_grad.h"
 #include "ops/cuda/block_engine.h"
+#include "quant/gguf_double_quant.h"
 #include "quant/rtn.h"
 
 namespace autoround {
@@ -298,12 +299,7 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
                   s.spec.scheme.bits, ")");
             const auto shape = linear_shape_of(dm, w);
             s.sh = fake_quant_shape(shape[0], shape[1], s.spec.scheme.group_size);
-            s.cfg.bits = s.spec.scheme.bits;
-            s.cfg.group_size = s.spec.scheme.group_size;
-            s.cfg.sym = s.spec.scheme.sym;
-            s.cfg.tau = 1e-5;  // fp16 scales
-            s.cfg.scale_fp16 = true;
-            s.cfg.out_bf16 = true;
+            s.cfg = fake_quant_config(s.spec.scheme);  // int: fp16 scales; GGUF k-quants: double quant, fp32 scales
             s.W = W[w].data();
             const size_t ng = static_cast<size_t>(s.sh.groups()), nw = static_cast<size_t>(s.sh.out * s.sh.in);
             s.V.assign(static_cast<size_t>(s.sh.out * s.sh.padded_in()), 0.f);
@@ -351,7 +347,9 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     }
     // The fake quantization and SignSGD on the device too (ops/cuda/fake_quant_device.h): V, α, β live there and
     // only the best parameters come back at the end.
-    const bool dev_fq = gpu && !opt.cuda_host_fake_quant;
+    // (The double-quantized GGUF k-quant types have no device kernel yet: their fake quantization runs here.)
+    const bool dev_fq = gpu && !opt.cuda_host_fake_quant &&
+                        std::all_of(st.begin(), st.end(), [](const LayerState& s) { return s.cfg.kind == FakeQuantKind::Int; });
     std::vector<std::array<float, 2>> dev_lr(st.size());
     bool dev_snapshot = false;
     if (dev_fq)
@@ -497,8 +495,12 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
         r.best_params[s.spec.name] = p;
         const std::span<const float> a = minmax ? std::span<const float>(s.alpha) : std::span<const float>();
         const std::span<const float> b = minmax ? std::span<const float>(s.beta) : std::span<const float>();
-        r.quantized.emplace(s.spec.name, quantize(std::span<const float>(s.W, s.sh.out * s.sh.in), s.sh.out, s.sh.in,
-                                                  s.V, a, b, qdq_options(s.spec.scheme), s.spec.name));
+        if (s.cfg.kind != FakeQuantKind::Int)
+            r.quantized.emplace(s.spec.name, dq_quantized_tensor(fake_quant_dq_codes(s.tensors(minmax), s.sh, s.cfg),
+                                                                 s.spec.scheme, s.sh.out, s.sh.in, s.spec.name));
+        else
+            r.quantized.emplace(s.spec.name, quantize(std::span<const float>(s.W, s.sh.out * s.sh.in), s.sh.out, s.sh.in,
+                                                      s.V, a, b, qdq_options(s.spec.scheme), s.spec.name));
         auto& q = r.qdq[s.spec.which];
         fake_quant_forward(s.tensors(minmax), s.sh, s.cfg, q.data(), nullptr, nullptr);  // bf16(s·q), as W_q
     }
@@ -732,7 +734,13 @@ QuantizedTensor quantize_opt_rtn(const std::vector<float>& W, int64_t out, int64
     return qt;
 }
 
-bool uses_opt_rtn(const LayerScheme& s) { return s.sym && s.bits < 8; }
+bool uses_opt_rtn(const LayerScheme& s) { return s.sym && s.bits < 8 && !is_double_quant(s); }
+
+// Plain RTN of one layer: auto-round's int RTN, or for a GGUF k-quant scheme llama.cpp's reference quantizer.
+QuantizedTensor rtn_layer(const std::vector<float>& w, const PlannedLayer& l) {
+    if (is_double_quant(l.scheme)) return quantize_dq_rtn(w, l.out, l.in, l.scheme, l.name);
+    return quantize_rtn(w, l.out, l.in, qdq_options(l.scheme), l.name);
+}
 
 int which_of(const PlannedBlock& b, const std::string& layer) {
     for (int w = 0; w < kNumBlockLinears; ++w)
@@ -807,7 +815,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
     // Layers outside the blocks: RTN (the reference tunes them only when their inputs were cached).
     for (const auto& l : plan.outside) {
         const std::vector<float> w = load_outside_weight(model, l);
-        res.layers.emplace(l.name, quantize_rtn(w, l.out, l.in, qdq_options(l.scheme), l.name));
+        res.layers.emplace(l.name, rtn_layer(w, l));
         res.warnings.push_back(l.name + " is outside the tuned blocks: quantized with plain RTN");
     }
     int last = -1;
@@ -822,7 +830,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
             const auto tb = Clock::now();
             for (const auto& l : b.layers) {
                 const std::vector<float> w = load_block_weight(model, b.index, which_of(b, l.name));
-                res.layers.emplace(l.name, quantize_rtn(w, l.out, l.in, qdq_options(l.scheme), l.name));
+                res.layers.emplace(l.name, rtn_layer(w, l));
             }
             BlockReport r;
             r.name = b.name;
@@ -913,7 +921,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
                     const auto shape = block_linear_shape(block.dims(), w);
                     res.layers.emplace(pl.name, uses_opt_rtn(pl.scheme)
                                                     ? quantize_opt_rtn(W[w], shape[0], shape[1], pl.scheme, im, pl.name)
-                                                    : quantize_rtn(W[w], shape[0], shape[1], qdq_options(pl.scheme), pl.name));
+                                                    : rtn_layer(W[w], pl));
                 }
                 BlockReport r;
                 r.name = name;

@@ -223,12 +223,22 @@ void TuningCheckpoint::save(int block_index, const BlockTuneResult& r, const std
         w.add(spec.name + ".scales", DType::F32, grp, as_bytes(q.scales));
         if (!q.zeros.empty()) w.add(spec.name + ".zeros", DType::I32, grp, as_bytes(q.zeros));
         if (!q.float_zeros.empty()) w.add(spec.name + ".float_zeros", DType::F32, grp, as_bytes(q.float_zeros));
+        if (q.double_quant()) {  // GGUF k-quant integers (quant/gguf_double_quant.h)
+            const std::vector<int64_t> sup = {static_cast<int64_t>(q.dq_d.size())};
+            w.add(spec.name + ".dq_d", DType::F32, sup, as_bytes(q.dq_d));
+            w.add(spec.name + ".dq_sc", DType::I32, grp, as_bytes(q.dq_sc));
+            if (!q.sym) {
+                w.add(spec.name + ".dq_dmin", DType::F32, sup, as_bytes(q.dq_dmin));
+                w.add(spec.name + ".dq_mn", DType::I32, grp, as_bytes(q.dq_mn));
+            }
+        }
         w.add_bf16_from_f32(spec.name + ".qdq", full, r.qdq[static_cast<size_t>(spec.which)]);
         jl.push_back({{"name", spec.name},
                       {"which", spec.which},
                       {"bits", q.bits},
                       {"group_size", q.group_size},
                       {"sym", q.sym},
+                      {"dq_super_group", q.dq_super_group},
                       {"out", q.out_features},
                       {"in", q.in_features}});
     }
@@ -278,6 +288,15 @@ TuningCheckpoint::Block TuningCheckpoint::load(int block_index) const {
             if (ts.has(q.name + ".zeros")) q.zeros = tensor_values<int32_t>(ts.get(q.name + ".zeros"), DType::I32, f);
             if (ts.has(q.name + ".float_zeros"))
                 q.float_zeros = tensor_values<float>(ts.get(q.name + ".float_zeros"), DType::F32, f);
+            q.dq_super_group = l.value("dq_super_group", int64_t(0));
+            if (q.double_quant()) {
+                q.dq_d = tensor_values<float>(ts.get(q.name + ".dq_d"), DType::F32, f);
+                q.dq_sc = tensor_values<int32_t>(ts.get(q.name + ".dq_sc"), DType::I32, f);
+                if (!q.sym) {
+                    q.dq_dmin = tensor_values<float>(ts.get(q.name + ".dq_dmin"), DType::F32, f);
+                    q.dq_mn = tensor_values<int32_t>(ts.get(q.name + ".dq_mn"), DType::I32, f);
+                }
+            }
             q.validate();
             std::vector<float> qdq = ts.load_f32(q.name + ".qdq");
             check(static_cast<int64_t>(qdq.size()) == q.out_features * q.in_features, "qdq of ", q.name, " has ",

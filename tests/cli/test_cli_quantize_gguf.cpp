@@ -1,6 +1,7 @@
 // tests/cli/test_cli_quantize_gguf.cpp — `quantize --format gguf:*` picks the data type the GGUF type stores
-// (autoround-algorithm.md §2.10–2.11): gguf:q4_0 tunes W4 sym group 32, gguf:q4_1 W4 asym group 32, gguf:q8_0
-// W8 sym group 32, so the file carries the tuned codes; explicit scheme flags win (with a note that the tuned
+// (autoround-algorithm.md §2.10–2.11) layer by layer: gguf:q4_0 tunes W4 sym group 32, gguf:q4_1 W4 asym group 32,
+// gguf:q8_0 W8 sym group 32, gguf:q4_k_m the double-quantized Q4_K type with Q6_K for the promoted attn_v /
+// ffn_down, gguf:q6_k Q6_K, so the file carries the tuned integers; explicit scheme flags win (with a note that the tuned
 // weights are re-quantized at export), and a mix with non-GGUF formats keeps the default scheme.
 #include <gtest/gtest.h>
 
@@ -42,9 +43,14 @@ TEST(CliGguf, TheGgufTypeChoosesTheTunedDataType) {
         const char* note;
     };
     const Case cases[] = {
-        {"--format gguf:q4_0", "qwen3-nano-w4g32", 4, 32, true, "tuning the GGUF type's data type (W4 sym group 32)"},
-        {"--format gguf:q4_1", "qwen3-nano-w4g32", 4, 32, false, "(W4 asym group 32)"},
-        {"--format gguf:q8_0", "qwen3-nano-w8g32", 8, 32, true, "(W8 sym group 32)"},
+        {"--format gguf:q4_0", "qwen3-nano-w4g32", 4, 32, true,
+         "tuning each layer in its GGUF block type's data type (42 x Q4_0 (int W4G32 sym))"},
+        {"--format gguf:q4_1", "qwen3-nano-w4g32", 4, 32, false, "(42 x Q4_1 (int W4G32 asym))"},
+        {"--format gguf:q8_0", "qwen3-nano-w8g32", 8, 32, true, "(42 x Q8_0 (int W8G32 sym))"},
+        // q4_k_m: Q4_K everywhere except attn_v / ffn_down of layers 2 and 5 of 6 (llama-quantize's use_more_bits)
+        {"--format gguf:q4_k_m", "qwen3-nano-w4g32", 4, 32, false,
+         "(38 x Q4_K (int_asym_dq W4G32 asym), 4 x Q6_K (int_sym_dq W6G16 sym))"},
+        {"--format gguf:q6_k", "qwen3-nano-w6g16", 6, 16, true, "(42 x Q6_K (int_sym_dq W6G16 sym))"},
         {"--format gguf:q4_0 --group_size 128", "qwen3-nano-w4g128", 4, 128, true, "re-quantized to it at export"},
         {"--format gguf:q4_0,auto_round", "qwen3-nano-w4g128", 4, 128, true, nullptr},
     };

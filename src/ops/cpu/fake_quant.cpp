@@ -14,6 +14,7 @@
 
 #include "core/bf16.h"
 #include "core/error.h"
+#include "ops/cpu/fake_quant_dq.h"
 
 namespace autoround {
 
@@ -221,6 +222,10 @@ void fake_quant_minmax(const T* W, const FakeQuantShape& sh, T* wmin, T* wmax) {
 template <typename T>
 void fake_quant_forward_ref(const FakeQuantTensors<T>& t, const FakeQuantShape& sh, const FakeQuantConfig& cfg,
                             T* Wq, T* scale, T* zero) {
+    if (cfg.kind != FakeQuantKind::Int) {  // GGUF k-quant data types: ops/cpu/fake_quant_dq.h
+        check(!scale && !zero, "fake quant: double-quantized kinds report their parameters via fake_quant_dq_codes");
+        return fake_quant_dq_forward(t, sh, cfg, Wq);
+    }
     check_config(cfg);
     check_tensors_present(t.W, t.wmin, t.wmax);
     for (int64_t o = 0; o < sh.out; ++o) {
@@ -238,6 +243,7 @@ void fake_quant_forward_ref(const FakeQuantTensors<T>& t, const FakeQuantShape& 
 template <typename T>
 void fake_quant_backward_ref(const FakeQuantTensors<T>& t, const FakeQuantShape& sh, const FakeQuantConfig& cfg,
                              const T* dWq, T* dV, T* dalpha, T* dbeta) {
+    if (cfg.kind != FakeQuantKind::Int) return fake_quant_dq_backward(t, sh, cfg, dWq, dV, dalpha, dbeta);
     check_config(cfg);
     check_tensors_present(t.W, t.wmin, t.wmax);
     for (int64_t o = 0; o < sh.out; ++o) {
@@ -257,6 +263,10 @@ void fake_quant_backward_ref(const FakeQuantTensors<T>& t, const FakeQuantShape&
 
 void fake_quant_forward(const FakeQuantTensors<float>& t, const FakeQuantShape& sh, const FakeQuantConfig& cfg,
                         float* Wq, float* scale, float* zero) {
+    if (cfg.kind != FakeQuantKind::Int) {  // GGUF k-quant data types: ops/cpu/fake_quant_dq.h
+        check(!scale && !zero, "fake quant: double-quantized kinds report their parameters via fake_quant_dq_codes");
+        return fake_quant_dq_forward(t, sh, cfg, Wq);
+    }
     check_config(cfg);
     check_tensors_present(t.W, t.wmin, t.wmax);
 #pragma omp parallel for schedule(static) if (sh.out * sh.in > 16384)
@@ -305,6 +315,7 @@ void fake_quant_forward(const FakeQuantTensors<float>& t, const FakeQuantShape& 
 
 void fake_quant_backward(const FakeQuantTensors<float>& t, const FakeQuantShape& sh, const FakeQuantConfig& cfg,
                          const float* dWq, float* dV, float* dalpha, float* dbeta) {
+    if (cfg.kind != FakeQuantKind::Int) return fake_quant_dq_backward(t, sh, cfg, dWq, dV, dalpha, dbeta);
     check_config(cfg);
     check_tensors_present(t.W, t.wmin, t.wmax);
 #pragma omp parallel for schedule(static) if (sh.out * sh.in > 16384)

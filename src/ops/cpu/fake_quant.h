@@ -32,11 +32,21 @@
 //
 // The backward writes (does not accumulate) dV, dα, dβ. It needs only W, the parameters and dW_q:
 // everything else is recomputed per group, so nothing is stored between forward and backward.
+//
+// GGUF k-quant data types (kind AsymDQ / SymDQ: auto-round's int_asym_dq / int_sym_dq, double-quantized
+// scales) have their own implementation in ops/cpu/fake_quant_dq.h; the entry points below dispatch to it.
 #pragma once
 
 #include <cstdint>
 
 namespace autoround {
+
+// Which quantization function the layer tunes (autoround-algorithm.md §2.10).
+enum class FakeQuantKind {
+    Int,     // int_sym / int_asym (above)
+    AsymDQ,  // GGUF int_asym_dq (q4_k, q5_k, q2_k): per-group scale and min, both double-quantized per super-group
+    SymDQ,   // GGUF int_sym_dq (q6_k, q3_k): per-group signed scale, double-quantized per super-group
+};
 
 struct FakeQuantConfig {
     int bits = 4;               // 2, 3, 4 or 8 (any 1..8 works)
@@ -46,6 +56,9 @@ struct FakeQuantConfig {
     bool scale_fp16 = true;     // cast the scale to fp16 in forward (scale_dtype fp16); identity in backward.
                                 // With the cast, the clamped value is fp16(τ) (the reference clamps an fp16 tensor).
     bool out_bf16 = true;       // round W_q to bf16 in forward (cast to the weight dtype); identity in backward
+    FakeQuantKind kind = FakeQuantKind::Int;
+    int super_group_size = 0;   // DQ kinds: groups per super-group (8 for q4_k / q5_k, 16 for q6_k)
+    int super_bits = 0;         // DQ kinds: bits of the super-group's integer scale codes (6, or 8 for q6_k)
 };
 
 struct FakeQuantShape {
