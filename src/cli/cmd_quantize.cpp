@@ -220,11 +220,12 @@ int run_quantize(const QuantizeArgs& a) {
     if (a.quant_nontext_module && loaded.config().vision_language && !loaded.quantization())
         vl = Qwen3VLModel::from_text_model(std::move(loaded), dir);
     const Qwen3Model& model = vl ? vl->text() : loaded;
-    if (model.config().vision_language)
+    if (model.config().vision_language && a.quant_nontext_module)
         for (ExportFormat f : formats)
-            check(export_format_name(f).rfind("gguf", 0) != 0, "--format ", export_format_name(f), ": GGUF export of ",
-                  model.config().architecture, " (language model + mmproj vision file) is not implemented yet; use "
-                  "auto_round, auto_gptq or auto_awq for Qwen3-VL");
+            check(export_format_name(f).rfind("gguf", 0) != 0, "--format ", export_format_name(f), " with "
+                  "--quant_nontext_module: a GGUF export writes the vision tower unquantized (F16 mmproj file, as "
+                  "llama.cpp's multimodal tools load it); drop --quant_nontext_module, or use auto_round for a "
+                  "quantized vision tower");
     const bool tune_vision = a.quant_nontext_module && model.config().vision_language;
     if (a.quant_nontext_module && !model.config().vision_language)
         note("--quant_nontext_module has no effect for text-only models");

@@ -20,6 +20,7 @@
 #include "core/bf16.h"
 #include "core/error.h"
 #include "export/export_formats.h"
+#include "export/gguf_mmproj.h"
 #include "io/model_config.h"
 #include "quant/gguf_double_quant.h"
 
@@ -216,6 +217,8 @@ Plan make_plan(const fs::path& source_dir, const TensorStore& src, const Quantiz
             GgufExportOptions go;
             go.file_type = *ft;
             validate_gguf_export(source_dir, src, layers, go);
+            // Qwen3-VL: the vision tower goes to an F16 mmproj file next to the language model's GGUF
+            if (cj.contains("vision_config")) validate_gguf_mmproj(source_dir, src, GgufMmprojType::F16);
         }
     }
 
@@ -595,6 +598,11 @@ std::vector<ExportResult> export_model(const fs::path& source_dir, const TensorS
             const std::string file = gguf_file_name(go.model_name, *ft);
             (void)write_gguf_model(source_dir, source, layers, go, tmp / file);
             res.files = {file};
+            if (read_json_file(source_dir / "config.json").contains("vision_config")) {
+                const std::string mm = gguf_mmproj_file_name(go.model_name, GgufMmprojType::F16);
+                (void)write_gguf_mmproj(source_dir, source, GgufMmprojType::F16, go.model_name, tmp / mm);
+                res.files.push_back(mm);
+            }
         } else {
             res.files = write_folder(plan.specs[i], plan.resolved, source_dir, tmp, o);
         }

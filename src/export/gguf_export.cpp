@@ -197,18 +197,33 @@ VocabMeta read_vocab(const fs::path& dir, const ModelConfig& cfg) {
 struct Source {
     ModelConfig cfg;
     bool has_output = false;
+    std::string arch = "qwen3";      // general.architecture: qwen3, or qwen3vl for Qwen3-VL's language model
+    int n_deepstack = 0;             // qwen3vl: vision_config.deepstack_visual_indexes count
 };
+
+bool is_vision_tensor(const std::string& name) { return name.rfind("model.visual.", 0) == 0; }
 
 Source inspect(const fs::path& dir, const TensorStore& st) {
     Source s;
     s.cfg = load_model_config(dir);
     const ModelConfig& c = s.cfg;
-    check(c.architecture == "Qwen3ForCausalLM", "GGUF export: ", (dir / "config.json").string(), " is ", c.architecture,
-          "; the GGUF writer supports Qwen3ForCausalLM (general.architecture qwen3)");
+    check(c.architecture == "Qwen3ForCausalLM" || c.architecture == "Qwen3VLForConditionalGeneration", "GGUF export: ",
+          (dir / "config.json").string(), " is ", c.architecture, "; the GGUF writer supports Qwen3ForCausalLM "
+          "(general.architecture qwen3) and Qwen3VLForConditionalGeneration (qwen3vl + an mmproj file)");
+    if (c.vision_language) {
+        s.arch = "qwen3vl";
+        check(c.mrope_section.size() == 3, "GGUF export: ", (dir / "config.json").string(),
+              " has no 3-entry mrope_section in text_config.rope_parameters; qwen3vl GGUF needs it");
+        const json j = read_json(dir / "config.json");
+        if (j.contains("vision_config") && j["vision_config"].contains("deepstack_visual_indexes") &&
+            j["vision_config"]["deepstack_visual_indexes"].is_array())
+            s.n_deepstack = static_cast<int>(j["vision_config"]["deepstack_visual_indexes"].size());
+    }
     check(c.rope.type == "default" || c.rope.type == "linear", "GGUF export: rope type '", c.rope.type,
           "' has no qwen3 GGUF encoding here; only default and linear RoPE");
     s.has_output = st.has("lm_head.weight");
     for (const auto& [name, t] : st.tensors()) {
+        if (c.vision_language && is_vision_tensor(name)) continue;  // the vision tower goes to the mmproj file
         const auto g = gguf_tensor_name(name);
         check(g.has_value(), "GGUF export: tensor ", name, " has no Qwen3 GGUF name (checkpoint-formats.md §5.3); "
               "the checkpoint is not a plain Qwen3 model");
@@ -218,10 +233,11 @@ Source inspect(const fs::path& dir, const TensorStore& st) {
         check(t.shape.size() == 1 || t.shape.size() == 2, "GGUF export: tensor ", name, " has ", t.shape.size(),
               " dimensions; expected 1 or 2");
     }
-    check(st.has("model.embed_tokens.weight"), "GGUF export: the checkpoint has no model.embed_tokens.weight");
-    const TensorInfo& e = st.get("model.embed_tokens.weight");
+    const std::string emb = c.text_prefix + "embed_tokens.weight";
+    check(st.has(emb), "GGUF export: the checkpoint has no ", emb);
+    const TensorInfo& e = st.get(emb);
     check(e.shape.size() == 2 && e.shape[0] == c.vocab_size && e.shape[1] == c.hidden_size, "GGUF export: ",
-          "model.embed_tokens.weight is ", e.shape_str(), ", config.json says [", c.vocab_size, ", ", c.hidden_size, "]");
+          emb, " is ", e.shape_str(), ", config.json says [", c.vocab_size, ", ", c.hidden_size, "]");
     return s;
 }
 
@@ -258,23 +274,24 @@ std::string basename_of(const std::string& model_name_or_path) {
 }
 
 // HF tensor names in GGUF writing order: token_embd, blocks (§5.3 order), output_norm, output.
-std::vector<std::string> ordered_names(const TensorStore& st, int n_layers) {
+std::vector<std::string> ordered_names(const TensorStore& st, int n_layers, const std::string& pre, bool skip_vision) {
     std::vector<std::string> out;
     std::set<std::string> used;
     auto add = [&](const std::string& n) {
         if (st.has(n) && used.insert(n).second) out.push_back(n);
     };
-    add("model.embed_tokens.weight");
+    add(pre + "embed_tokens.weight");
     static const char* const kBlock[] = {
         "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight",
         "self_attn.k_proj.bias", "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
         "self_attn.q_norm.weight", "self_attn.k_norm.weight", "post_attention_layernorm.weight", "mlp.gate_proj.weight",
         "mlp.up_proj.weight", "mlp.down_proj.weight"};
     for (int l = 0; l < n_layers; ++l)
-        for (const char* s : kBlock) add("model.layers." + std::to_string(l) + "." + s);
-    add("model.norm.weight");
+        for (const char* s : kBlock) add(pre + "layers." + std::to_string(l) + "." + s);
+    add(pre + "norm.weight");
     add("lm_head.weight");
-    for (const std::string& n : st.names()) add(n);  // anything else (validated to have a GGUF name)
+    for (const std::string& n : st.names())  // anything else (validated to have a GGUF name)
+        if (!(skip_vision && is_vision_tensor(n))) add(n);
     return out;
 }
 
@@ -299,7 +316,10 @@ std::string_view gguf_file_type_label(GgufFileType t) { return info(t).label; }
 uint32_t gguf_file_type_id(GgufFileType t) { return info(t).id; }
 const char* gguf_supported_file_types() { return "f32, f16, bf16, q4_0, q4_1, q8_0, q4_k_s, q4_k_m, q6_k"; }
 
-std::optional<std::string> gguf_tensor_name(const std::string& hf) {
+std::optional<std::string> gguf_tensor_name(const std::string& hf_name) {
+    // Qwen3-VL's language model lives under model.language_model.; its GGUF names are the qwen3 ones
+    const std::string vl = "model.language_model.";
+    const std::string hf = hf_name.rfind(vl, 0) == 0 ? "model." + hf_name.substr(vl.size()) : hf_name;
     if (hf == "model.embed_tokens.weight") return "token_embd.weight";
     if (hf == "model.norm.weight") return "output_norm.weight";
     if (hf == "lm_head.weight") return "output.weight";
@@ -443,7 +463,7 @@ std::vector<PlannedTensor> plan_tensors(const Source& s, const TensorStore& st,
                                         const std::map<std::string, QuantizedTensor>& layers, const GgufExportOptions& o) {
     std::vector<PlannedTensor> out;
     std::set<std::string> packed_used;
-    for (const std::string& hf : ordered_names(st, s.cfg.num_hidden_layers)) {
+    for (const std::string& hf : ordered_names(st, s.cfg.num_hidden_layers, s.cfg.text_prefix, s.cfg.vision_language)) {
         const TensorInfo& t = st.get(hf);
         PlannedTensor p;
         p.hf = hf;
@@ -483,25 +503,34 @@ std::vector<PlannedTensor> plan_tensors(const Source& s, const TensorStore& st,
 
 void add_metadata(GgufWriter& w, const Source& s, const VocabMeta& v, const GgufExportOptions& o, const fs::path& dir) {
     const ModelConfig& c = s.cfg;
-    w.set("general.architecture", GgufValue::string("qwen3"));
+    const std::string a = s.arch, p = a + ".";
+    w.set("general.architecture", GgufValue::string(a));
     w.set("general.type", GgufValue::string("model"));
     w.set("general.name", GgufValue::string(o.model_name.empty() ? basename_of(fs::absolute(dir).lexically_normal().string())
                                                                   : basename_of(o.model_name)));
     w.set("general.quantization_version", GgufValue::u32(2));
     w.set("general.file_type", GgufValue::u32(gguf_file_type_id(o.file_type)));
-    w.set("qwen3.block_count", GgufValue::u32(static_cast<uint32_t>(c.num_hidden_layers)));
-    w.set("qwen3.context_length", GgufValue::u32(static_cast<uint32_t>(c.max_position_embeddings)));
-    w.set("qwen3.embedding_length", GgufValue::u32(static_cast<uint32_t>(c.hidden_size)));
-    w.set("qwen3.feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.intermediate_size)));
-    w.set("qwen3.attention.head_count", GgufValue::u32(static_cast<uint32_t>(c.num_attention_heads)));
-    w.set("qwen3.attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(c.num_key_value_heads)));
-    w.set("qwen3.attention.key_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
-    w.set("qwen3.attention.value_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
-    w.set("qwen3.rope.freq_base", GgufValue::f32(static_cast<float>(c.rope.theta)));
-    w.set("qwen3.attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_norm_eps));
+    w.set(p + "block_count", GgufValue::u32(static_cast<uint32_t>(c.num_hidden_layers)));
+    w.set(p + "context_length", GgufValue::u32(static_cast<uint32_t>(c.max_position_embeddings)));
+    w.set(p + "embedding_length", GgufValue::u32(static_cast<uint32_t>(c.hidden_size)));
+    w.set(p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.intermediate_size)));
+    w.set(p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(c.num_attention_heads)));
+    w.set(p + "attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(c.num_key_value_heads)));
+    w.set(p + "attention.key_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+    w.set(p + "attention.value_length", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+    w.set(p + "rope.freq_base", GgufValue::f32(static_cast<float>(c.rope.theta)));
+    w.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_norm_eps));
     if (c.rope.type == "linear") {
-        w.set("qwen3.rope.scaling.type", GgufValue::string("linear"));
-        w.set("qwen3.rope.scaling.factor", GgufValue::f32(static_cast<float>(c.rope.factor)));
+        w.set(p + "rope.scaling.type", GgufValue::string("linear"));
+        w.set(p + "rope.scaling.factor", GgufValue::f32(static_cast<float>(c.rope.factor)));
+    }
+    if (a == "qwen3vl") {
+        // interleaved M-RoPE sections [t, h, w] padded to 4 (llama.cpp requires the key for qwen3vl), and the
+        // DeepStack count: the model's input rows are n_embd x (1 + n_deepstack) wide, matching the mmproj output
+        std::vector<int32_t> sec(c.mrope_section.begin(), c.mrope_section.end());
+        sec.resize(4, 0);
+        w.set(p + "rope.dimension_sections", GgufValue::i32_array(sec));
+        w.set(p + "n_deepstack_layers", GgufValue::u32(static_cast<uint32_t>(s.n_deepstack)));
     }
     w.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
     w.set("tokenizer.ggml.pre", GgufValue::string("qwen2"));

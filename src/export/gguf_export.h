@@ -27,7 +27,11 @@
 // 1-D tensors (norms) are always F32. Tied models (Qwen3-0.6B/nano) have no output.weight; token_embd then
 // takes the output's type (Q6_K in q4_k_m files), as llama-quantize does.
 //
-// Not (yet) here: Qwen3-VL (language model + mmproj), q2_K / q3_K / q5_0 / q5_1 types.
+// Qwen3-VL (Qwen3VLForConditionalGeneration): the language model is written here as general.architecture qwen3vl
+// (the qwen3 keys under the qwen3vl. prefix, plus rope.dimension_sections = mrope_section padded to 4 and
+// n_deepstack_layers; tensors from model.language_model.* under the qwen3 names; the vision tower left out), and
+// export/gguf_mmproj.h writes the vision tower to the mmproj file llama.cpp's multimodal tools load next to it.
+// Not here: q2_K / q3_K / q5_0 / q5_1 types.
 #pragma once
 
 #include <cstdint>
@@ -54,8 +58,8 @@ std::string_view gguf_file_type_label(GgufFileType t);     // llama.cpp's spelli
 uint32_t gguf_file_type_id(GgufFileType t);                // general.file_type: 15 for Q4_K_M, ...
 const char* gguf_supported_file_types();                   // "f32, f16, bf16, q4_0, ..." for messages
 
-// The GGUF name of an HF tensor (§5.3), e.g. "model.layers.3.mlp.down_proj.weight" -> "blk.3.ffn_down.weight";
-// nullopt for tensors a Qwen3 GGUF does not hold.
+// The GGUF name of an HF tensor (§5.3), e.g. "model.layers.3.mlp.down_proj.weight" -> "blk.3.ffn_down.weight"
+// (Qwen3-VL's "model.language_model.layers.3..." too); nullopt for tensors a Qwen3 GGUF does not hold.
 std::optional<std::string> gguf_tensor_name(const std::string& hf_name);
 
 // The type llama-quantize gives a 2-D tensor in a file of type `ft` (§5.6): `gguf_name` its GGUF name,

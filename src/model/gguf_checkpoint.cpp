@@ -63,8 +63,10 @@ std::optional<fs::path> find_gguf_model(const fs::path& path) {
 
 ModelConfig gguf_model_config(const GgufFile& f) {
     const std::string arch = f.get_string("general.architecture");
-    check(arch == "qwen3", f.path().string(), ": general.architecture is '", arch,
-          "'; this runtime runs qwen3 GGUF files (Qwen3ForCausalLM)");
+    // qwen3vl: Qwen3-VL's language model. Run as text: with text-only positions (t = h = w) its interleaved
+    // M-RoPE is the plain RoPE, so the qwen3 graph computes it exactly (images need the mmproj file: not here).
+    check(arch == "qwen3" || arch == "qwen3vl", f.path().string(), ": general.architecture is '", arch,
+          "'; this runtime runs qwen3 GGUF files (Qwen3ForCausalLM) and the language model of qwen3vl ones");
     const std::string p = arch + ".";
     ModelConfig c;
     c.architecture = "Qwen3ForCausalLM";

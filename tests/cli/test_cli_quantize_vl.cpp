@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/image.h"
+#include "io/gguf.h"
 #include "image/qwen3_vl_image_processor.h"
 #include "io/safetensors.h"
 #include "model/qwen3_vl_model.h"
@@ -146,10 +147,55 @@ TEST(CliVl, RefusesWhatItCannotDoBeforeAnyWork) {
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.out.find("--image_size 100"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("block "), std::string::npos) << r.out;  // no tuning table: nothing ran
-    r = cli_test::run(base + " --format gguf:q4_0");
+    r = cli_test::run(base + " --format gguf:q4_0 --quant_nontext_module");
     EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.out.find("GGUF export of Qwen3VLForConditionalGeneration"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("with --quant_nontext_module: a GGUF export writes the vision tower unquantized"),
+              std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(CliVl, GgufExportWritesTheLanguageModelAndAnMmprojFile) {
+    // qwen3vl language model (M-RoPE sections, DeepStack count, no vision tensors) + mmproj-*-F16.gguf next to it;
+    // the bf16 file runs text exactly like the checkpoint (text-only M-RoPE is plain RoPE), the q4_k_m one runs.
+    const fs::path out = fs::temp_directory_path() / ("ar_cli_vl_gguf_" + std::to_string(::getpid()));
+    fs::remove_all(out);
+    const cli_test::Result r = cli_test::run("quantize --model " + kVl + " --output_dir " + out.string() +
+                                             " --iters 0 --disable_opt_rtn --format gguf:bf16,gguf:q4_k_m --threads 2");
+    ASSERT_EQ(r.status, 0) << r.out;
+    fs::path bf16_file, q4_file, mmproj;
+    for (const auto& e : fs::recursive_directory_iterator(out)) {
+        const std::string n = e.path().filename().string();
+        if (n == "qwen3-vl-nano-BF16.gguf") bf16_file = e.path();
+        if (n == "qwen3-vl-nano-Q4_K_M.gguf") q4_file = e.path();
+        if (n == "mmproj-qwen3-vl-nano-F16.gguf") mmproj = e.path();
+    }
+    ASSERT_FALSE(bf16_file.empty()) << r.out;
+    ASSERT_FALSE(q4_file.empty()) << r.out;
+    ASSERT_FALSE(mmproj.empty()) << r.out;
+    EXPECT_TRUE(fs::exists(q4_file.parent_path() / ("mmproj-qwen3-vl-nano-F16.gguf")));
+    {
+        const std::shared_ptr<const GgufFile> fp = GgufFile::open(bf16_file);
+        const GgufFile& f = *fp;
+        EXPECT_EQ(f.get_string("general.architecture"), "qwen3vl");
+        EXPECT_EQ(f.get_i32_array("qwen3vl.rope.dimension_sections"), (std::vector<int32_t>{24, 20, 20, 0}));
+        EXPECT_EQ(f.get_u32("qwen3vl.n_deepstack_layers"), 2u);
+        EXPECT_TRUE(f.has_tensor("blk.0.attn_q.weight"));
+        EXPECT_TRUE(f.has_tensor("output.weight"));  // nano-VL is untied
+        for (const auto& t : f.tensors()) EXPECT_NE(t.name.rfind("v.", 0), 0u) << t.name;
+        const std::shared_ptr<const GgufFile> m = GgufFile::open(mmproj);
+        EXPECT_EQ(m->get_string("general.architecture"), "clip");
+        EXPECT_EQ(m->get_string("clip.projector_type"), "qwen3vl_merger");
+    }
+    const std::string gen = " --prompt 'The history of the city' --temperature 0 --max_new_tokens 12 --ignore_eos --ids "
+                            "--no_stats --threads 2";
+    const cli_test::Result ref = cli_test::run("generate --model " + kVl + gen);
+    ASSERT_EQ(ref.status, 0) << ref.out;
+    const cli_test::Result g = cli_test::run("generate --model " + bf16_file.string() + gen);
+    ASSERT_EQ(g.status, 0) << g.out;
+    EXPECT_EQ(g.out, ref.out);
+    const cli_test::Result q = cli_test::run("generate --model " + q4_file.parent_path().string() + gen);
+    EXPECT_EQ(q.status, 0) << q.out;
+    fs::remove_all(out);
 }
 
 TEST(CliVl, GenerateWithAnImageGivesTheReferenceGreedyTokens) {
