@@ -18,7 +18,7 @@
 // inputs and targets of --nsamples samples resident on the GPU, or in host memory with --low_gpu_mem_usage
 // (then each step also copies its batch's rows from the host, included in the engine time).
 // Usage: bench_block_step [--shape 4b|8b|all] [--precision fp32|bf16|all] [--batch 8] [--seqlen 2048]
-//                         [--nsamples N (default: batch)] [--low_gpu_mem_usage]
+//                         [--nsamples N (default: batch)] [--low_gpu_mem_usage] [--no_flash_attention]
 //                         [--iters 10] [--warmup 2] [--peak_tflops X (skip the peak measurement)]
 // Prints one line per (shape, precision) and one JSON line each. Built in every benchmark build; without
 // CUDA (AUTOROUND_HAVE_CUDA undefined) it only says so.
@@ -72,12 +72,12 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
     std::string shape_sel = "all", prec_sel = "all";
     int batch = 8, seqlen = 2048, iters = 10, warmup = 2, nsamples = 0;
-    bool low_mem = false;
+    bool low_mem = false, flash = true;
     double peak = 0;
     for (int i = 1; i < argc; i += 2) {
         const std::string k = argv[i];
-        if (k == "--low_gpu_mem_usage") {  // a flag: takes no value
-            low_mem = true;
+        if (k == "--low_gpu_mem_usage" || k == "--no_flash_attention") {  // flags: take no value
+            (k == "--low_gpu_mem_usage" ? low_mem : flash) = k == "--low_gpu_mem_usage";
             --i;
             continue;
         }
@@ -164,6 +164,7 @@ int main(int argc, char** argv) {
                 CudaBlockEngineOptions opt;
                 opt.precision = prec;
                 opt.host_resident_inputs = low_mem;
+                opt.flash_attention = flash;  // bf16 only (the FP32 engine always materialises the scores)
                 const int64_t mem0 = cuda_memory_used();
                 CudaBlockEngine eng(c, n, L, batch, X.data(), R.data(), opt);
                 const double gpu_gib = double(cuda_memory_used() - mem0) / double(1 << 30);
@@ -218,9 +219,10 @@ int main(int argc, char** argv) {
                 const double tf = flops / me / 1e12;
                 std::printf("  %-4s engine step %8.2f ms (min %.2f)  %7.1f TFLOP/s = %5.1f%% of bf16 peak | with "
                             "weight upload %.2f ms + grad download %.2f ms: %.2f ms/step | loss %.6g | GPU memory "
-                            "%.2f GiB (%lld samples, inputs %s)\n",
+                            "%.2f GiB (%lld samples, inputs %s, attention %s)\n",
                             pname, me * 1e3, mn * 1e3, tf, 100.0 * tf / peak, median(t_up) * 1e3,
-                            median(t_down) * 1e3, mt * 1e3, loss, gpu_gib, (long long)n, low_mem ? "on host" : "on GPU");
+                            median(t_down) * 1e3, mt * 1e3, loss, gpu_gib, (long long)n, low_mem ? "on host" : "on GPU",
+                            prec == GpuPrecision::Bf16 && flash ? "flash" : "cuBLAS + softmax");
                 std::printf("  %-4s tuning step with V, alpha, beta on the device (fake quant + engine + SignSGD + best "
                             "snapshot): %.2f ms\n", pname, median(t_dev) * 1e3);
                 std::printf("{\"shape\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"seqlen\":%d,\"engine_ms\":%.3f,"

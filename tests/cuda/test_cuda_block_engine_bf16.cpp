@@ -1,7 +1,9 @@
 // tests/cuda/test_cuda_block_engine_bf16.cpp — the GPU block engine in GpuPrecision::Bf16 (bf16 tensor-core
 // GEMMs, FP32 accumulation; ops/cuda/block_engine.h) against the CPU float32 reference Qwen3BlockGrad<float> on
 // awkward shapes: odd L, hidden not a multiple of 64 (96, 72), GQA ratios 3 / 8 (MQA) / 2, head_dim 16 / 24 / 128,
-// with and without QK-norm, gradient accumulation over two sub-batches, and a real qwen3-nano block.
+// with and without QK-norm, gradient accumulation over two sub-batches, and a real qwen3-nano block. Head dims 64
+// and 128 run the flash attention kernels (ops/cuda/flash_attention.h), the others (and one 128 case with it
+// switched off) the cuBLAS + softmax path.
 //
 // Tolerances (bf16 has 8 significant bits: unit roundoff u = 2^-9 ≈ 2e-3). Every GEMM operand is rounded once
 // to bf16 (relative error ≤ u per element, random in sign), the products accumulate in FP32, so a GEMM output
@@ -77,7 +79,8 @@ Err error_of(const std::vector<float>& got, const std::vector<float>& ref) {
 
 // CPU float32 reference and the Bf16 GPU engine on the same inputs: loss, the 7 gradients (accumulated over
 // `subbatches` sub-batches of idx), and the no-grad forward of all n samples.
-void compare_bf16(Case& k, int64_t n, int64_t L, int64_t batch, const std::vector<int64_t>& idx, int subbatches) {
+void compare_bf16(Case& k, int64_t n, int64_t L, int64_t batch, const std::vector<int64_t>& idx, int subbatches,
+                  bool flash = true) {
     for (auto& w : k.W)
         for (float& x : w) x = round_bf16(x);
     const int64_t H = k.c.dims.hidden, LH = L * H;
@@ -98,6 +101,7 @@ void compare_bf16(Case& k, int64_t n, int64_t L, int64_t batch, const std::vecto
     }
     CudaBlockEngineOptions opt;
     opt.precision = GpuPrecision::Bf16;
+    opt.flash_attention = flash;
     CudaBlockEngine gpu(k.c, n, L, batch, X.data(), R.data(), opt);
     ASSERT_EQ(gpu.precision(), GpuPrecision::Bf16);
     for (int i = 0; i < kNumBlockLinears; ++i) gpu.set_weight(i, wp[size_t(i)]);
@@ -155,6 +159,18 @@ TEST(CudaBlockEngineBf16, HeadDim128OddLength) {
     if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
     Case k = random_case(/*H=*/320, /*nq=*/4, /*nkv=*/2, /*D=*/128, /*I=*/704, /*qk_norm=*/true, 9);
     compare_bf16(k, /*n=*/3, /*L=*/131, /*batch=*/3, {1, 2, 0}, /*subbatches=*/1);
+}
+
+TEST(CudaBlockEngineBf16, HeadDim128WithoutFlashAttention) {  // the materialised-scores path
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    Case k = random_case(/*H=*/320, /*nq=*/4, /*nkv=*/2, /*D=*/128, /*I=*/704, /*qk_norm=*/true, 9);
+    compare_bf16(k, /*n=*/3, /*L=*/131, /*batch=*/3, {1, 2, 0}, /*subbatches=*/1, /*flash=*/false);
+}
+
+TEST(CudaBlockEngineBf16, HeadDim64Gqa4FlashAttention) {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    Case k = random_case(/*H=*/256, /*nq=*/8, /*nkv=*/2, /*D=*/64, /*I=*/512, /*qk_norm=*/true, 11);
+    compare_bf16(k, /*n=*/4, /*L=*/200, /*batch=*/2, {3, 1, 0, 2}, /*subbatches=*/2);
 }
 
 TEST(CudaBlockEngineBf16, MatchesCpuOnANanoBlock) {

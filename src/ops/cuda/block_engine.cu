@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ops/cpu/rope_grad.h"
+#include "ops/cuda/flash_attention.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/fake_quant_device.h"
 
@@ -282,6 +283,7 @@ struct CudaBlockEngine::Impl {
     Qwen3BlockDims d;
     int64_t n = 0, L = 0, batch = 0;
     bool bf = false;                   // GpuPrecision::Bf16
+    bool flash = false;                // Bf16 mode with flash attention (no score matrices)
     cublasHandle_t blas = nullptr;     // pedantic FP32 (Fp32 mode)
     cublasHandle_t blas16 = nullptr;   // default math, bf16 tensor cores (Bf16 mode)
     DevBuf<char> workspace;
@@ -296,6 +298,7 @@ struct CudaBlockEngine::Impl {
     DevBuf<float> h1, v, dP, att, h2, gate, up, act, dI, dA;
     // Bf16 mode only (P above holds the FP32 scores, then dP)
     DevBuf<bf16> h1b, qb, kb, vb, Pb, dSb, attb, h2b, gateb, upb, actb, dYb, dIb, dX2b, dAb, dqb, dkb, dvb;
+    DevBuf<float> lse, fa_ws;          // flash attention: [batch, nq, L] log-sum-exp, backward workspace
     DevBuf<double> partial;
     std::vector<double> partial_host;
     DevBuf<uint8_t> sample_mask, batch_mask;  // [n, L] per-sample loss mask (optional), the sub-batch's rows
@@ -469,16 +472,20 @@ void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd) 
     rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, kb.p);
     const float scale = 1.f / std::sqrt(float(D));
     const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
-    for (int64_t h = 0; h < nq; ++h) {  // FP32 scores (softmax input stays FP32, as in flash attention)
-        const int64_t g = h / r;
-        gemm_bf_batched<float>(hb, false, true, L, L, D, scale, qb.p + h * D, QD, sQ, kb.p + g * D, KD, sK, 0.f,
-                               P.p + h * LL, L, sS, b);
-    }
-    softmax_causal_kernel<bf16><<<unsigned(b * nq * L), 128>>>(P.p, L, Pb.p);
-    for (int64_t h = 0; h < nq; ++h) {
-        const int64_t g = h / r;
-        gemm_bf_batched<bf16>(hb, false, false, L, D, L, 1.f, Pb.p + h * LL, L, sS, vb.p + g * D, KD, sK, 0.f,
-                              attb.p + h * D, QD, sQ, b);
+    if (flash) {
+        flash_attention_forward(qb.p, kb.p, vb.p, b, L, int(nq), int(nkv), int(D), scale, attb.p, lse.p, nullptr);
+    } else {
+        for (int64_t h = 0; h < nq; ++h) {  // FP32 scores (softmax input stays FP32, as in flash attention)
+            const int64_t g = h / r;
+            gemm_bf_batched<float>(hb, false, true, L, L, D, scale, qb.p + h * D, QD, sQ, kb.p + g * D, KD, sK, 0.f,
+                                   P.p + h * LL, L, sS, b);
+        }
+        softmax_causal_kernel<bf16><<<unsigned(b * nq * L), 128>>>(P.p, L, Pb.p);
+        for (int64_t h = 0; h < nq; ++h) {
+            const int64_t g = h / r;
+            gemm_bf_batched<bf16>(hb, false, false, L, D, L, 1.f, Pb.p + h * LL, L, sS, vb.p + g * D, KD, sK, 0.f,
+                                  attb.p + h * D, QD, sQ, b);
+        }
     }
     gemm_bf<float>(hb, false, true, N, H, QD, 1.f, attb.p, QD, Wb[kLinO].p, QD, 0.f, x2.p, H);
     add_kernel<<<grid_for(N * H), kThreads>>>(x2.p, Xd, N * H, nullptr);
@@ -516,21 +523,26 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
     gemm_bf<bf16>(hb, false, false, N, QD, H, 1.f, dX2b.p, H, Wb[kLinO].p, QD, 0.f, dAb.p, QD);
     const float scale = 1.f / std::sqrt(float(D));
     const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
-    for (int64_t h = 0; h < nq; ++h) {  // dP = dO·Vᵀ (FP32, into the scores buffer)
-        const int64_t g = h / r;
-        gemm_bf_batched<float>(hb, false, true, L, L, D, 1.f, dAb.p + h * D, QD, sQ, vb.p + g * D, KD, sK, 0.f,
-                               P.p + h * LL, L, sS, b);
-    }
-    softmax_bwd_kernel<bf16, bf16><<<unsigned(b * nq * L), 128>>>(Pb.p, P.p, L, dSb.p);
-    for (int64_t h = 0; h < nq; ++h) {
-        const int64_t g = h / r;
-        const float bacc = (h % r == 0) ? 0.f : 1.f;  // the r query heads of a kv head add up (FP32)
-        gemm_bf_batched<float>(hb, false, false, L, D, L, scale, dSb.p + h * LL, L, sS, kb.p + g * D, KD, sK, 0.f,
-                               dq.p + h * D, QD, sQ, b);
-        gemm_bf_batched<float>(hb, true, false, L, D, L, scale, dSb.p + h * LL, L, sS, qb.p + h * D, QD, sQ, bacc,
-                               dk.p + g * D, KD, sK, b);
-        gemm_bf_batched<float>(hb, true, false, L, D, L, 1.f, Pb.p + h * LL, L, sS, dAb.p + h * D, QD, sQ, bacc,
-                               dv.p + g * D, KD, sK, b);
+    if (flash) {  // dq, dk, dv (FP32; dk / dv summed over the r query heads of each kv head)
+        flash_attention_backward(qb.p, kb.p, vb.p, attb.p, dAb.p, lse.p, b, L, int(nq), int(nkv), int(D), scale, dq.p,
+                                 dk.p, dv.p, fa_ws.p, nullptr);
+    } else {
+        for (int64_t h = 0; h < nq; ++h) {  // dP = dO·Vᵀ (FP32, into the scores buffer)
+            const int64_t g = h / r;
+            gemm_bf_batched<float>(hb, false, true, L, L, D, 1.f, dAb.p + h * D, QD, sQ, vb.p + g * D, KD, sK, 0.f,
+                                   P.p + h * LL, L, sS, b);
+        }
+        softmax_bwd_kernel<bf16, bf16><<<unsigned(b * nq * L), 128>>>(Pb.p, P.p, L, dSb.p);
+        for (int64_t h = 0; h < nq; ++h) {
+            const int64_t g = h / r;
+            const float bacc = (h % r == 0) ? 0.f : 1.f;  // the r query heads of a kv head add up (FP32)
+            gemm_bf_batched<float>(hb, false, false, L, D, L, scale, dSb.p + h * LL, L, sS, kb.p + g * D, KD, sK, 0.f,
+                                   dq.p + h * D, QD, sQ, b);
+            gemm_bf_batched<float>(hb, true, false, L, D, L, scale, dSb.p + h * LL, L, sS, qb.p + h * D, QD, sQ, bacc,
+                                   dk.p + g * D, KD, sK, b);
+            gemm_bf_batched<float>(hb, true, false, L, D, L, 1.f, Pb.p + h * LL, L, sS, dAb.p + h * D, QD, sQ, bacc,
+                                   dv.p + g * D, KD, sK, b);
+        }
     }
     f2bf_kernel<<<grid_for(N * KD), kThreads>>>(dv.p, dvb.p, N * KD);
     weight_grad(kLinV, dvb.p, h1b.p, KD, H);
@@ -636,14 +648,23 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
     s.rstd_q.alloc(N * nq, "activations");
     s.rstd_k.alloc(N * nkv, "activations");
     s.rstd2.alloc(N, "activations");
-    s.P.alloc(LL, "attention scores/probabilities");
+    s.flash = s.bf && opt.flash_attention && flash_attention_supports_head_dim(int(D));
+    if (s.flash) {
+        s.lse.alloc(size_t(s.batch) * nq * size_t(L), "flash attention statistics");
+        s.fa_ws.alloc((flash_attention_backward_workspace_bytes(s.batch, L, int(nq)) + 3) / 4,
+                      "flash attention workspace");
+    } else {
+        s.P.alloc(LL, "attention scores/probabilities");
+    }
     if (s.bf) {
         for (DevBuf<bf16>* bf : {&s.h1b, &s.h2b, &s.dYb, &s.dX2b}) bf->alloc(N * HH, "activations (bf16)");
         for (DevBuf<bf16>* bf : {&s.qb, &s.attb, &s.dAb, &s.dqb}) bf->alloc(N * QD, "activations (bf16)");
         for (DevBuf<bf16>* bf : {&s.kb, &s.vb, &s.dkb, &s.dvb}) bf->alloc(N * KD, "activations (bf16)");
         for (DevBuf<bf16>* bf : {&s.gateb, &s.upb, &s.actb, &s.dIb}) bf->alloc(N * I, "activations (bf16)");
-        s.Pb.alloc(LL, "attention probabilities (bf16)");
-        s.dSb.alloc(LL, "attention probability gradients (bf16)");
+        if (!s.flash) {
+            s.Pb.alloc(LL, "attention probabilities (bf16)");
+            s.dSb.alloc(LL, "attention probability gradients (bf16)");
+        }
     } else {
         for (DevBuf<float>* bf : {&s.h1, &s.h2}) bf->alloc(N * HH, "activations");
         for (DevBuf<float>* bf : {&s.att, &s.dA}) bf->alloc(N * QD, "activations");

@@ -56,6 +56,9 @@ struct CudaBlockEngineOptions {
     // holding 2 · n · L · H floats on the device. The host arrays must then stay alive and unchanged for the
     // engine's lifetime (set_train_inputs switches to another array).
     bool host_resident_inputs = false;
+    // Bf16 mode: causal GQA attention through ops/cuda/flash_attention.h (no [b, nq, L, L] score matrices; head
+    // dims 64 and 128). false, or another head dim: the cuBLAS + softmax path that materialises them.
+    bool flash_attention = true;
 };
 
 class CudaBlockEngine {
