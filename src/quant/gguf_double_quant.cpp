@@ -146,30 +146,27 @@ QuantizedTensor dq_tensor_from_blocks(BlockType t, const uint8_t* blocks, int64_
                 c.d[u] = gguf::fp16_to_f32(blk.d);
                 for (int k = 0; k < 16; ++k) c.sc[g0 + static_cast<size_t>(k)] = blk.scales[k];
                 for (int e = 0; e < gguf::kQKK; ++e) codes[e] = gguf::q6k_code(blk, e);
-            } else if (t == BlockType::Q4_K) {
-                gguf::BlockQ4_K blk;
-                std::memcpy(&blk, p, sizeof blk);
-                c.d[u] = gguf::fp16_to_f32(blk.d);
-                c.dmin[u] = gguf::fp16_to_f32(blk.dmin);
-                for (int k = 0; k < 8; ++k) {
-                    uint8_t sc, mn;
-                    gguf::q4k_get_scale_min(k, blk.scales, sc, mn);
-                    c.sc[g0 + static_cast<size_t>(k)] = sc;
-                    c.mn[g0 + static_cast<size_t>(k)] = mn;
+            } else {  // Q4_K / Q5_K: the same d, dmin and 6-bit scale / min codes; 4- or 5-bit codes
+                auto decode = [&](const auto& blk, auto code_of) {
+                    c.d[u] = gguf::fp16_to_f32(blk.d);
+                    c.dmin[u] = gguf::fp16_to_f32(blk.dmin);
+                    for (int k = 0; k < 8; ++k) {
+                        uint8_t sc, mn;
+                        gguf::q4k_get_scale_min(k, blk.scales, sc, mn);
+                        c.sc[g0 + static_cast<size_t>(k)] = sc;
+                        c.mn[g0 + static_cast<size_t>(k)] = mn;
+                    }
+                    for (int e = 0; e < gguf::kQKK; ++e) codes[e] = code_of(blk, e);
+                };
+                if (t == BlockType::Q4_K) {
+                    gguf::BlockQ4_K blk;
+                    std::memcpy(&blk, p, sizeof blk);
+                    decode(blk, [](const gguf::BlockQ4_K& b4, int e) { return gguf::q4k_code(b4, e); });
+                } else {
+                    gguf::BlockQ5_K blk;
+                    std::memcpy(&blk, p, sizeof blk);
+                    decode(blk, [](const gguf::BlockQ5_K& b5, int e) { return gguf::q5k_code(b5, e); });
                 }
-                for (int e = 0; e < gguf::kQKK; ++e) codes[e] = gguf::q4k_code(blk, e);
-            } else {
-                gguf::BlockQ5_K blk;
-                std::memcpy(&blk, p, sizeof blk);
-                c.d[u] = gguf::fp16_to_f32(blk.d);
-                c.dmin[u] = gguf::fp16_to_f32(blk.dmin);
-                for (int k = 0; k < 8; ++k) {
-                    uint8_t sc, mn;
-                    gguf::q4k_get_scale_min(k, blk.scales, sc, mn);
-                    c.sc[g0 + static_cast<size_t>(k)] = sc;
-                    c.mn[g0 + static_cast<size_t>(k)] = mn;
-                }
-                for (int e = 0; e < gguf::kQKK; ++e) codes[e] = gguf::q5k_code(blk, e);
             }
         }
     return dq_quantized_tensor(c, *s, out, in, name);

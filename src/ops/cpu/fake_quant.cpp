@@ -14,6 +14,7 @@
 
 #include "core/bf16.h"
 #include "core/error.h"
+#include "ops/cpu/fake_quant_math.h"
 #include "ops/cpu/fake_quant_dq.h"
 
 namespace autoround {
@@ -37,25 +38,10 @@ void check_config(const FakeQuantConfig& cfg) {
     check(cfg.tau >= 0, "fake quant: q_scale_thresh ", cfg.tau, " must be >= 0");
 }
 
-template <typename T>
-T cast_fp16(T v) {
-    return static_cast<T>(fp16_to_float(float_to_fp16(static_cast<float>(v))));
-}
-
-template <typename T>
-T cast_bf16(T v) {
-    return static_cast<T>(round_to_bf16(static_cast<float>(v)));
-}
-
-template <typename T>
-T clamp01(T v) {
-    return std::min(std::max(v, T(0)), T(1));
-}
-
-template <typename T>
-T rint_even(T v) {
-    return std::nearbyint(v);  // default rounding mode: to nearest, ties to even
-}
+using fq::cast_bf16;
+using fq::cast_fp16;
+using fq::clamp01;
+using fq::rint_even;
 
 // A group's quantization parameters plus the decisions the backward replays. Every step is one
 // separately rounded float op, as PyTorch evaluates it (checked bit for bit against quant/rtn.h).

@@ -9,6 +9,7 @@
 
 #include "core/bf16.h"
 #include "core/error.h"
+#include "ops/cpu/fake_quant_math.h"
 
 namespace autoround {
 
@@ -16,22 +17,10 @@ namespace {
 
 constexpr int kMaxSg = 64;  // super-groups up to 64 groups (GGUF uses 8 and 16)
 
-template <typename T>
-T cast_fp16(T v) {
-    return static_cast<T>(fp16_to_float(float_to_fp16(static_cast<float>(v))));
-}
-template <typename T>
-T cast_bf16(T v) {
-    return static_cast<T>(round_to_bf16(static_cast<float>(v)));
-}
-template <typename T>
-T clamp01(T v) {
-    return std::min(std::max(v, T(0)), T(1));
-}
-template <typename T>
-T rint_even(T v) {
-    return std::nearbyint(v);
-}
+using fq::cast_bf16;
+using fq::cast_fp16;
+using fq::clamp01;
+using fq::rint_even;
 
 // The double quantization of n values t[k] (one super-group's scales or mins) and its decisions.
 template <typename T>
