@@ -16,10 +16,11 @@
 # reach that type's export). The table is also written to $OUT/table.md.
 # Exits non-zero when any step fails.
 #
-# Time on 2 CPU cores shared with other work, THREADS=1, defaults (2 types, 16 windows of 1,024 tokens):
-# about 3-4 minutes per scored file (~2.5 min llama.cpp, ~45 s autoround; 7 files) plus the tuning, about
-# 0.7 s per block-iteration on an idle core pair and 2 s when shared, i.e. 6 blocks x 200 iters = 15-45
-# minutes per type: 1-2 hours in all. ITERS=50 quarters the tuning; MAX_TOKENS=8192 halves the scoring.
+# Time on 2 CPU cores shared with other work, THREADS=1, 2 types, 16 windows of 1,024 tokens: about
+# 3-3.5 minutes per scored file (~2.5 min llama.cpp, ~45 s autoround) plus the tuning, 0.7-2 s per
+# block-iteration depending on the load, i.e. 6 blocks x 200 iters = 15-45 minutes per type. Measured:
+# ITERS="50 200" (9 files, 4 tuning runs) took 102 minutes; the default ITERS=200 (7 files) is about
+# 80 minutes. ITERS=50 quarters the tuning; MAX_TOKENS=8192 halves the scoring.
 # Not part of scripts/test.sh: it downloads node-llama-cpp (~85 MB) into $LLAMACPP_DIR on first use.
 #
 # Usage: scripts/gguf_accuracy_vs_llamacpp.sh      (defaults below; each can be overridden from the environment)
@@ -113,7 +114,8 @@ for t in $TYPES; do
   say "$t: llama.cpp quantize"
   mkdir -p "$OUT/llamacpp-$t"
   FILE[$t.lc]=$OUT/llamacpp-$t/$(basename "$BF16" | sed "s/-BF16\.gguf\$//")-llamacpp-${t^^}.gguf
-  logged "$OUT/log/llamacpp-$t.txt" "$QUANTIZE" --lib "$LIB" --threads "${QUANT_THREADS:-0}" "$BF16" "${FILE[$t.lc]}" "$t"
+  logged "$OUT/log/llamacpp-$t.txt" "$QUANTIZE" --lib "$LIB" --threads "${QUANT_THREADS:-0}" \
+    "$BF16" "${FILE[$t.lc]}" "$t"
   say "$t: autoround RTN"
   logged "$OUT/log/rtn-$t.txt" "$BIN" quantize --model "$MODEL" --iters 0 --disable_opt_rtn --format "gguf:$t" \
     --output_dir "$OUT/rtn-$t" --quiet "${QT[@]}"
@@ -146,16 +148,20 @@ done
 
 # 5. the table.
 cell() {  # key -> "llama.cpp ppl (autoround ppl)"
-  node -e 'const fs = require("fs"); const r = f => JSON.parse(fs.readFileSync(f, "utf8").trim().split("\n").pop());
+  node -e 'const fs = require("fs");
+    const r = f => JSON.parse(fs.readFileSync(f, "utf8").trim().split("\n").pop());
     const lc = r(process.argv[1]), ar = r(process.argv[2]);
-    if (lc.predictions !== ar.predictions) throw new Error(`${process.argv[1]}: ${lc.predictions} vs ${ar.predictions} predictions`);
-    process.stdout.write(`${lc.ppl.toFixed(2)} (${ar.ppl.toFixed(2)})`);' "$OUT/ppl/$1.llamacpp.json" "$OUT/ppl/$1.autoround.json"
+    if (lc.predictions !== ar.predictions)
+      throw new Error(`${process.argv[1]}: ${lc.predictions} vs ${ar.predictions} predictions`);
+    process.stdout.write(`${lc.ppl.toFixed(2)} (${ar.ppl.toFixed(2)})`);' \
+    "$OUT/ppl/$1.llamacpp.json" "$OUT/ppl/$1.autoround.json"
 }
 same() {  # diff json -> "identical/total"
   node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     process.stdout.write(`${d.identical}/${d.tensors}`);' "$1"
 }
-windows=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).windows' "$OUT/ppl/bf16.llamacpp.json")
+windows=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).windows' \
+  "$OUT/ppl/bf16.llamacpp.json")
 {
   echo "WikiText-2 test perplexity of $(basename "$MODEL"), $windows windows of $SEQLEN tokens: llama.cpp-measured" \
        "(node-llama-cpp $VERSION), autoround \`eval ppl\` in parentheses. AutoRound: $NSAMPLES x $CALIB_SEQLEN" \
