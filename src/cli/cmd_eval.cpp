@@ -18,6 +18,7 @@
 #include "eval/kl_divergence.h"
 #include "eval/perplexity.h"
 #include "io/compressed_file.h"
+#include "model/qwen3_cuda_model.h"
 #include "model/qwen3_model.h"
 #include "text/bpe_tokenizer.h"
 
@@ -26,7 +27,7 @@ namespace {
 
 struct PplArgs {
     std::vector<std::string> models;
-    std::string data, tokenizer;
+    std::string data, tokenizer, device = "cpu";
     int64_t seqlen = 2048;
     int64_t max_tokens = 0;
     bool json = false, partial = false;
@@ -35,14 +36,27 @@ struct PplArgs {
 
 int run_ppl(const PplArgs& a) {
     set_threads(a.threads);
+    const std::string device = resolve_device(a.device);
     const std::string text = read_text_file(a.data);
     for (const std::string& m : a.models) {
         const ModelSource src = model_source_arg(m);  // HF folder, or a GGUF file / folder
-        const Qwen3Model model = Qwen3Model::load(src.path);
         const BpeTokenizer tok = src.tokenizer(a.tokenizer);
         std::vector<int32_t> ids = tok.encode(text);
         if (a.max_tokens > 0 && static_cast<int64_t>(ids.size()) > a.max_tokens) ids.resize(a.max_tokens);
-        const PerplexityResult r = evaluate_perplexity(model, ids, a.seqlen, !a.partial, !a.json);
+        PerplexityResult r;
+        if (device == "cuda") {
+            CudaDecoderOptions opt;
+            opt.prefill_chunk = std::max<int64_t>(a.seqlen, 1);
+            const std::unique_ptr<Qwen3CudaModel> gpu = Qwen3CudaModel::load(src.path, opt, !a.json);
+            if (!a.json) std::fprintf(stderr, "[cuda] %s\n", gpu->summary().c_str());
+            CudaDecoder& dec = gpu->decoder();
+            r = evaluate_perplexity(
+                [&](std::span<const int32_t> w) { return dec.window_nll(w.data(), int64_t(w.size())); }, ids, a.seqlen,
+                !a.partial, !a.json);
+        } else {
+            const Qwen3Model model = Qwen3Model::load(src.path);
+            r = evaluate_perplexity(model, ids, a.seqlen, !a.partial, !a.json);
+        }
         const double tps = double(r.tokens) / r.seconds;
         if (a.json) {
             nlohmann::json j = {{"model", m},          {"data", a.data},        {"ppl", r.ppl},
@@ -179,6 +193,7 @@ void add_eval_command(CLI::App& root) {
     p->add_flag("--partial", a->partial, "Also score a final partial window");
     p->add_flag("--json", a->json, "Print one JSON object per model (ppl, tokens, seconds, ...)");
     p->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    p->add_option("--device", a->device, "cpu (default), cuda (the whole model on one GPU), auto");
     p->callback([a] { run_ppl(*a); });
 
     auto k = std::make_shared<KldArgs>();

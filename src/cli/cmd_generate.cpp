@@ -15,6 +15,7 @@
 #include "image/image.h"
 #include "image/qwen3_vl_image_processor.h"
 #include "io/model_config.h"
+#include "model/qwen3_cuda_model.h"
 #include "model/qwen3_model.h"
 #include "model/qwen3_vl_model.h"
 #include "model/sampler.h"
@@ -25,7 +26,7 @@ namespace autoround::cli {
 namespace {
 
 struct GenerateArgs {
-    std::string model, prompt, prompt_file, system, tokenizer;
+    std::string model, prompt, prompt_file, system, tokenizer, device = "cpu";
     std::vector<std::string> images;
     int64_t min_pixels = 0, max_pixels = 0;  // 0: from preprocessor_config.json
     bool no_exif_rotate = false;
@@ -38,10 +39,20 @@ struct GenerateArgs {
 
 int run_generate(const GenerateArgs& a) {
     set_threads(a.threads);
+    const bool with_images = !a.images.empty();
+    const std::string device = resolve_device(with_images && a.device == "auto" ? "cpu" : a.device);
     const ModelSource src = model_source_arg(a.model);  // HF folder, or a GGUF file / folder
     const auto& dir = src.path;
-    Qwen3Model text_model = Qwen3Model::load(dir);
-    const bool with_images = !a.images.empty();
+    check(!(with_images && device == "cuda"), "--image with --device cuda: the GPU runtime runs text only; use "
+          "--device cpu for images");
+    // --device cuda: the GPU runtime holds the weights; the CPU model is still loaded (packed layers left packed)
+    // for the config and the generation settings.
+    Qwen3Model text_model = Qwen3Model::load(dir, device == "cuda" ? PackedLayers::Skip : PackedLayers::Dequantize);
+    std::unique_ptr<Qwen3CudaModel> gpu;
+    if (device == "cuda") {
+        gpu = Qwen3CudaModel::load(dir, {}, !a.no_stats);
+        if (!a.no_stats) std::fprintf(stderr, "[cuda] %s\n", gpu->summary().c_str());
+    }
     // Images: decoded and preprocessed before the (slow) vision tower loads, so bad files fail fast.
     std::vector<ProcessedImage> images;
     std::optional<Qwen3VLModel> vl;
@@ -113,7 +124,9 @@ int run_generate(const GenerateArgs& a) {
         std::fflush(stdout);
     }
     const auto t0 = std::chrono::steady_clock::now();
+    if (gpu) gpu->decoder().reserve(int64_t(ids.size()) + max_new);
     if (vl) vl->prefill(ids, images, cache, logits.data(), false);
+    else if (gpu) gpu->forward(ids, logits.data(), false);
     else model.forward(ids, cache, logits.data(), false);
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int32_t> generated;
@@ -127,7 +140,8 @@ int run_generate(const GenerateArgs& a) {
         std::fflush(stdout);
         if (i + 1 == max_new) break;
         const int32_t one[1] = {next};
-        model.forward(one, cache, logits.data(), false);
+        if (gpu) gpu->forward(one, logits.data(), false);
+        else model.forward(one, cache, logits.data(), false);
     }
     if (!a.ids) std::fputs(sd.flush().c_str(), stdout);
     std::fputs("\n", stdout);
@@ -175,6 +189,7 @@ void add_generate_command(CLI::App& root) {
     c->add_option("--repetition_penalty", a->repetition_penalty, "Repetition penalty (default: generation_config or 1)");
     c->add_option("--seed", a->seed, "Random seed for sampling (default 0)");
     c->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    c->add_option("--device", a->device, "cpu (default), cuda (the whole model on one GPU; text prompts), auto");
     c->add_flag("--ids", a->ids, "Print generated token ids instead of text");
     c->add_flag("--ignore_eos", a->ignore_eos, "Do not stop at end-of-sequence tokens");
     c->add_flag("--no_stats", a->no_stats, "Do not print timing statistics to stderr");

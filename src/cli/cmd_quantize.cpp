@@ -153,16 +153,7 @@ int run_quantize(const QuantizeArgs& a) {
     const std::string model_arg = a.model.empty() ? a.model_pos : a.model;
     check(!model_arg.empty(), "--model is required: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)");
     const fs::path dir = model_dir_arg(model_arg);
-    // --device: cpu, cuda / cuda:0 / 0 (auto-round's spellings), auto = cuda when a GPU is visible
-    std::string device = a.device;
-    if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
-    if (device == "0" || device == "cuda:0") device = "cuda";
-    check(device == "cpu" || device == "cuda", "--device ", a.device,
-          ": expected cpu, cuda (cuda:0, 0) or auto; one GPU is used");
-    if (device == "cuda")
-        check(cuda_available(), "--device cuda: no usable CUDA device",
-              cuda_list_devices().empty() ? " (none visible, or this autoround was built without -DAUTOROUND_CUDA=ON)" : "",
-              "; use --device cpu");
+    std::string device = resolve_device(a.device);
     if (a.low_gpu_mem_usage && device == "cpu")
         note("--low_gpu_mem_usage has no effect on CPU: cached activations already live in host memory");
     if (a.enable_torch_compile || a.disable_torch_compile)

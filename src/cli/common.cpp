@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "hub/hub_download.h"
 #include "hub/hub_settings.h"
+#include "ops/cuda/device_info.h"
 
 namespace autoround::cli {
 
@@ -47,6 +48,18 @@ std::filesystem::path resolve_model_arg(const std::string& arg) {
 }
 
 void set_hub_token(const std::string& token) { hub::set_token_override(token); }
+
+std::string resolve_device(const std::string& flag) {
+    std::string device = flag;
+    if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
+    if (device == "0" || device == "cuda:0") device = "cuda";
+    check(device == "cpu" || device == "cuda", "--device ", flag, ": expected cpu, cuda (cuda:0, 0) or auto; one GPU is used");
+    if (device == "cuda")
+        check(cuda_available(), "--device cuda: no usable CUDA device",
+              cuda_list_devices().empty() ? " (none visible, or this autoround was built without -DAUTOROUND_CUDA=ON)" : "",
+              "; use --device cpu");
+    return device;
+}
 
 void set_threads(int n) {
     if (n > 0) omp_set_num_threads(n);

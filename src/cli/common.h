@@ -30,5 +30,8 @@ std::filesystem::path resolve_model_arg(const std::string& arg);
 void set_hub_token(const std::string& token);
 // Applies --threads (0 = all cores).
 void set_threads(int n);
+// --device: cpu, cuda / cuda:0 / 0 (auto-round's spellings), auto = cuda when a GPU is visible. Returns "cpu" or
+// "cuda"; errors (unknown spelling, cuda without a usable GPU or without a CUDA build) say what to pass instead.
+std::string resolve_device(const std::string& flag);
 
 }  // namespace autoround::cli

@@ -21,16 +21,10 @@ double token_nll(std::span<const float> logits, int32_t target) {
 
 PerplexityResult evaluate_perplexity(const Qwen3Model& model, std::span<const int32_t> ids, int64_t seqlen,
                                      bool drop_last_partial, bool show_progress) {
-    const TokenWindows windows = plan_token_windows(ids, seqlen, drop_last_partial, "perplexity");
     const int64_t H = model.config().hidden_size, V = model.config().vocab_size;
-    PerplexityResult r;
-    const auto t0 = std::chrono::steady_clock::now();
-    ProgressBar bar("ppl", windows.count, "win");
-    double nll_sum = 0;
     std::vector<float> hidden;                 // [len, H]
     std::vector<float> logits(kLogitRows * V);  // [kLogitRows, V]
-    for (int64_t w = 0; w < windows.count; ++w) {
-        const auto win = windows.window(w);
+    const WindowNllFn cpu = [&](std::span<const int32_t> win) {
         const int64_t len = static_cast<int64_t>(win.size());
         window_final_hidden(model, win, hidden);
         double wsum = 0;
@@ -40,6 +34,22 @@ PerplexityResult evaluate_perplexity(const Qwen3Model& model, std::span<const in
             for (int64_t i = 0; i < nr; ++i)
                 wsum += token_nll(std::span<const float>(logits.data() + i * V, V), win[r0 + i + 1]);
         }
+        return wsum;
+    };
+    return evaluate_perplexity(cpu, ids, seqlen, drop_last_partial, show_progress);
+}
+
+PerplexityResult evaluate_perplexity(const WindowNllFn& window_nll, std::span<const int32_t> ids, int64_t seqlen,
+                                     bool drop_last_partial, bool show_progress) {
+    const TokenWindows windows = plan_token_windows(ids, seqlen, drop_last_partial, "perplexity");
+    PerplexityResult r;
+    const auto t0 = std::chrono::steady_clock::now();
+    ProgressBar bar("ppl", windows.count, "win");
+    double nll_sum = 0;
+    for (int64_t w = 0; w < windows.count; ++w) {
+        const auto win = windows.window(w);
+        const int64_t len = static_cast<int64_t>(win.size());
+        const double wsum = window_nll(win);
         r.window_mean_nll.push_back(wsum / double(len - 1));
         nll_sum += wsum;
         r.predictions += len - 1;

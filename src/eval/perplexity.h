@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -24,6 +25,12 @@ struct PerplexityResult {
 };
 
 PerplexityResult evaluate_perplexity(const Qwen3Model& model, std::span<const int32_t> ids, int64_t seqlen,
+                                     bool drop_last_partial = true, bool show_progress = true);
+
+// Σ over t < len − 1 of NLL(window[t + 1] | window[0..t]) for one window scored from an empty context: how another
+// runtime plugs in (the GPU's CudaDecoder::window_nll).
+using WindowNllFn = std::function<double(std::span<const int32_t> window)>;
+PerplexityResult evaluate_perplexity(const WindowNllFn& window_nll, std::span<const int32_t> ids, int64_t seqlen,
                                      bool drop_last_partial = true, bool show_progress = true);
 
 // NLL of `target` under float32 logits, computed with a float64 log-sum-exp.

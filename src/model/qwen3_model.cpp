@@ -46,6 +46,7 @@ std::vector<float> vector_f32(const TensorStore& st, const std::string& name, in
 
 WeightView Qwen3Model::linear_weight(const std::string& prefix, int64_t out, int64_t in) {
     if (quant_ && !store_.has(prefix + ".weight")) {
+        if (packed_ == PackedLayers::Skip) return WeightView{DType::BF16, nullptr, out, in};
         std::optional<std::vector<float>> w = load_linear_dequantized(store_, prefix, *quant_, out, in);
         if (w) {
             // Run with bf16(w), like a bf16 model holding the QDQ weights: exactly the W_q the tuner optimised
@@ -107,9 +108,10 @@ Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file, GgufWeights 
     return m;
 }
 
-Qwen3Model Qwen3Model::load(const std::filesystem::path& dir) {
+Qwen3Model Qwen3Model::load(const std::filesystem::path& dir, PackedLayers packed) {
     if (std::optional<std::filesystem::path> g = find_gguf_model(dir)) return load_gguf(*g, GgufWeights::Packed);
     Qwen3Model m;
+    m.packed_ = packed;
     m.cfg_ = load_model_config(dir);
     m.store_ = TensorStore::open(dir);
     m.quant_ = load_quantization_config(dir);

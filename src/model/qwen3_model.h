@@ -55,6 +55,11 @@ class GgufFile;
 // How load_gguf holds quantized GGUF weights (see the file comment).
 enum class GgufWeights { Packed, Dequantized };
 
+// What Qwen3Model::load does with the packed layers of GPTQ / AWQ / auto-round checkpoints: dequantize them to
+// float32 for the CPU kernels, or leave their WeightView empty (data == nullptr, shape set) for a runtime that
+// reads them packed itself (model/qwen3_cuda_model.h, through quant/quantized_loader.h).
+enum class PackedLayers { Dequantize, Skip };
+
 // What a multimodal prefill adds to the token ids (Qwen3-VL, qwen3-architecture.md §2.4).
 struct MultimodalInput {
     const float* image_embeds = nullptr;      // [n_visual, hidden]: replace the rows of image_token_id, in order
@@ -68,7 +73,7 @@ class Qwen3Model {
 public:
     // Loads config.json + safetensors from a model folder; validates every tensor's shape/dtype.
     // A .gguf file, or a folder whose only model file is a .gguf, loads through load_gguf.
-    static Qwen3Model load(const std::filesystem::path& dir);
+    static Qwen3Model load(const std::filesystem::path& dir, PackedLayers packed = PackedLayers::Dequantize);
     static Qwen3Model load_gguf(const std::filesystem::path& file, GgufWeights mode = GgufWeights::Packed);
 
     const ModelConfig& config() const { return cfg_; }
@@ -76,6 +81,13 @@ public:
     const std::shared_ptr<const GgufFile>& gguf() const { return gguf_; }  // set for GGUF models
     // The checkpoint's quantization (packed layers are dequantized to float32 at load).
     const std::optional<QuantizationConfig>& quantization() const { return quant_; }
+    // The weights as loaded (for other runtimes, e.g. model/qwen3_cuda_model.h).
+    const std::vector<Qwen3Layer>& layers() const { return layers_; }
+    const WeightView& embedding() const { return embed_; }
+    const WeightView& head() const { return head_; }
+    bool head_is_embedding() const { return head_.data == embed_.data; }
+    const std::vector<float>& final_norm() const { return final_norm_; }
+    const std::vector<float>& inv_freq() const { return inv_freq_; }
     KvCache make_cache() const;
     int64_t parameter_count() const;
 
@@ -100,6 +112,7 @@ private:
     std::list<std::vector<float>> owned_;       // dequantized float32 weights of packed layers
     std::shared_ptr<const GgufFile> gguf_;      // the mapped GGUF file (GGUF models only)
 
+    PackedLayers packed_ = PackedLayers::Dequantize;
     WeightView linear_weight(const std::string& prefix, int64_t out, int64_t in);
 };
 

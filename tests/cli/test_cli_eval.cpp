@@ -137,3 +137,23 @@ TEST(CliEval, BadInputGivesClearErrors) {
     EXPECT_TRUE(has(r, bad.string() + ": ")) << r.out;
     fs::remove(bad);
 }
+
+// --device on the commands that run a model: a spelling that is not a device, and cuda where this build or machine
+// has none, are errors that say what to pass instead (never a crash or a silent CPU run).
+TEST(CliEval, DeviceFlagOfGenerateAndPpl) {
+    Result r = run("eval ppl --model " + kNano + " --data " + kWiki + " --device tpu --max_tokens 64 --seqlen 32");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("--device tpu: expected cpu, cuda"), std::string::npos) << r.out;
+    r = run("generate --model " + kNano + " --prompt hi --max_new_tokens 2 --device gpu7");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("--device gpu7"), std::string::npos) << r.out;
+    const Result dev = run("devices");
+    if (dev.out.find("cuda:0") == std::string::npos) {  // no GPU here (or no CUDA build)
+        r = run("generate --model " + kNano + " --prompt hi --max_new_tokens 2 --device cuda");
+        EXPECT_EQ(r.status, 1) << r.out;
+        EXPECT_NE(r.out.find("use --device cpu"), std::string::npos) << r.out;
+        // auto falls back to the CPU when there is no GPU
+        r = run("eval ppl --model " + kNano + " --data " + kWiki + " --device auto --max_tokens 64 --seqlen 32 --json");
+        EXPECT_EQ(r.status, 0) << r.out;
+    }
+}

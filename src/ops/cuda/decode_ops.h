@@ -1,0 +1,61 @@
+// ops/cuda/decode_ops.h — the row-wise kernels of the GPU inference runtime for the Qwen3 decoder
+// (ops/cuda/decoder_runtime.h): embedding lookup, RMSNorm, per-head QK-norm + RoPE + KV-cache append, attention
+// over the KV cache, SwiGLU, and the reductions over logits (greedy argmax, token NLL).
+//
+// The math is the CPU model's (model/qwen3_model.cpp, ops/cpu/norm.h, rope.h, attention.h, activation.h;
+// qwen3-architecture.md §1.3): activations FP32, the KV cache bf16.
+// Positions come from device memory (`d_slot0`) so that a decode step can be captured once in a CUDA graph and
+// replayed while the cache grows: row t of a call sits at cache slot slot0 + t, RoPE position slot0 + t + pos_delta.
+// Every function is asynchronous on `stream`, allocates nothing and throws autoround::Error (naming the argument)
+// for bad sizes. Plain C++ header; defined only in CUDA builds.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace autoround {
+
+// x [T, H] FP32 = bf16 rows ids[t] of table [V, H] (device ids; an id outside [0, V) gives a zero row).
+void embed_rows_bf16(const uint16_t* table, int64_t V, const int32_t* ids, int64_t T, int64_t H, float* x,
+                     cudaStream_t stream);
+
+// y[t] = x[t] / sqrt(mean(x[t]²) + eps) · w, for T rows of H. Writes y_f32 [T, H] and/or y_bf16 [T, H] (bf16 of the
+// FP32 result; either may be null, not both). In place (y_f32 == x) is allowed.
+void rms_norm_rows(const float* x, const float* w, int64_t T, int64_t H, float eps, float* y_f32, uint16_t* y_bf16,
+                   cudaStream_t stream);
+
+// The attention input stage for T rows of the fused projection qkv [T, (nq + 2·nkv)·D] FP32 (q | k | v per row):
+//   q, k per head: RMSNorm over D with q_norm / k_norm [D] (both null: no QK-norm, as Qwen2/Llama), then RoPE
+//   (HF rotate_half: pairs (i, i + D/2), angle = position · inv_freq[i], inv_freq [D/2] FP32 device);
+//   q goes to q_f32 [T, nq·D] and/or q_bf16 [T, nq·D] (either may be null, not both);
+//   k, v go to the caches k_cache, v_cache [capacity, nkv·D] bf16 at slot slot0 + t (slot0 = *d_slot0).
+void qk_norm_rope_cache(const float* qkv, int64_t T, int nq, int nkv, int D, const float* q_norm, const float* k_norm,
+                        float eps, const float* inv_freq, const int32_t* d_slot0, int64_t pos_delta, float* q_f32,
+                        uint16_t* q_bf16, uint16_t* k_cache, uint16_t* v_cache, int64_t capacity, cudaStream_t stream);
+
+// Causal GQA attention of T query rows against the cache: query row t (cache slot slot0 + t) attends to keys
+// 0 .. slot0 + t; query head h reads kv head h / (nq / nkv). q [T, nq·D] FP32, o [T, nq·D] FP32,
+// softmax(scale · q·k) in FP32. max_keys bounds slot0 + T (the launch shape must not depend on *d_slot0, for graph
+// replay). Fast for T = 1 (the keys are split across CTAs, flash-decoding style, then merged); correct for any T.
+// workspace: decode_attention_workspace_bytes(T, nq, D, max_keys) bytes of device memory.
+size_t decode_attention_workspace_bytes(int64_t T, int nq, int D, int64_t max_keys);
+void decode_attention(const float* q, const uint16_t* k_cache, const uint16_t* v_cache, int64_t T, int nq, int nkv,
+                      int D, float scale, const int32_t* d_slot0, int64_t max_keys, float* o, void* workspace,
+                      cudaStream_t stream);
+
+// act[t][i] = silu(gu[t][i]) · gu[t][I + i] for gu [T, 2I] FP32 (gate | up); act_f32 and/or act_bf16 [T, I].
+void swiglu_rows(const float* gu, int64_t T, int64_t I, float* act_f32, uint16_t* act_bf16, cudaStream_t stream);
+
+// out[t] = argmax_v logits[t][v] (lowest index on ties, as the CPU sampler), logits [T, V] FP32.
+void argmax_rows(const float* logits, int64_t T, int64_t V, int32_t* out, cudaStream_t stream);
+
+// nll[t] = logsumexp(logits[t]) − logits[t][targets[t]] (FP32 max, then the sum of exp in FP64, like
+// eval/perplexity.cpp token_nll), logits [T, V] FP32, targets [T] device, nll [T] FP64.
+void token_nll_rows(const float* logits, const int32_t* targets, int64_t T, int64_t V, double* nll,
+                    cudaStream_t stream);
+
+// dst[i] = bf16(src[i]), n values.
+void f32_to_bf16(const float* src, uint16_t* dst, int64_t n, cudaStream_t stream);
+
+}  // namespace autoround

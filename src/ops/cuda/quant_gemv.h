@@ -1,0 +1,54 @@
+// ops/cuda/quant_gemv.h — W4A16-style weight-only-quantized matrix–vector products for GPU decode, the same for
+// dense bf16 weights (the LM head, unquantized layers), and the dequantization of a packed weight to bf16 for the
+// prefill GEMM.
+//
+// Why: decode at batch 1 reads every weight once per token, so its speed is the memory bandwidth; the packed
+// 2/3/4/8-bit weights are read as they are stored (never widened in device memory) and unpacked in registers.
+//
+// The packed layout is GPTQ's qweight (export/pack_layout.h, the one definition shared with the exporters and the
+// CPU loaders): for each output column n the codes q[n][0..k) form one little-endian bit stream of `bits`-bit codes,
+// consecutive 32-bit words of that stream are consecutive rows of qweight [k·bits/32, n] (so one qweight row is
+// n words, adjacent columns adjacent in memory). Every 32 codes of a column fill exactly `bits` words.
+// Scales and zero points are stored per group of group_len consecutive inputs, transposed like GPTQ's:
+//   scales [ng, n] fp16 bit patterns, zeros [ng, n] uint8 integer zero points (true zeros, not GPTQ v1's z−1),
+//   ng = k / group_len.
+// The weight value is exactly what the CPU model runs with (model/qwen3_model.cpp: the float32 dequantization
+// rounded to bf16):   w[n][k] = bf16( float(scale[g][n]) · float(q[n][k] − zero[g][n]) ),  g = k / group_len.
+// The products are y[n] = Σ_k w[n][k] · x[k] in FP32 (the summation order differs from the CPU's).
+//
+// Plain C++ header (no CUDA types besides cudaStream_t); defined only in CUDA builds.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace autoround {
+
+// A packed weight [n, k] in device memory (see above). Requirements (checked; a violation throws autoround::Error
+// naming the shape): bits ∈ {2, 3, 4, 8}; k % 32 == 0; group_len % 32 == 0 and k % group_len == 0; n ≥ 1;
+// qweight / scales / zeros 16-byte aligned when n % 4 == 0 (cudaMalloc memory is).
+struct DeviceQuantWeight {
+    const uint32_t* qweight = nullptr;  // [k·bits/32, n]
+    const uint16_t* scales = nullptr;   // [k/group_len, n] fp16
+    const uint8_t* zeros = nullptr;     // [k/group_len, n]
+    int64_t n = 0;                      // output features (columns of qweight)
+    int64_t k = 0;                      // input features
+    int bits = 4;
+    int64_t group_len = 128;
+};
+
+// y[n] = Σ_k w[n][k] · x[k]   (accumulate: y[n] += …, e.g. the residual stream). x [k] FP32, y [n] FP32, both
+// device pointers; x and y must not overlap. Asynchronous on `stream`; no allocation (graph-capturable).
+void quant_gemv(const DeviceQuantWeight& w, const float* x, float* y, bool accumulate, cudaStream_t stream);
+
+// The same for a dense bf16 weight w [n, k] row-major (k % 8 == 0, w 16-byte aligned): the LM head and the layers
+// a checkpoint keeps unquantized.
+void bf16_gemv(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate,
+               cudaStream_t stream);
+
+// out [n, k] bf16 row-major = w (the values above): the prefill path dequantizes one layer's weight into a scratch
+// buffer and runs a tensor-core GEMM on it.
+void quant_dequantize_bf16(const DeviceQuantWeight& w, uint16_t* out, cudaStream_t stream);
+
+}  // namespace autoround
