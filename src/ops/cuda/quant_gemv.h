@@ -26,8 +26,11 @@
 namespace autoround {
 
 // A packed weight [n, k] in device memory (see above). Requirements (checked; a violation throws autoround::Error
-// naming the shape): bits ∈ {2, 3, 4, 8}; k % 32 == 0; group_len % 32 == 0 and k % group_len == 0; n ≥ 1;
-// qweight / scales / zeros 16-byte aligned when n % 4 == 0 (cudaMalloc memory is).
+// naming the shape): bits ∈ {2, 3, 4, 8}; k % 32 == 0; group_len % 32 == 0 and k % group_len == 0; n ≥ 1.
+// The fast path (16-byte loads of 4 columns) needs n % 4 == 0 and qweight 16-, scales 8-, zeros 4-byte aligned
+// (cudaMalloc memory is); otherwise a one-column-per-thread path runs (same results, slower).
+// Values (not checked: they live in device memory): finite scales; zero points ≤ 2^bits (what GPTQ/AWQ/auto-round
+// zero fields hold; 8-bit GPTQ v1's z = 256 does not fit a uint8); the exact bf16 rounding of w relies on it.
 struct DeviceQuantWeight {
     const uint32_t* qweight = nullptr;  // [k·bits/32, n]
     const uint16_t* scales = nullptr;   // [k/group_len, n] fp16
@@ -39,7 +42,9 @@ struct DeviceQuantWeight {
 };
 
 // y[n] = Σ_k w[n][k] · x[k]   (accumulate: y[n] += …, e.g. the residual stream). x [k] FP32, y [n] FP32, both
-// device pointers; x and y must not overlap. Asynchronous on `stream`; no allocation (graph-capturable).
+// device pointers; x and y must not overlap. Asynchronous on `stream`; no allocation (graph-capturable; with
+// accumulate == false and the k range split across CTAs, the call zeroes y with cudaMemsetAsync first). The k splits
+// add into y with atomics, so the last bits of y may differ from run to run.
 void quant_gemv(const DeviceQuantWeight& w, const float* x, float* y, bool accumulate, cudaStream_t stream);
 
 // The same for a dense bf16 weight w [n, k] row-major (k % 8 == 0, w 16-byte aligned): the LM head and the layers
@@ -47,8 +52,8 @@ void quant_gemv(const DeviceQuantWeight& w, const float* x, float* y, bool accum
 void bf16_gemv(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate,
                cudaStream_t stream);
 
-// out [n, k] bf16 row-major = w (the values above): the prefill path dequantizes one layer's weight into a scratch
-// buffer and runs a tensor-core GEMM on it.
+// out [n, k] bf16 row-major = w (the values above, bit for bit; out 16-byte aligned): the prefill path dequantizes
+// one layer's weight into a scratch buffer and runs a tensor-core GEMM on it.
 void quant_dequantize_bf16(const DeviceQuantWeight& w, uint16_t* out, cudaStream_t stream);
 
 }  // namespace autoround
