@@ -6,6 +6,22 @@
 #include <vector>
 
 namespace autoround {
+namespace {
+
+// q·k over D values with 8 independent partial sums (lanes i % 8), so the compiler vectorises it; a single running
+// sum is a serial chain of D dependent adds (4 cycles each) and made decode attention ~20 % of a 0.6B model's
+// decode time at a few hundred tokens of context.
+float dot8(const float* a, const float* b, int64_t n) {
+    float p[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) p[l] += a[i + l] * b[i + l];
+    float d = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+    for (; i < n; ++i) d += a[i] * b[i];
+    return d;
+}
+
+}  // namespace
 
 void attention_causal(const float* q, const float* k, const float* v, const AttentionShape& s, float* out) {
     const int64_t group = s.n_q_heads / s.n_kv_heads;
@@ -24,9 +40,7 @@ void attention_causal(const float* q, const float* k, const float* v, const Atte
                 float mx = -INFINITY;
                 for (int64_t j = 0; j < n; ++j) {
                     const float* kr = k + j * s.kv_stride + kvh * D;
-                    float d = 0.f;
-                    for (int64_t i = 0; i < D; ++i) d += qr[i] * kr[i];
-                    scores[j] = d * scale;
+                    scores[j] = dot8(qr, kr, D) * scale;
                     mx = std::max(mx, scores[j]);
                 }
                 float sum = 0.f;
@@ -36,7 +50,16 @@ void attention_causal(const float* q, const float* k, const float* v, const Atte
                 }
                 const float inv = 1.0f / sum;
                 std::fill(acc.begin(), acc.end(), 0.f);
-                for (int64_t j = 0; j < n; ++j) {
+                // four keys per pass over acc: a quarter of the loads and stores of the accumulator row
+                int64_t j = 0;
+                for (; j + 4 <= n; j += 4) {
+                    const float p0 = scores[j] * inv, p1 = scores[j + 1] * inv, p2 = scores[j + 2] * inv,
+                                p3 = scores[j + 3] * inv;
+                    const float* v0 = v + j * s.kv_stride + kvh * D;
+                    const float *v1 = v0 + s.kv_stride, *v2 = v1 + s.kv_stride, *v3 = v2 + s.kv_stride;
+                    for (int64_t i = 0; i < D; ++i) acc[i] += (p0 * v0[i] + p1 * v1[i]) + (p2 * v2[i] + p3 * v3[i]);
+                }
+                for (; j < n; ++j) {
                     const float p = scores[j] * inv;
                     const float* vr = v + j * s.kv_stride + kvh * D;
                     for (int64_t i = 0; i < D; ++i) acc[i] += p * vr[i];
