@@ -30,7 +30,6 @@
 #include "io/model_config.h"
 #include "model/model_presets.h"
 #include "model/qwen3_cuda_model.h"
-#include "ops/cpu/rope.h"
 #include "ops/cuda/decoder_runtime.h"
 #include "ops/cuda/device_info.h"
 
@@ -92,17 +91,7 @@ double copy_bandwidth_gbs() {
 }
 
 std::unique_ptr<CudaDecoder> random_model(const ModelConfig& c, int bits, int64_t group, const CudaDecoderOptions& opt) {
-    DecoderDims d;
-    d.hidden = c.hidden_size;
-    d.intermediate = c.intermediate_size;
-    d.vocab = c.vocab_size;
-    d.n_layers = c.num_hidden_layers;
-    d.n_q_heads = c.num_attention_heads;
-    d.n_kv_heads = c.num_key_value_heads;
-    d.head_dim = c.head_dim;
-    d.rms_eps = c.rms_norm_eps;
-    d.qk_norm = c.qk_norm;
-    d.inv_freq = rope_inv_freq(c.rope, c.head_dim);
+    const DecoderDims d = decoder_dims(c);
     auto dec = std::make_unique<CudaDecoder>(d, opt);
     Rng r{42};
     const int64_t H = d.hidden, I = d.intermediate, QD = int64_t(d.n_q_heads) * d.head_dim,

@@ -10,6 +10,7 @@
 #include "core/progress_bar.h"
 #include "export/pack.h"
 #include "model/qwen3_model.h"
+#include "ops/cpu/rope.h"
 #include "quant/quantized_loader.h"
 
 namespace autoround {
@@ -118,6 +119,21 @@ std::string gib(size_t b) {
 
 }  // namespace
 
+DecoderDims decoder_dims(const ModelConfig& c) {
+    DecoderDims d;
+    d.hidden = c.hidden_size;
+    d.intermediate = c.intermediate_size;
+    d.vocab = c.vocab_size;
+    d.n_layers = c.num_hidden_layers;
+    d.n_q_heads = c.num_attention_heads;
+    d.n_kv_heads = c.num_key_value_heads;
+    d.head_dim = c.head_dim;
+    d.rms_eps = c.rms_norm_eps;
+    d.qk_norm = c.qk_norm;
+    d.inv_freq = rope_inv_freq(c.rope, c.head_dim);
+    return d;
+}
+
 std::unique_ptr<Qwen3CudaModel> Qwen3CudaModel::load(const std::filesystem::path& path, const CudaDecoderOptions& opt,
                                                      bool show_progress) {
     const Qwen3Model m = Qwen3Model::load(path, PackedLayers::Skip);
@@ -127,16 +143,7 @@ std::unique_ptr<Qwen3CudaModel> Qwen3CudaModel::load(const std::filesystem::path
               " has q/k/v biases, which the GPU runtime does not implement; use --device cpu");
     auto out = std::unique_ptr<Qwen3CudaModel>(new Qwen3CudaModel);
     out->cfg_ = c;
-    DecoderDims d;
-    d.hidden = c.hidden_size;
-    d.intermediate = c.intermediate_size;
-    d.vocab = c.vocab_size;
-    d.n_layers = c.num_hidden_layers;
-    d.n_q_heads = int(c.num_attention_heads);
-    d.n_kv_heads = int(c.num_key_value_heads);
-    d.head_dim = int(c.head_dim);
-    d.rms_eps = c.rms_norm_eps;
-    d.qk_norm = c.qk_norm;
+    DecoderDims d = decoder_dims(c);
     d.inv_freq = m.inv_freq();
     out->dec_ = std::make_unique<CudaDecoder>(d, opt);
     CudaDecoder& dec = *out->dec_;

@@ -25,6 +25,9 @@
 
 namespace autoround {
 
+// The runtime's dimensions for a config (RoPE inverse frequencies from ops/cpu/rope.h, as the CPU model uses).
+DecoderDims decoder_dims(const ModelConfig& c);
+
 class Qwen3CudaModel {
 public:
     // Loads config, tokenizer-independent weights and uploads them (a progress bar when show_progress).
