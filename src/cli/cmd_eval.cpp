@@ -62,6 +62,7 @@ int run_ppl(const PplArgs& a) {
             nlohmann::json j = {{"model", m},          {"data", a.data},        {"ppl", r.ppl},
                                 {"mean_nll", r.mean_nll}, {"tokens", r.tokens},  {"predictions", r.predictions},
                                 {"windows", r.windows}, {"seqlen", a.seqlen},   {"seconds", r.seconds},
+                                {"device", device},
                                 {"tokens_per_second", tps}};
             std::printf("%s\n", j.dump().c_str());
         } else {

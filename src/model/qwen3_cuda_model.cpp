@@ -143,8 +143,7 @@ std::unique_ptr<Qwen3CudaModel> Qwen3CudaModel::load(const std::filesystem::path
               " has q/k/v biases, which the GPU runtime does not implement; use --device cpu");
     auto out = std::unique_ptr<Qwen3CudaModel>(new Qwen3CudaModel);
     out->cfg_ = c;
-    DecoderDims d = decoder_dims(c);
-    d.inv_freq = m.inv_freq();
+    const DecoderDims d = decoder_dims(c);
     out->dec_ = std::make_unique<CudaDecoder>(d, opt);
     CudaDecoder& dec = *out->dec_;
 
@@ -154,13 +153,10 @@ std::unique_ptr<Qwen3CudaModel> Qwen3CudaModel::load(const std::filesystem::path
         dec.set_embedding(e.dense_bf16);
     }
     dec.set_final_norm(m.final_norm().data());
-    bool tied = m.head_is_embedding();
-    if (tied) {
-        dec.tie_lm_head_to_embedding();
-    } else {
-        Census head_census;
-        dec.set_lm_head(host_linear(m, m.head(), "lm_head", head_census));
-    }
+    const bool tied = m.head_is_embedding();
+    Census head_census;
+    if (tied) dec.tie_lm_head_to_embedding();
+    else dec.set_lm_head(host_linear(m, m.head(), "lm_head", head_census));
     const std::string& tp = c.text_prefix;
     ProgressBar bar("upload", c.num_hidden_layers, "layer");
     for (int l = 0; l < c.num_hidden_layers; ++l) {
@@ -197,7 +193,10 @@ std::unique_ptr<Qwen3CudaModel> Qwen3CudaModel::load(const std::filesystem::path
     s += ", " + std::to_string(census.dense) + " dense bf16";
     if (census.dequantized > 0)
         s += ", " + std::to_string(census.dequantized) + " dequantized to bf16 (e.g. " + census.first_reason + ")";
-    s += tied ? "; LM head = embedding (bf16)" : "; LM head own";
+    if (tied) s += "; LM head = embedding (bf16)";
+    else if (head_census.packed > 0) s += "; LM head packed (" + std::to_string(head_census.max_bits) + "-bit)";
+    else if (head_census.dequantized > 0) s += "; LM head dequantized to bf16 (" + head_census.first_reason + ")";
+    else s += "; LM head bf16";
     s += "; weights " + gib(dec.weight_bytes()) + " on the GPU";
     out->summary_ = s;
     return out;

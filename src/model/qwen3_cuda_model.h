@@ -36,7 +36,7 @@ public:
 
     const ModelConfig& config() const { return cfg_; }
     CudaDecoder& decoder() { return *dec_; }
-    // e.g. "252 linears packed (4-bit), 0 dense bf16; LM head bf16 (tied); 2.41 GiB on the GPU"
+    // e.g. "252 linears packed (4-bit), 0 dense bf16; LM head = embedding (bf16); weights 2.50 GiB on the GPU"
     const std::string& summary() const { return summary_; }
 
     // The CPU model's forward contract (model/qwen3_model.h) with the cache held on the device.

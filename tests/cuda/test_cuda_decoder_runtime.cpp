@@ -139,7 +139,7 @@ TEST(CudaDecoderRuntime, Bf16NanoDecodeMatchesCpu) {
     const Qwen3Model cpu = Qwen3Model::load(nano_dir());
     const auto gpu = Qwen3CudaModel::load(nano_dir());
     const int64_t V = cpu.config().vocab_size;
-    EXPECT_NE(gpu->summary().find("0 linears packed"), std::string::npos) << gpu->summary();
+    EXPECT_EQ(gpu->summary().rfind("0 linears packed", 0), 0u) << gpu->summary();
     const std::vector<int32_t> tokens = test_tokens(24, V, 1);
     const std::vector<float> ref = cpu_decode_logits(cpu, tokens);
     const std::vector<float> got = gpu_decode_logits(gpu->decoder(), tokens, V);
@@ -241,7 +241,7 @@ TEST(CudaDecoderRuntime, PackedExportsMatchTheCpuModel) {
         SCOPED_TRACE(label);
         const Qwen3Model cpu = Qwen3Model::load(folder);
         const auto gpu = Qwen3CudaModel::load(folder);
-        EXPECT_NE(gpu->summary().find("42 linears packed"), std::string::npos) << gpu->summary();
+        EXPECT_EQ(gpu->summary().rfind("42 linears packed", 0), 0u) << gpu->summary();
         const int64_t V = cpu.config().vocab_size;
         const std::vector<int32_t> tokens = test_tokens(16, V, 5);
         const std::vector<float> ref = cpu_decode_logits(cpu, tokens);

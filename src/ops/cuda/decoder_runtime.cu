@@ -29,6 +29,7 @@ namespace autoround {
 namespace {
 
 constexpr int64_t kLogitRows = 256;  // rows of [·, V] logits computed at once by a prefill / window_nll
+constexpr int64_t kMaxChunk = 32768;  // prefill rows per pass (the row kernels of decode_ops.h take at most 65535)
 
 std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 
@@ -69,6 +70,8 @@ struct DevBuf {
     }
     // Grows to at least `count` elements (contents dropped).
     void ensure(size_t count, const char* what) { if (n < count) alloc(count, what); }
+    // A pageable cudaMemcpy may return before the data reaches the device, and the runtime's stream does not wait
+    // for the legacy stream: every setter ends with cudaDeviceSynchronize (sync_uploads below).
     void upload(const T* src, size_t count, const char* what) {
         alloc(count, what);
         if (count) AR_CUDA_CHECK(cudaMemcpy(p, src, count * sizeof(T), cudaMemcpyHostToDevice));
@@ -121,10 +124,14 @@ struct DevLayer {
     DevBuf<uint16_t> k_cache, v_cache;  // [capacity, nkv·D] bf16
 };
 
+void sync_uploads() { AR_CUDA_CHECK(cudaDeviceSynchronize()); }
+
 void upload_linear(DevLinear& d, const HostLinear& h, const char* what) {
     d.out = h.out;
     d.in = h.in;
     if (h.packed()) {
+        check(h.group_len > 0 && h.in % h.group_len == 0, what, ": group length ", h.group_len, " does not divide ",
+              h.in, " inputs");
         const int64_t ng = h.in / h.group_len;
         check(h.qweight.size() == size_t(h.in * h.bits / 32 * h.out) && h.scales.size() == size_t(ng * h.out) &&
                   h.zeros.size() == size_t(ng * h.out),
@@ -144,6 +151,8 @@ void upload_linear(DevLinear& d, const HostLinear& h, const char* what) {
 
 // Concatenates linears along `out` (the same kind, in, bits and group) into one host linear.
 bool fusable(const std::vector<const HostLinear*>& ls) {
+    for (const HostLinear* l : ls)
+        check(l->packed() || l->dense_bf16 != nullptr, "a ", l->out, " x ", l->in, " weight has no data");
     for (const HostLinear* l : ls)
         if (l->packed() != ls[0]->packed() || l->in != ls[0]->in || l->bits != ls[0]->bits ||
             l->group_len != ls[0]->group_len)
@@ -287,9 +296,9 @@ struct CudaDecoder::Impl {
             L.k_cache = std::move(k);
             L.v_cache = std::move(v);
         }
-        cap = new_cap;
-        att_ws.ensure(decode_attention_workspace_bytes(1, d.n_q_heads, d.head_dim, cap), "the attention workspace");
         drop_graph();
+        att_ws.ensure(decode_attention_workspace_bytes(1, d.n_q_heads, d.head_dim, new_cap), "the attention workspace");
+        cap = new_cap;  // last: a failed allocation above leaves cap as it was, so the next reserve retries
     }
     void drop_graph() {
         if (graph) cudaGraphExecDestroy(graph);
@@ -361,6 +370,7 @@ struct CudaDecoder::Impl {
     // ---- prefill ----------------------------------------------------------------------------------------------------
     void ensure_rows(int64_t T) {
         if (T <= rows) return;
+        rows = 0;  // until every buffer below exists (an out-of-memory error part-way must not leave stale sizes)
         const int64_t H = d.hidden, I = d.intermediate, QD = int64_t(d.n_q_heads) * d.head_dim;
         ids.alloc(T, "prefill token ids");
         targets.alloc(T, "prefill targets");
@@ -424,8 +434,10 @@ struct CudaDecoder::Impl {
         else gemm(head_own, X, n, logitsT.p, d.vocab, false);
     }
 
+    int64_t chunk_rows() const { return std::clamp<int64_t>(opt.prefill_chunk, 1, kMaxChunk); }
+
     void prefill(const int32_t* tokens, int64_t T, float* out_logits, bool all_logits) {
-        const int64_t chunk = std::max<int64_t>(1, opt.prefill_chunk), H = d.hidden, V = d.vocab;
+        const int64_t chunk = chunk_rows(), H = d.hidden, V = d.vocab;
         reserve(len + T);
         for (int64_t c0 = 0; c0 < T; c0 += chunk) {
             const int64_t n = std::min(chunk, T - c0);
@@ -452,8 +464,9 @@ struct CudaDecoder::Impl {
 
     double window_nll(const int32_t* tokens, int64_t T, std::vector<double>* per_token) {
         len = 0;
+        pos_delta = 0;  // a text window from an empty cache
         reserve(T);
-        const int64_t chunk = std::max<int64_t>(1, opt.prefill_chunk), H = d.hidden, V = d.vocab;
+        const int64_t chunk = chunk_rows(), H = d.hidden, V = d.vocab;
         std::vector<double> all(size_t(std::max<int64_t>(T - 1, 0)));
         for (int64_t c0 = 0; c0 < T; c0 += chunk) {
             const int64_t n = std::min(chunk, T - c0);
@@ -490,6 +503,11 @@ CudaDecoder::CudaDecoder(const DecoderDims& dims, const CudaDecoderOptions& opt)
               dims.head_dim % 2 == 0 && dims.inv_freq.size() == size_t(dims.head_dim / 2),
           "CudaDecoder: bad dimensions (hidden ", dims.hidden, ", heads ", dims.n_q_heads, "/", dims.n_kv_heads,
           ", head_dim ", dims.head_dim, ")");
+    const int64_t QD = int64_t(dims.n_q_heads) * dims.head_dim;
+    check(dims.head_dim <= 256 && dims.hidden % 8 == 0 && dims.intermediate % 8 == 0 && QD % 8 == 0,
+          "--device cuda: the GPU runtime needs head_dim <= 256 and hidden, intermediate and heads x head_dim multiples "
+          "of 8 (this model: head_dim ", dims.head_dim, ", hidden ", dims.hidden, ", intermediate ", dims.intermediate,
+          "); use --device cpu");
     int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) {
         cudaGetLastError();
@@ -502,7 +520,7 @@ CudaDecoder::CudaDecoder(const DecoderDims& dims, const CudaDecoderOptions& opt)
     AR_CUBLAS_CHECK(cublasSetMathMode(m.blas, CUBLAS_DEFAULT_MATH));
     m.layers.resize(size_t(dims.n_layers));
     m.inv_freq.upload(dims.inv_freq.data(), dims.inv_freq.size(), "RoPE tables");
-    const int64_t H = dims.hidden, I = dims.intermediate, QD = int64_t(dims.n_q_heads) * dims.head_dim;
+    const int64_t H = dims.hidden, I = dims.intermediate;
     m.tok.alloc(1, "decode buffers");
     m.slot.alloc(1, "decode buffers");
     m.x.alloc(size_t(H), "decode buffers");
@@ -513,27 +531,40 @@ CudaDecoder::CudaDecoder(const DecoderDims& dims, const CudaDecoderOptions& opt)
     m.gu.alloc(size_t(2 * I), "decode buffers");
     m.act.alloc(size_t(I), "decode buffers");
     m.logits.alloc(size_t(dims.vocab), "decode buffers");
-    AR_CUDA_CHECK(cudaMallocHost(&m.logits_host, size_t(dims.vocab) * 4));
+    if (cudaMallocHost(&m.logits_host, size_t(dims.vocab) * 4) != cudaSuccess) {
+        cudaGetLastError();
+        fail("out of pinned host memory for the logits (", dims.vocab, " floats)");
+    }
+    sync_uploads();
 }
 
 CudaDecoder::~CudaDecoder() = default;
 
 void CudaDecoder::set_embedding(const uint16_t* bf16_table) {
+    impl_->drop_graph();
     impl_->embed.upload(bf16_table, size_t(impl_->d.vocab * impl_->d.hidden), "the embedding table");
+    sync_uploads();
 }
 
-void CudaDecoder::set_final_norm(const float* w) { impl_->final_norm.upload(w, size_t(impl_->d.hidden), "the final norm"); }
+void CudaDecoder::set_final_norm(const float* w) {
+    impl_->drop_graph();
+    impl_->final_norm.upload(w, size_t(impl_->d.hidden), "the final norm");
+    sync_uploads();
+}
 
 void CudaDecoder::set_lm_head(const HostLinear& head) {
     Impl& m = *impl_;
     check(head.out == m.d.vocab && head.in == m.d.hidden, "LM head has shape [", head.out, ", ", head.in,
           "], expected [", m.d.vocab, ", ", m.d.hidden, "]");
+    m.drop_graph();
     upload_linear(m.head_own, head, "the LM head");
     m.head_tied = false;
     m.note_scratch(m.head_own);
+    sync_uploads();
 }
 
 void CudaDecoder::tie_lm_head_to_embedding() {
+    impl_->drop_graph();
     impl_->head_tied = true;
     impl_->head_own = DevLinear{};
 }
@@ -556,7 +587,9 @@ void CudaDecoder::set_layer(int l, const HostDecoderLayer& h) {
     shape(h.up, I, H, "up_proj");
     shape(h.down, H, I, "down_proj");
     check(h.input_norm && h.post_attn_norm && (h.q_norm != nullptr) == d.qk_norm && (h.k_norm != nullptr) == d.qk_norm,
-          "layer ", l, ": norm weights missing");
+          "layer ", l, ": the input/post-attention norms are required, and q_norm/k_norm must be given exactly when "
+          "the model has QK-norm (", d.qk_norm ? "it has" : "it has not", ")");
+    m.drop_graph();
     DevLayer& L = m.layers[size_t(l)];
     L.input_norm.upload(h.input_norm, size_t(H), "norm weights");
     L.post_attn_norm.upload(h.post_attn_norm, size_t(H), "norm weights");
@@ -576,7 +609,9 @@ void CudaDecoder::set_layer(int l, const HostDecoderLayer& h) {
         const size_t row = size_t(d.n_kv_heads) * d.head_dim;
         L.k_cache.alloc(size_t(m.cap) * row, "the KV cache");
         L.v_cache.alloc(size_t(m.cap) * row, "the KV cache");
+        m.len = 0;  // this layer's cached rows are gone, so the others' are meaningless
     }
+    sync_uploads();
 }
 
 void CudaDecoder::reserve(int64_t tokens) { impl_->reserve(tokens); }
@@ -598,6 +633,7 @@ void CudaDecoder::forward(const int32_t* tokens, int64_t T, float* logits, bool 
 
 double CudaDecoder::window_nll(const int32_t* tokens, int64_t T, std::vector<double>* per_token) {
     Impl& m = *impl_;
+    check(m.embed.p && m.final_norm.p && (m.head_tied || m.head_own.out > 0), "CudaDecoder: weights not set");
     for (int64_t t = 0; t < T; ++t)
         check(tokens[t] >= 0 && tokens[t] < m.d.vocab, "token id ", tokens[t], " at position ", t,
               " is outside the vocabulary [0, ", m.d.vocab, ")");

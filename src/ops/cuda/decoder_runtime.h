@@ -13,16 +13,21 @@
 //   k, v -> cache; a = causal GQA attention over the cache; x += a·Woᵀ; h = RMSNorm(x);
 //   x += (silu(h·Wgateᵀ) ⊙ h·Wupᵀ)·Wdownᵀ;  logits = RMSNorm(x)·Headᵀ.
 // Decode (T = 1): FP32 activations, GEMVs (quant_gemv / bf16_gemv), attention over the cache split across CTAs;
-// the step after the first is replayed from a CUDA graph (positions live in device memory).
+// each step is launched as a CUDA graph (positions live in device memory), captured at the first step and again
+// whenever the cache grows, the position delta changes or a weight is set.
 // Prefill (T > 1): bf16 activations into cuBLAS GEMMs (packed layers are dequantized into a bf16 scratch matrix one
-// at a time; FP32 accumulation and outputs), flash attention (ops/cuda/flash_attention.h) when the cache was empty
-// and the head dim is 64 or 128, else the cached-attention kernel.
-// Numerics: weights are exactly the CPU model's (packed layers: bf16 of the float dequantization); activations
-// entering prefill GEMMs and attention are bf16 (like transformers in bf16), so logits differ from the FP32 CPU
-// path by bf16-activation rounding (tests/cuda/test_cuda_decoder_runtime.cpp bounds it).
+// at a time; FP32 accumulation and outputs), in chunks of at most prefill_chunk (≤ 32768) tokens; flash attention
+// (ops/cuda/flash_attention.h) for a chunk that starts at an empty cache when the head dim is 64 or 128, else the
+// cached-attention kernel (correct, but slow for long prompts: one CTA per query row walks all its keys).
+// Numerics: bf16 weights and packed layers are exactly the CPU model's (packed: bf16 of the float dequantization);
+// F16/F32 and GGUF weights are rounded to bf16 here, where the CPU keeps them exact. Activations entering prefill
+// GEMMs and attention are bf16 (like transformers in bf16), so logits differ from the FP32 CPU path by
+// bf16-activation rounding (tests/cuda/test_cuda_decoder_runtime.cpp bounds it).
+// Limits (checked at construction): head_dim ≤ 256; hidden, intermediate and heads · head_dim multiples of 8.
 //
 // Plain C++17 header without CUDA types: model/qwen3_cuda_model.h (C++20 host code) drives it. Without a CUDA
-// build every entry point throws autoround::Error (ops/cpu/no_cuda_decoder_runtime.cpp).
+// build the constructor throws autoround::Error (ops/cpu/no_cuda_decoder_runtime.cpp), so no other entry point can
+// be reached.
 #pragma once
 
 #include <cstddef>
@@ -41,8 +46,15 @@ struct DecoderDims {
 };
 
 // One linear weight [out, in] handed to the runtime in host memory (copied to the device by set_*; the host memory
-// may be freed afterwards). Either dense bf16 or packed.
+// may be freed afterwards). Either dense bf16 or packed. Move-only: dense_bf16 may point into dense_storage, which a
+// copy would not carry along.
 struct HostLinear {
+    HostLinear() = default;
+    HostLinear(HostLinear&&) = default;
+    HostLinear& operator=(HostLinear&&) = default;
+    HostLinear(const HostLinear&) = delete;
+    HostLinear& operator=(const HostLinear&) = delete;
+
     int64_t out = 0, in = 0;
     const uint16_t* dense_bf16 = nullptr;  // [out, in] bf16 row-major (e.g. in the mmap'd checkpoint)
     std::vector<uint16_t> dense_storage;   // owner of dense_bf16 when it had to be converted
@@ -72,7 +84,8 @@ struct HostDecoderLayer {
 struct CudaDecoderOptions {
     bool cuda_graphs = true;       // replay decode steps from a captured graph
     bool flash_attention = true;   // prefill from an empty cache through ops/cuda/flash_attention.h (D 64 / 128)
-    int64_t prefill_chunk = 2048;  // prefill runs in chunks of at most this many tokens (bounds the activations)
+    int64_t prefill_chunk = 2048;  // prefill runs in chunks of at most this many tokens (≤ 32768; bounds the
+                                   // activations, not the dequantization scratch or the logits rows)
 };
 
 class CudaDecoder {
