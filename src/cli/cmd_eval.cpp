@@ -44,7 +44,16 @@ int run_ppl(const PplArgs& a) {
         std::vector<int32_t> ids = tok.encode(text);
         if (a.max_tokens > 0 && static_cast<int64_t>(ids.size()) > a.max_tokens) ids.resize(a.max_tokens);
         PerplexityResult r;
-        if (device == "cuda") {
+        std::string dev = device;
+        if (dev == "cuda" && a.device == "auto") {
+            const std::string why = gpu_runtime_obstacle(src.model_config());
+            if (!why.empty()) {
+                std::fprintf(stderr, "note: --device auto: the GPU runtime does not support %s; running %s on the CPU\n",
+                             why.c_str(), m.c_str());
+                dev = "cpu";
+            }
+        }
+        if (dev == "cuda") {
             CudaDecoderOptions opt;
             opt.prefill_chunk = std::max<int64_t>(a.seqlen, 1);
             const std::unique_ptr<Qwen3CudaModel> gpu = Qwen3CudaModel::load(src.path, opt, !a.json);
@@ -62,7 +71,7 @@ int run_ppl(const PplArgs& a) {
             nlohmann::json j = {{"model", m},          {"data", a.data},        {"ppl", r.ppl},
                                 {"mean_nll", r.mean_nll}, {"tokens", r.tokens},  {"predictions", r.predictions},
                                 {"windows", r.windows}, {"seqlen", a.seqlen},   {"seconds", r.seconds},
-                                {"device", device},
+                                {"device", dev},
                                 {"tokens_per_second", tps}};
             std::printf("%s\n", j.dump().c_str());
         } else {

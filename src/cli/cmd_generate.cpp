@@ -40,17 +40,26 @@ struct GenerateArgs {
 int run_generate(const GenerateArgs& a) {
     set_threads(a.threads);
     const bool with_images = !a.images.empty();
-    const std::string device = resolve_device(with_images && a.device == "auto" ? "cpu" : a.device);
+    const std::string device_flag = resolve_device(with_images && a.device == "auto" ? "cpu" : a.device);
     const ModelSource src = model_source_arg(a.model);  // HF folder, or a GGUF file / folder
     const auto& dir = src.path;
-    check(!(with_images && device == "cuda"), "--image with --device cuda: the GPU runtime runs text only; use "
+    check(!(with_images && device_flag == "cuda"), "--image with --device cuda: the GPU runtime runs text only; use "
           "--device cpu for images");
     // --device cuda: the GPU runtime holds the weights; the CPU model is still loaded (packed layers left packed)
-    // for the config and the generation settings.
+    // for the config and the generation settings, and handed to the GPU loader.
+    std::string device = device_flag;
+    if (device == "cuda" && a.device == "auto") {
+        const std::string why = gpu_runtime_obstacle(src.model_config());
+        if (!why.empty()) {
+            std::fprintf(stderr, "note: --device auto: the GPU runtime does not support %s; running on the CPU\n",
+                         why.c_str());
+            device = "cpu";
+        }
+    }
     Qwen3Model text_model = Qwen3Model::load(dir, device == "cuda" ? PackedLayers::Skip : PackedLayers::Dequantize);
     std::unique_ptr<Qwen3CudaModel> gpu;
     if (device == "cuda") {
-        gpu = Qwen3CudaModel::load(dir, {}, !a.no_stats);
+        gpu = Qwen3CudaModel::load(text_model, {}, !a.no_stats);
         if (!a.no_stats) std::fprintf(stderr, "[cuda] %s\n", gpu->summary().c_str());
     }
     // Images: decoded and preprocessed before the (slow) vision tower loads, so bad files fail fast.

@@ -63,6 +63,8 @@ BpeTokenizer ModelSource::tokenizer(const std::string& flag) const {
     return BpeTokenizer::load(path / "tokenizer.json");
 }
 
+ModelConfig ModelSource::model_config() const { return gguf ? gguf_model_config(*gguf) : load_model_config(path); }
+
 GenerationConfig ModelSource::generation_config() const {
     return gguf ? gguf_generation_config(*gguf) : load_generation_config(path);
 }

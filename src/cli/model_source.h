@@ -25,6 +25,8 @@ struct ModelSource {
     // folder's tokenizer.json.
     BpeTokenizer tokenizer(const std::string& tokenizer_flag) const;
     GenerationConfig generation_config() const;
+    // config.json, or the GGUF metadata's model config (no weights are read).
+    ModelConfig model_config() const;
     TokenizerConfig tokenizer_config() const;
 };
 

@@ -134,13 +134,28 @@ DecoderDims decoder_dims(const ModelConfig& c) {
     return d;
 }
 
+std::string gpu_runtime_obstacle(const ModelConfig& c) {
+    if (c.attention_bias) return "q/k/v biases (" + c.architecture + ")";
+    if (c.head_dim > 256) return "head_dim " + std::to_string(c.head_dim) + " > 256";
+    if (c.hidden_size % 8 || c.intermediate_size % 8 || (c.num_attention_heads * c.head_dim) % 8)
+        return "widths that are not multiples of 8";
+    return {};
+}
+
 std::unique_ptr<Qwen3CudaModel> Qwen3CudaModel::load(const std::filesystem::path& path, const CudaDecoderOptions& opt,
                                                      bool show_progress) {
-    const Qwen3Model m = Qwen3Model::load(path, PackedLayers::Skip);
+    return load(Qwen3Model::load(path, PackedLayers::Skip), opt, show_progress);
+}
+
+std::unique_ptr<Qwen3CudaModel> Qwen3CudaModel::load(const Qwen3Model& m, const CudaDecoderOptions& opt,
+                                                     bool show_progress) {
     const ModelConfig& c = m.config();
+    const std::string why = gpu_runtime_obstacle(c);
+    check(why.empty(), "--device cuda: ", c.architecture, " with ", why, " is not supported by the GPU runtime; use "
+          "--device cpu");
     for (const Qwen3Layer& L : m.layers())
-        check(L.q_bias.empty(), path.string(), ": ", c.architecture,
-              " has q/k/v biases, which the GPU runtime does not implement; use --device cpu");
+        check(L.q_bias.empty(), c.architecture, " has q/k/v biases, which the GPU runtime does not implement; use "
+              "--device cpu");
     auto out = std::unique_ptr<Qwen3CudaModel>(new Qwen3CudaModel);
     out->cfg_ = c;
     const DecoderDims d = decoder_dims(c);

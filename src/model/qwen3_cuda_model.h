@@ -25,6 +25,12 @@
 
 namespace autoround {
 
+class Qwen3Model;
+
+// Why the GPU runtime cannot run a model with this config (empty: it can): q/k/v biases (Qwen2), head_dim > 256,
+// widths that are not multiples of 8. `--device auto` falls back to the CPU on it.
+std::string gpu_runtime_obstacle(const ModelConfig& c);
+
 // The runtime's dimensions for a config (RoPE inverse frequencies from ops/cpu/rope.h, as the CPU model uses).
 DecoderDims decoder_dims(const ModelConfig& c);
 
@@ -32,6 +38,10 @@ class Qwen3CudaModel {
 public:
     // Loads config, tokenizer-independent weights and uploads them (a progress bar when show_progress).
     static std::unique_ptr<Qwen3CudaModel> load(const std::filesystem::path& model, const CudaDecoderOptions& opt = {},
+                                                bool show_progress = false);
+    // The same from a model already loaded on the host (best with PackedLayers::Skip: packed layers then stay packed;
+    // a model loaded with dequantized layers goes up as bf16).
+    static std::unique_ptr<Qwen3CudaModel> load(const Qwen3Model& host, const CudaDecoderOptions& opt = {},
                                                 bool show_progress = false);
 
     const ModelConfig& config() const { return cfg_; }
