@@ -44,15 +44,7 @@ int run_ppl(const PplArgs& a) {
         std::vector<int32_t> ids = tok.encode(text);
         if (a.max_tokens > 0 && static_cast<int64_t>(ids.size()) > a.max_tokens) ids.resize(a.max_tokens);
         PerplexityResult r;
-        std::string dev = device;
-        if (dev == "cuda" && a.device == "auto") {
-            const std::string why = gpu_runtime_obstacle(src.model_config());
-            if (!why.empty()) {
-                std::fprintf(stderr, "note: --device auto: the GPU runtime does not support %s; running %s on the CPU\n",
-                             why.c_str(), m.c_str());
-                dev = "cpu";
-            }
-        }
+        const std::string dev = device_for_model(device, a.device, src);
         if (dev == "cuda") {
             CudaDecoderOptions opt;
             opt.prefill_chunk = std::max<int64_t>(a.seqlen, 1);

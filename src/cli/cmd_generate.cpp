@@ -47,15 +47,7 @@ int run_generate(const GenerateArgs& a) {
           "--device cpu for images");
     // --device cuda: the GPU runtime holds the weights; the CPU model is still loaded (packed layers left packed)
     // for the config and the generation settings, and handed to the GPU loader.
-    std::string device = device_flag;
-    if (device == "cuda" && a.device == "auto") {
-        const std::string why = gpu_runtime_obstacle(src.model_config());
-        if (!why.empty()) {
-            std::fprintf(stderr, "note: --device auto: the GPU runtime does not support %s; running on the CPU\n",
-                         why.c_str());
-            device = "cpu";
-        }
-    }
+    const std::string device = device_for_model(device_flag, a.device, src);
     Qwen3Model text_model = Qwen3Model::load(dir, device == "cuda" ? PackedLayers::Skip : PackedLayers::Dequantize);
     std::unique_ptr<Qwen3CudaModel> gpu;
     if (device == "cuda") {

@@ -1,12 +1,15 @@
 // cli/model_source.cpp — see model_source.h.
 #include "cli/model_source.h"
 
+#include <cstdio>
+
 #include "cli/common.h"
 #include "core/error.h"
 #include "hub/hub_download.h"
 #include "hub/hub_settings.h"
 #include "hub/repo_id.h"
 #include "model/gguf_checkpoint.h"
+#include "model/qwen3_cuda_model.h"
 #include "text/gguf_tokenizer.h"
 
 namespace autoround::cli {
@@ -61,6 +64,15 @@ BpeTokenizer ModelSource::tokenizer(const std::string& flag) const {
     if (!flag.empty()) return BpeTokenizer::load(flag);
     if (gguf) return load_gguf_tokenizer(*gguf);
     return BpeTokenizer::load(path / "tokenizer.json");
+}
+
+std::string device_for_model(const std::string& resolved, const std::string& flag, const ModelSource& src) {
+    if (resolved != "cuda" || flag != "auto") return resolved;
+    const std::string why = gpu_runtime_obstacle(src.model_config());
+    if (why.empty()) return resolved;
+    std::fprintf(stderr, "note: --device auto: the GPU runtime does not support %s; running %s on the CPU\n",
+                 why.c_str(), src.path.string().c_str());
+    return "cpu";
 }
 
 ModelConfig ModelSource::model_config() const { return gguf ? gguf_model_config(*gguf) : load_model_config(path); }

@@ -30,6 +30,11 @@ struct ModelSource {
     TokenizerConfig tokenizer_config() const;
 };
 
+// The device one model runs on: `resolved` (from resolve_device), except that `--device auto` (`flag`) falls back to
+// the CPU, with a note on stderr, for a model the GPU runtime cannot run (model/qwen3_cuda_model.h
+// gpu_runtime_obstacle).
+std::string device_for_model(const std::string& resolved, const std::string& flag, const ModelSource& src);
+
 // A GGUF file / GGUF folder, else what model_dir_flag accepts (a model folder or a Hub id).
 ModelSource model_source_arg(const std::string& arg, const std::string& flag = "--model");
 
