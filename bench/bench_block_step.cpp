@@ -18,7 +18,7 @@
 // inputs and targets of --nsamples samples resident on the GPU, or in host memory with --low_gpu_mem_usage
 // (then each step also copies its batch's rows from the host, included in the engine time).
 // Usage: bench_block_step [--shape 4b|8b|all] [--precision fp32|bf16|all] [--batch 8] [--seqlen 2048]
-//                         [--nsamples N (default: batch)] [--low_gpu_mem_usage] [--no_flash_attention]
+//                         [--nsamples N (default: batch)] [--low_gpu_mem_usage] [--no_flash_attention] [--fp8_backward]
 //                         [--iters 10] [--warmup 2] [--peak_tflops X (skip the peak measurement)]
 // Prints one line per (shape, precision) and one JSON line each. Built in every benchmark build; without
 // CUDA (AUTOROUND_HAVE_CUDA undefined) it only says so.
@@ -72,12 +72,14 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
     std::string shape_sel = "all", prec_sel = "all";
     int batch = 8, seqlen = 2048, iters = 10, warmup = 2, nsamples = 0;
-    bool low_mem = false, flash = true;
+    bool low_mem = false, flash = true, fp8 = false;
     double peak = 0;
     for (int i = 1; i < argc; i += 2) {
         const std::string k = argv[i];
-        if (k == "--low_gpu_mem_usage" || k == "--no_flash_attention") {  // flags: take no value
-            (k == "--low_gpu_mem_usage" ? low_mem : flash) = k == "--low_gpu_mem_usage";
+        if (k == "--low_gpu_mem_usage" || k == "--no_flash_attention" || k == "--fp8_backward") {  // no value
+            if (k == "--low_gpu_mem_usage") low_mem = true;
+            if (k == "--no_flash_attention") flash = false;
+            if (k == "--fp8_backward") fp8 = true;
             --i;
             continue;
         }
@@ -165,6 +167,7 @@ int main(int argc, char** argv) {
                 opt.precision = prec;
                 opt.host_resident_inputs = low_mem;
                 opt.flash_attention = flash;  // bf16 only (the FP32 engine always materialises the scores)
+                opt.fp8_backward = fp8 && prec == GpuPrecision::Bf16;
                 const int64_t mem0 = cuda_memory_used();
                 CudaBlockEngine eng(c, n, L, batch, X.data(), R.data(), opt);
                 const double gpu_gib = double(cuda_memory_used() - mem0) / double(1 << 30);
@@ -219,19 +222,21 @@ int main(int argc, char** argv) {
                 const double tf = flops / me / 1e12;
                 std::printf("  %-4s engine step %8.2f ms (min %.2f)  %7.1f TFLOP/s = %5.1f%% of bf16 peak | with "
                             "weight upload %.2f ms + grad download %.2f ms: %.2f ms/step | loss %.6g | GPU memory "
-                            "%.2f GiB (%lld samples, inputs %s, attention %s)\n",
+                            "%.2f GiB (%lld samples, inputs %s, attention %s%s)\n",
                             pname, me * 1e3, mn * 1e3, tf, 100.0 * tf / peak, median(t_up) * 1e3,
                             median(t_down) * 1e3, mt * 1e3, loss, gpu_gib, (long long)n, low_mem ? "on host" : "on GPU",
-                            prec == GpuPrecision::Bf16 && flash ? "flash" : "cuBLAS + softmax");
+                            prec == GpuPrecision::Bf16 && flash ? "flash" : "cuBLAS + softmax",
+                            opt.fp8_backward ? ", FP8 backward GEMMs" : "");
                 std::printf("  %-4s tuning step with V, alpha, beta on the device (fake quant + engine + SignSGD + best "
                             "snapshot): %.2f ms\n", pname, median(t_dev) * 1e3);
                 std::printf("{\"shape\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"seqlen\":%d,\"engine_ms\":%.3f,"
                             "\"engine_min_ms\":%.3f,\"tuner_ms\":%.3f,\"upload_ms\":%.3f,\"download_ms\":%.3f,"
                             "\"tflop\":%.4f,\"tflops\":%.2f,\"peak_tflops\":%.2f,\"fraction_of_peak\":%.4f,"
-                            "\"nsamples\":%lld,\"low_gpu_mem_usage\":%s,\"gpu_memory_gib\":%.3f,\"device_tuner_ms\":%.3f}\n",
+                            "\"nsamples\":%lld,\"low_gpu_mem_usage\":%s,\"gpu_memory_gib\":%.3f,\"device_tuner_ms\":%.3f,"
+                            "\"fp8_backward\":%s}\n",
                             sh.name, pname, batch, seqlen, me * 1e3, mn * 1e3, mt * 1e3, median(t_up) * 1e3,
                             median(t_down) * 1e3, flops / 1e12, tf, peak, tf / peak, (long long)n,
-                            low_mem ? "true" : "false", gpu_gib, median(t_dev) * 1e3);
+                            low_mem ? "true" : "false", gpu_gib, median(t_dev) * 1e3, opt.fp8_backward ? "true" : "false");
                 std::fflush(stdout);
             }
         }

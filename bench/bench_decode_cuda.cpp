@@ -11,7 +11,9 @@
 // plus the KV cache read, divided by the device-to-device copy bandwidth measured here (2 × bytes / time); the
 // fraction reported is achieved bytes/s over that bandwidth.
 // Usage: bench_decode_cuda --like qwen3-4b [--bits 4] [--group 128] [--prompt_tokens 8] [--decode_tokens 128]
-//                          [--reps 3] [--no_graphs] [--prefill 512]
+//                          [--reps 3] [--no_graphs] [--exact_gemv] [--prefill 512]
+// --exact_gemv: decode with the bit-exact bf16-weight GEMV and unfused norms (CudaDecoderOptions::exact_decode_gemv)
+// instead of the default fast path.
 // Built in every benchmark build; without CUDA (AUTOROUND_HAVE_CUDA undefined) it only says so.
 #include <cstdint>
 #include <cstdio>
@@ -136,10 +138,11 @@ int main(int argc, char** argv) {
     std::string like, model;
     int bits = 4, prompt = 8, decode = 128, reps = 3, prefill = 512;
     int64_t group = 128;
-    bool graphs = true;
+    bool graphs = true, exact_gemv = false;
     for (int i = 1; i < argc; ++i) {
         const std::string k = argv[i];
         if (k == "--no_graphs") { graphs = false; continue; }
+        if (k == "--exact_gemv") { exact_gemv = true; continue; }
         if (i + 1 >= argc) { std::fprintf(stderr, "option %s needs a value\n", k.c_str()); return 2; }
         const char* v = argv[++i];
         if (k == "--like") like = v;
@@ -158,6 +161,7 @@ int main(int argc, char** argv) {
         const auto devs = cuda_list_devices();
         CudaDecoderOptions opt;
         opt.cuda_graphs = graphs;
+        opt.exact_decode_gemv = exact_gemv;
         std::unique_ptr<Qwen3CudaModel> loaded;
         std::unique_ptr<CudaDecoder> own;
         ModelConfig cfg;
@@ -208,12 +212,13 @@ int main(int argc, char** argv) {
                     bytes / 1e6);
         std::printf("copy bandwidth   %.0f GB/s (device-to-device, read + write)\n", bw);
         std::printf("prefill %d tok    %.1f ms (%.0f tok/s)\n", prefill, best_prefill * 1e3, prefill / best_prefill);
-        std::printf("decode           %.1f tok/s (%.3f ms/token, CUDA graphs %s), %.0f GB/s = %.1f%% of the copy "
-                    "bandwidth\n",
-                    tps, 1e3 / tps, graphs ? "on" : "off", gbs, 100.0 * gbs / bw);
+        std::printf("decode           %.1f tok/s (%.3f ms/token, CUDA graphs %s, %s GEMV), %.0f GB/s = %.1f%% of "
+                    "the copy bandwidth\n",
+                    tps, 1e3 / tps, graphs ? "on" : "off", exact_gemv ? "exact" : "fast", gbs, 100.0 * gbs / bw);
         std::printf("{\"model\":\"%s\",\"decode_tps\":%.2f,\"prefill_tps\":%.1f,\"bytes_per_token\":%.0f,"
-                    "\"copy_gbs\":%.1f,\"bound_fraction\":%.4f}\n",
-                    like.empty() ? model.c_str() : like.c_str(), tps, prefill / best_prefill, bytes, bw, gbs / bw);
+                    "\"copy_gbs\":%.1f,\"bound_fraction\":%.4f,\"gemv\":\"%s\"}\n",
+                    like.empty() ? model.c_str() : like.c_str(), tps, prefill / best_prefill, bytes, bw, gbs / bw,
+                    exact_gemv ? "exact" : "fast");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_decode_cuda: %s\n", e.what());
         return 1;

@@ -1,7 +1,8 @@
 // bench/bench_quant_gemv.cpp — the decode matrix–vector kernels (ops/cuda/quant_gemv.h) against the device's copy
 // bandwidth: quant_gemv on the linear layers of a Qwen3-4B and a Qwen3-8B block (fused q|k|v, o, fused gate|up,
 // down; bits 4, group 128 by default), bf16_gemv on the LM head and a 4096 × 4096 layer, and quant_dequantize_bf16
-// (the prefill path) on the same packed shapes.
+// (the prefill path) on the same packed shapes; quant_gemv_fast (no per-weight bf16 rounding) on the same shapes,
+// plain and with the prologue decode fuses into that layer (RMSNorm before q|k|v and gate|up, SwiGLU before down).
 //
 // Copy bandwidth: cudaMemcpyAsync device-to-device of 1 GiB, GB/s = 2 · bytes / time (each byte read and written).
 // Per kernel: µs per call, the bytes a call must move (quant_gemv: qweight + scales + zeros + x + y; bf16_gemv: w + x
@@ -247,6 +248,42 @@ int main(int argc, char** argv) {
                 const double gbs = double(bytes) / (us * 1e-6) / 1e9;
                 rows.push_back({std::string("quant_gemv ") + (acc ? "y +=" : "y ="), shape, bytes / 1e6, us, gbs,
                                 gbs / copy_gbs});
+            }
+            // quant_gemv_fast: plain x (y = and y +=), and the fused prologue decode uses for this layer (RMSNorm
+            // before q|k|v and gate|up, SwiGLU before down; the extra input bytes are counted)
+            Buf gu(size_t(s.k) * 8), nw(size_t(s.k) * 4);
+            {
+                std::vector<float> h(size_t(2 * s.k));
+                for (auto& v : h) v = rng.uniform() - 0.5f;
+                cuda_ok(cudaMemcpy(gu.p, h.data(), h.size() * 4, cudaMemcpyHostToDevice), "upload");
+                for (auto& v : h) v = 0.9f + 0.2f * rng.uniform();
+                cuda_ok(cudaMemcpy(nw.p, h.data(), size_t(s.k) * 4, cudaMemcpyHostToDevice), "upload");
+            }
+            const std::string layer = s.layer;
+            const bool is_down = layer == "down", is_norm = layer == "q|k|v" || layer == "gate|up";
+            for (int variant = 0; variant < 3; ++variant) {
+                if (variant == 2 && !is_down && !is_norm) continue;
+                GemvInput in;
+                in.src = x.as<float>();
+                size_t extra = 0;
+                std::string name = variant == 0 ? "quant_gemv_fast y =" : "quant_gemv_fast y +=";
+                if (variant == 2 && is_norm) {
+                    in.op = GemvPrologue::RmsNorm;
+                    in.norm_w = nw.as<float>();
+                    extra = size_t(s.k) * 4;
+                    name = "quant_gemv_fast RMSNorm y +=";
+                } else if (variant == 2) {
+                    in.op = GemvPrologue::SwiGlu;
+                    in.src = gu.as<float>();
+                    extra = size_t(s.k) * 4;
+                    name = "quant_gemv_fast SwiGLU y +=";
+                }
+                const bool acc = variant != 0;
+                const double us = time_graph_us(
+                    [&](int i, cudaStream_t t) { quant_gemv_fast(w[size_t(i % copies)], in, y.as<float>(), acc, t); },
+                    calls, iters, st);
+                const double gbs = double(bytes + extra) / (us * 1e-6) / 1e9;
+                rows.push_back({name, shape, (bytes + extra) / 1e6, us, gbs, gbs / copy_gbs});
             }
             {  // dequantize: read the packed weight, write bf16 [n, k]
                 Buf out(size_t(s.n * s.k) * 2);

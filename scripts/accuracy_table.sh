@@ -12,7 +12,8 @@
 #          W4G128-ar1000
 # Environment: AR (binary, default build/autoround), SHARED (default ../shared), THREADS (per config, default
 # all cores), PARALLEL=1 runs the configs concurrently (give each THREADS_<config with - as _>=N threads),
-# DEVICE=cuda tunes on the GPU (GPU_PRECISION=fp32|bf16, default fp32), TIMEOUT=seconds stops unfinished quantizations (they resume from their checkpoint when run again).
+# DEVICE=cuda tunes on the GPU (GPU_PRECISION=fp32|bf16, default fp32), QUANT_ARGS adds quantize flags (e.g.
+# --fp8_backward), EVAL_ARGS eval flags (e.g. --device cuda), TIMEOUT=seconds stops unfinished quantizations (they resume from their checkpoint when run again).
 # Each config writes OUTDIR/<config>.json (one line) and OUTDIR/<config>.log. `report` needs jq.
 #
 # On 2 cores a 200-iteration config takes ~15 min and the 1000-iteration one ~70 min (see README).
@@ -45,7 +46,8 @@ config_args() {
 }
 
 ppl_of() {  # model data threads -> ppl
-  "$AR" eval ppl --model "$1" --data "$2" --seqlen 1024 --max_tokens 65536 --json --threads "$3" |
+  # shellcheck disable=SC2086
+  "$AR" eval ppl --model "$1" --data "$2" --seqlen 1024 --max_tokens 65536 --json --threads "$3" ${EVAL_ARGS:-} |
     grep -o '"ppl":[0-9.eE+-]*' | cut -d: -f2
 }
 
@@ -60,7 +62,7 @@ run_config() {
     # shellcheck disable=SC2086
     ${TIMEOUT:+timeout "$TIMEOUT"} "$AR" quantize --model "$MODEL" --output_dir "$dir" $args --nsamples 128 \
       --seqlen 512 --batch_size 8 --seed 42 --dataset "$C4:shuffle=false" --format auto_round --threads "$threads" \
-      --device "${DEVICE:-cpu}" ${GPU_PRECISION:+--gpu_precision "$GPU_PRECISION"} \
+      --device "${DEVICE:-cpu}" ${GPU_PRECISION:+--gpu_precision "$GPU_PRECISION"} ${QUANT_ARGS:-} \
       --overwrite >"$log" 2>&1 || { echo "$name: quantize stopped (see $log)"; return 0; }
     qs=$((SECONDS - t0))
     model=$(ls -d "$dir"/qwen3-nano-*)

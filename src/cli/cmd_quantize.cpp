@@ -64,7 +64,7 @@ struct QuantizeArgs {
     uint64_t seed = 42;
     std::string device = "cpu";
     std::string gpu_precision = "fp32";
-    bool low_gpu_mem_usage = false, enable_torch_compile = false, disable_torch_compile = false;
+    bool low_gpu_mem_usage = false, enable_torch_compile = false, disable_torch_compile = false, fp8_backward = false;
     bool quant_nontext_module = false;
     std::string image_dataset;  // --quant_nontext_module: folder of calibration images
     int image_size = 448;
@@ -194,6 +194,8 @@ int run_quantize(const QuantizeArgs& a) {
           ": expected fp32 or bf16");
     so.cuda_bf16 = so.cuda && a.gpu_precision == "bf16";
     so.low_gpu_mem_usage = so.cuda && a.low_gpu_mem_usage;
+    check(!a.fp8_backward || so.cuda_bf16, "--fp8_backward needs --device cuda --gpu_precision bf16");
+    so.cuda_fp8_backward = a.fp8_backward;
     check(so.iters >= 0, "--iters must be >= 0");
     check(so.batch_size > 0, "--batch_size must be positive");
     check(so.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive");
@@ -477,6 +479,7 @@ int run_quantize(const QuantizeArgs& a) {
         {"device", device},
         {"gpu_precision", so.cuda ? a.gpu_precision : "-"},
         {"low_gpu_mem_usage", so.low_gpu_mem_usage},
+        {"fp8_backward", so.cuda_fp8_backward},
         {"threads", a.threads},
     };
     json blocks = json::array();
@@ -494,7 +497,9 @@ int run_quantize(const QuantizeArgs& a) {
             j["resumed"] = b.resumed;
             j["profile_seconds"] = {{"fake_quant_forward", b.qdq_seconds}, {"block_forward_and_loss", b.forward_seconds},
                                     {"block_backward", b.backward_seconds},
-                                    {"fake_quant_backward_and_update", b.update_seconds}};
+                                    {"fake_quant_backward_and_update", b.update_seconds},
+                                    {"fp_targets", b.targets_seconds}, {"setup", b.setup_seconds},
+                                    {"codes_and_qdq", b.finish_seconds}, {"quantized_chain", b.chain_seconds}};
         }
         j["seconds"] = b.seconds;
         blocks.push_back(j);
@@ -569,9 +574,18 @@ int run_quantize(const QuantizeArgs& a) {
                 ProgressBar::format_duration(exp_s).c_str(), ProgressBar::format_duration(total_s).c_str(),
                 peak_rss_mb());
     {
-        double tune = 0, qdq = 0, fwd = 0, bwd = 0, upd = 0;
-        int its = 0;
+        double tune = 0, qdq = 0, fwd = 0, bwd = 0, upd = 0, all = 0, outside = 0, tgt = 0, setup = 0, fin = 0, chain = 0;
+        int its = 0, tuned = 0;
         for (const auto& b : qr.blocks) {
+            if (b.method == "signround" && !b.resumed) {
+                ++tuned;
+                all += b.seconds;
+                outside += b.seconds - b.tune_seconds;
+                tgt += b.targets_seconds;
+                setup += b.setup_seconds;
+                fin += b.finish_seconds;
+                chain += b.chain_seconds;
+            }
             tune += b.tune_seconds;
             qdq += b.qdq_seconds;
             fwd += b.forward_seconds;
@@ -583,6 +597,10 @@ int run_quantize(const QuantizeArgs& a) {
             std::printf("tuning: %.3f s per block-iteration (block forward+loss %.0f%%, block backward %.0f%%, "
                         "fake-quant forward %.0f%%, fake-quant backward+SignSGD %.0f%%)\n",
                         tune / its, 100 * fwd / tune, 100 * bwd / tune, 100 * qdq / tune, 100 * upd / tune);
+        if (tuned > 0 && its > 0)
+            std::printf("per tuned block: %.2f s, of which %.2f s outside the iterations (FP targets %.2f s, setup %.2f s, "
+                        "codes + QDQ %.2f s, quantized chain %.2f s)\n",
+                        all / tuned, outside / tuned, tgt / tuned, setup / tuned, fin / tuned, chain / tuned);
     }
     for (const auto& r : written)
         std::printf("  %-22s -> %s  (+ quantize_report.json)\n", r.backend.c_str(), r.folder.string().c_str());
@@ -643,6 +661,10 @@ void add_quantize_command(CLI::App& root) {
     c->add_flag("--low_gpu_mem_usage", a->low_gpu_mem_usage,
                 "With --device cuda: keep the block's cached inputs and targets in (pinned) host memory and copy each "
                 "mini-batch to the GPU when used (less GPU memory, a little slower); no effect on CPU");
+    c->add_flag("--fp8_backward", a->fp8_backward,
+                "With --device cuda --gpu_precision bf16: run the backward GEMMs (dX, dW) on FP8 tensor cores "
+                "(per-tensor scaled e5m2 gradients x e4m3 operands; SignSGD uses only the sign of dW); the forward "
+                "stays bf16. Needs an H100-class GPU");
     c->add_flag("--enable_torch_compile", a->enable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--disable_torch_compile", a->disable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--quant_nontext_module", a->quant_nontext_module,

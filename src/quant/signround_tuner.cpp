@@ -181,6 +181,7 @@ CudaBlockEngineOptions engine_options(const SignRoundOptions& opt, const Qwen3Bl
     o.mrope_section = block.mrope_section();
     o.loss_mask = loss_mask;
     o.host_resident_inputs = opt.low_gpu_mem_usage;
+    o.fp8_backward = opt.cuda_fp8_backward;
     return o;
 }
 
@@ -236,13 +237,24 @@ std::string group_name_of(const std::vector<BlockGroupMemberT<BlockT, N>>& membe
     return members.front().name + "-" + std::to_string(members.back().index);
 }
 
+// The tuner's activations resident on the GPU (quantize_model_from_inputs with --device cuda): the training
+// inputs and FP targets of one block [n, L, H], and where QBlock(train) goes (may be `train`; null: not needed).
+struct DeviceChain {
+    const CudaActivations* train = nullptr;
+    const CudaActivations* ref = nullptr;
+    CudaActivations* qout = nullptr;
+};
+
 // SignRound on a group of consecutive blocks (one block: the single-block tuner; the operations and their
 // order are then exactly those of tuning one block). qblock_out (optional): QGroup(train_in) over all samples.
+// dev (one Qwen3 block on the GPU only): the inputs, targets and quantized outputs live on the device instead
+// (train_in, ref_out and qblock_out are then null).
 template <typename BlockT, size_t N>
 std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMemberT<BlockT, N>>& members,
                                                  const float* train_in, const float* ref_out, int64_t n, int64_t L,
                                                  const SignRoundOptions& opt, PythonRandom& rng, float* qblock_out,
-                                                 const uint8_t* sample_mask = nullptr) {
+                                                 const uint8_t* sample_mask = nullptr,
+                                                 const DeviceChain* dev = nullptr) {
     const auto t_start = Clock::now();
     constexpr int kN = static_cast<int>(N);
     check(!members.empty(), "tune_block_group: no blocks");
@@ -261,6 +273,8 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     check(kIsQwen3Block<BlockT> || !opt.cuda, "block ", group_name, ": vision blocks are tuned on the CPU only");
     check(M == 1 || !opt.cuda, "block group ", group_name,
           ": blocks tuned jointly (--nblocks > 1) run on the CPU only; the CUDA engine tunes one block at a time");
+    check(!dev || (opt.cuda && kIsQwen3Block<BlockT> && dev->train && dev->ref && !train_in && !ref_out && !qblock_out),
+          "block ", group_name, ": device-resident activations need one Qwen3 block on the GPU");
     const int T = std::max(opt.iters, 0);
 
     BlockReport rep;
@@ -301,13 +315,25 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
             s.sh = fake_quant_shape(shape[0], shape[1], s.spec.scheme.group_size);
             s.cfg = fake_quant_config(s.spec.scheme);  // int: fp16 scales; GGUF k-quants: double quant, fp32 scales
             s.W = W[w].data();
-            const size_t ng = static_cast<size_t>(s.sh.groups()), nw = static_cast<size_t>(s.sh.out * s.sh.in);
+            const size_t ng = static_cast<size_t>(s.sh.groups());
             s.V.assign(static_cast<size_t>(s.sh.out * s.sh.padded_in()), 0.f);
             s.alpha.assign(ng, 1.f);
             s.beta.assign(ng, 1.f);
             s.wmin.resize(ng);
             s.wmax.resize(ng);
             fake_quant_minmax(s.W, s.sh, s.wmin.data(), s.wmax.data());
+            s.lr_v = lr_schedule(signround_lr(opt, s.cfg.bits), T);
+            s.lr_m = lr_schedule(signround_minmax_lr(opt, s.cfg.bits), T);
+        }
+    }
+    // On the GPU with the device fake quantization (dev_fq below) W_q, its gradient and dV live on the device; the
+    // host buffers for them (3 · 4 bytes per weight, ~1.2 GB for a 4B block) are only made for the host loops.
+    const bool dev_fq_planned = kIsQwen3Block<BlockT> && opt.cuda && M == 1 && T > 0 && !opt.cuda_host_fake_quant &&
+                                std::all_of(st.begin(), st.end(), [](const LayerState& s) { return s.cfg.kind == FakeQuantKind::Int; });
+    for (size_t j = 0; j < st.size(); ++j) {
+        LayerState& s = st[j];
+        const size_t nw = static_cast<size_t>(s.sh.out * s.sh.in), ng = static_cast<size_t>(s.sh.groups());
+        if (!dev_fq_planned) {
             s.Wq.resize(nw);
             s.dWq.resize(nw);
             s.gV.resize(s.V.size());
@@ -315,11 +341,9 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
                 s.gA.resize(ng);
                 s.gB.resize(ng);
             }
-            s.lr_v = lr_schedule(signround_lr(opt, s.cfg.bits), T);
-            s.lr_m = lr_schedule(signround_minmax_lr(opt, s.cfg.bits), T);
-            wptr[m][w] = s.Wq.data();
-            gptr[m][w] = s.dWq.data();
         }
+        wptr[st_member[j]][s.spec.which] = s.Wq.data();  // null when on the device
+        gptr[st_member[j]][s.spec.which] = s.dWq.data();
     }
     rep.layers = static_cast<int>(st.size());
     const bool minmax = opt.enable_minmax_tuning;
@@ -339,17 +363,22 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     const int64_t global = std::min<int64_t>(n, batch * opt.gradient_accumulate_steps);
     std::unique_ptr<CudaBlockEngine> gpu;
     if constexpr (kIsQwen3Block<BlockT>) {
-        if (opt.cuda && M == 1 && !st.empty() && T > 0) {
+        if (dev) {
+            gpu = std::make_unique<CudaBlockEngine>(members[0].block->consts(), batch, *dev->train, dev->ref,
+                                                    engine_options(opt, *members[0].block, sample_mask));
+        } else if (opt.cuda && M == 1 && !st.empty() && T > 0) {
             gpu = std::make_unique<CudaBlockEngine>(members[0].block->consts(), n, L, batch, train_in, ref_out,
                                                     engine_options(opt, *members[0].block, sample_mask));
-            for (int i = 0; i < kN; ++i) gpu->set_weight(i, wptr[0][i]);  // the unquantized ones stay
         }
+        if (gpu)  // the unquantized ones stay; the tuned ones are set every iteration
+            for (int i = 0; i < kN; ++i)
+                if (wptr[0][i]) gpu->set_weight(i, wptr[0][i]);
     }
     // The fake quantization and SignSGD on the device too (ops/cuda/fake_quant_device.h): V, α, β live there and
     // only the best parameters come back at the end.
     // (The double-quantized GGUF k-quant types have no device kernel yet: their fake quantization runs here.)
-    const bool dev_fq = gpu && !opt.cuda_host_fake_quant &&
-                        std::all_of(st.begin(), st.end(), [](const LayerState& s) { return s.cfg.kind == FakeQuantKind::Int; });
+    const bool dev_fq = gpu && dev_fq_planned;
+    check(dev_fq || !dev_fq_planned || st.empty() || T == 0, "block ", group_name, ": the GPU engine was not created");
     std::vector<std::array<float, 2>> dev_lr(st.size());
     bool dev_snapshot = false;
     if (dev_fq)
@@ -360,7 +389,9 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
         gpu->snapshot_tuned_layers();
         dev_snapshot = true;
     };
-    std::vector<float> X(static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());
+    rep.setup_seconds = seconds_since(t_start);
+    // the host loop's sub-batch buffers (not used when the GPU runs the block)
+    std::vector<float> X(gpu ? 0 : static_cast<size_t>(batch * LH)), R(X.size()), Y(X.size()), dY(X.size());
     // outputs of all but the last member (the next member's saved input; must stay intact until backward)
     std::vector<std::vector<float>> mid(M - 1, std::vector<float>(X.size()));
     // the loss mask of the current sub-batch: the last-token rule (the same rows for every sample), or the
@@ -481,6 +512,7 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
         }
 
     // ---- §2.8: best parameters -> codes, QDQ weights -----------------------------------------------------
+    const auto t_finish = Clock::now();
     std::vector<BlockTuneResultT<N>> res(M);
     if (best_params.empty()) snapshot();  // iters 0: V = 0, α = β = 1 (RTN)
     for (size_t m = 0; m < M; ++m)
@@ -507,6 +539,14 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     if (bar) bar->finish("loss " + fmt_loss(rep.initial_loss) + " -> best " + fmt_loss(rep.best_loss) + " @" +
                          std::to_string(rep.best_iter));
 
+    rep.finish_seconds = seconds_since(t_finish);
+    const auto t_chain = Clock::now();
+    if (dev && dev->qout) {  // QBlock(train) and its loss without leaving the device
+        for (int i = 0; i < kN; ++i) gpu->set_weight(i, res[0].qdq[i].data());
+        gpu->forward_all(*dev->qout);
+        rep.final_loss = gpu->masked_mse_all(*dev->qout, *dev->ref, !sample_mask && opt.mask_last_token);
+        check(std::isfinite(rep.final_loss), "block ", group_name, ": the quantized block's output is not finite");
+    }
     if (qblock_out) {
         if (gpu) {
             for (int i = 0; i < kN; ++i) gpu->set_weight(i, res[0].qdq[i].data());
@@ -530,6 +570,7 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
         }
         check(std::isfinite(rep.final_loss), "block ", group_name, ": the quantized block's output is not finite");
     }
+    rep.chain_seconds = seconds_since(t_chain);
     rep.seconds = seconds_since(t_start);
     for (size_t m = 0; m < M; ++m) {
         auto& r = res[m];
@@ -881,12 +922,34 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
             }
     };
     std::vector<float> fp_in = std::move(inputs.hidden);  // [n, L, H]
-    std::vector<float> ref(fp_in.size());                 // [n, L, H]
+    std::vector<float> ref;                               // [n, L, H]
     std::vector<float> q_in;                                   // [n, L, H] once the first block is tuned
     PythonRandom rng(opt.seed);
     std::map<int, const PlannedBlock*> selected;
     for (const auto& b : plan.blocks) selected[b.index] = &b;
     const int64_t fwd_batch = std::min<int64_t>(opt.batch_size, n);
+
+    // --device cuda: both chains stay on the GPU from block to block (dev_fp: the FP chain, whose forward gives the
+    // targets in place; dev_q: the quantized chain, the training inputs). The host arrays are then not used.
+    // Host-resident instead: --low_gpu_mem_usage, --iters 0, --nblocks > 1 (CPU groups), DeepStack (Qwen3-VL).
+    const bool resident = opt.cuda && !opt.low_gpu_mem_usage && opt.iters > 0 && opt.nblocks == 1 &&
+                          inputs.deepstack.empty();
+    std::unique_ptr<CudaActivations> dev_fp, dev_q;
+    bool dev_q_valid = false;  // dev_q holds the quantized chain (after the first tuned block)
+    if (resident) {
+        dev_fp = std::make_unique<CudaActivations>(n, L, H, fp_in.data());
+        dev_q = std::make_unique<CudaActivations>(n, L, H);
+        std::vector<float>().swap(fp_in);  // the host copy is not needed any more
+    } else {
+        ref.resize(fp_in.size());
+    }
+    // x <- block(x) over all samples on the GPU, with the weights W
+    auto dev_forward = [&](Qwen3BlockGrad<float>& block, const std::array<const float*, kNumBlockLinears>& W,
+                           CudaActivations& x) {
+        CudaBlockEngine e(block.consts(), fwd_batch, x, nullptr, engine_options(opt, block));
+        for (int i = 0; i < kNumBlockLinears; ++i) e.set_weight(i, W[i]);
+        e.forward_all(x);
+    };
 
     int step = 1;  // blocks handled by one pass of the loop (a group's size)
     for (int l = 0; l <= last && l < nlayers; l += step) {
@@ -941,6 +1004,17 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
 
         if (it == selected.end()) {
             // not selected: both chains go through the unquantized block
+            if (resident) {
+                dev_forward(block, wp, *dev_fp);
+                if (dev_q_valid) dev_forward(block, wp, *dev_q);
+                BlockReport r;
+                r.name = name;
+                r.index = l;
+                r.method = "fp";
+                r.seconds = seconds_since(tb);
+                res.blocks.push_back(r);
+                continue;
+            }
             forward_all_on(opt, block, wp, fp_in.data(), n, L, fwd_batch, ref.data());  // FP targets
             if (!q_in.empty()) forward_all_on(opt, block, wp, q_in.data(), n, L, fwd_batch, q_in.data());
             BlockReport r;
@@ -987,8 +1061,52 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
             for (int i = 0; i < kNumBlockLinears; ++i) gW[m][i] = (*mb.W)[i].data();
         }
         const std::string gname = block_group_name(members);
+        bool resumable = checkpoint != nullptr;
+        for (int g : gidx) resumable = resumable && checkpoint->has(g);
+        if (resident) {  // one block (nblocks 1), no DeepStack: the same steps as below with the chains on the GPU
+            const auto tt = Clock::now();
+            // the training inputs: the quantized chain, or (first block, or --disable_quanted_input) the FP input
+            if (!dev_q_valid || !opt.enable_quanted_input) dev_q->copy_from(*dev_fp);
+            dev_forward(block, wp, *dev_fp);  // FP targets; dev_fp <- this block's FP output
+            const double targets_s = seconds_since(tt);
+            DeviceChain dc{dev_q.get(), dev_fp.get(), opt.enable_quanted_input ? dev_q.get() : nullptr};
+            if (resumable) {
+                TuningCheckpoint::Block cb = checkpoint->load(l);
+                std::array<std::vector<float>, kNumBlockLinears> qdq = W;
+                for (const auto& sp : members[0].layers) {
+                    const auto q = cb.qdq.find(sp.name);
+                    check(q != cb.qdq.end() && q->second.size() == qdq[static_cast<size_t>(sp.which)].size(),
+                          "resume checkpoint ", checkpoint->dir().string(), " has no QDQ weights for ", sp.name,
+                          "; delete it to start over");
+                    qdq[static_cast<size_t>(sp.which)] = std::move(q->second);
+                }
+                for (auto& [k, v] : cb.quantized) res.layers.emplace(k, std::move(v));
+                cb.report.resumed = true;
+                res.blocks.push_back(cb.report);
+                if (opt.progress)
+                    std::fprintf(stderr, "%s: resumed from %s (loss %s -> best %s @%d)\n", gname.c_str(),
+                                 checkpoint->dir().string().c_str(), fmt_loss(cb.report.initial_loss).c_str(),
+                                 fmt_loss(cb.report.best_loss).c_str(), cb.report.best_iter);
+                std::array<const float*, kNumBlockLinears> qp{};
+                for (int i = 0; i < kNumBlockLinears; ++i) qp[i] = qdq[i].data();
+                if (dc.qout) dev_forward(block, qp, *dev_q);
+                rng.set_state(cb.rng);
+            } else {
+                std::vector<BlockTuneResult> br =
+                    tune_group_impl(members, nullptr, nullptr, n, L, opt, rng, nullptr, loss_mask, &dc);
+                br[0].report.targets_seconds = targets_s;
+                br[0].report.seconds = seconds_since(tb);
+                if (checkpoint) checkpoint->save(l, br[0], members[0].layers, rng);
+                for (auto& [k, v] : br[0].quantized) res.layers.emplace(k, std::move(v));
+                res.blocks.push_back(br[0].report);
+            }
+            dev_q_valid = opt.enable_quanted_input;
+            continue;
+        }
         // FP targets: the group's input through its unquantized blocks (fp_in stays the group's input)
+        const auto tt = Clock::now();
         group_forward_all(opt, gblocks, gW, fp_in.data(), n, L, fwd_batch, ref.data());
+        const double targets_s = seconds_since(tt);
 
         const bool use_q = opt.enable_quanted_input && !q_in.empty();
         const float* train = use_q ? q_in.data() : fp_in.data();
@@ -997,8 +1115,6 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
             if (q_in.empty()) q_in.resize(fp_in.size());
             qout = q_in.data();  // QGroup(train) -> next group's quantized input (may alias train)
         }
-        bool resumable = checkpoint != nullptr;
-        for (int g : gidx) resumable = resumable && checkpoint->has(g);
         if (resumable) {
             // finished in an earlier run: its codes, and the quantized chain rebuilt with its QDQ weights
             // exactly as tune_group_impl computes it
@@ -1030,6 +1146,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
             const double secs = seconds_since(tb);
             for (size_t m = 0; m < M; ++m) {
                 br[m].report.seconds = secs;
+                br[m].report.targets_seconds = targets_s;
                 if (checkpoint) checkpoint->save(gidx[m], br[m], members[m].layers, rng);
             }
             for (size_t m = 0; m < M; ++m) {

@@ -85,6 +85,7 @@ struct SignRoundOptions {
                                           // sub-batch is copied to the GPU when used
     bool cuda_bf16 = false;               // the GPU block math on bf16 tensor cores (FP32 accumulate), as the
                                           // reference's autocast; false: FP32 pedantic GEMMs
+    bool cuda_fp8_backward = false;       // with cuda_bf16: the backward GEMMs on FP8 tensor cores (Hopper+)
 };
 
 // The learning rate of a layer with `bits` (SignRoundConfig.compute_lr / compute_minmax_lr).
@@ -120,6 +121,9 @@ struct BlockReport {
     // where the loop's time went (hot spots): fake-quant forward of the weights, block forward (+ loss),
     // block backward, fake-quant backward + SignSGD update
     double qdq_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0;
+    // and outside the loop: the FP targets (this block's unquantized forward over all samples), the tuner's setup
+    // (state, GPU engine, uploads), best parameters -> codes and QDQ weights, the quantized chain's forward + loss
+    double targets_seconds = 0, setup_seconds = 0, finish_seconds = 0, chain_seconds = 0;
     bool resumed = false;        // loaded from a resume checkpoint instead of tuned in this run
     // nblocks > 1: the group this block was tuned in ("model.layers.0-1"); the loss fields (initial,
     // best, last, final, losses), iters_run and the timings are the group's, shared by its blocks.

@@ -20,6 +20,8 @@
 // Built only with -DAUTOROUND_CUDA=ON (label "gpu"); every test skips cleanly when no CUDA device is visible.
 #include <gtest/gtest.h>
 
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -35,6 +37,7 @@
 #include "model/qwen3_model.h"
 #include "ops/cuda/block_engine.h"
 #include "ops/cuda/device_info.h"
+#include "ops/cuda/fp8_gemm.h"
 #include "cuda_test_util.h"
 #include "quant/signround_tuner.h"
 
@@ -187,4 +190,48 @@ TEST(CudaBlockEngineBf16, MatchesCpuOnANanoBlock) {
 
 TEST(CudaBlockEngineBf16, DefaultIsFp32) {
     EXPECT_EQ(CudaBlockEngineOptions{}.precision, GpuPrecision::Fp32);
+}
+
+// fp8_backward: the same forward (identical losses) and weight gradients close to the bf16 engine's in direction
+// and sign (what SignSGD uses), on shapes where every backward GEMM takes the FP8 path (multiples of 16).
+TEST(CudaBlockEngineBf16, Fp8BackwardKeepsTheGradientSigns) {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    int dev = 0;
+    ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+    if (!Fp8Gemm::supported(dev)) GTEST_SKIP() << "no FP8 tensor cores";
+    Case k = random_case(/*H=*/256, /*nq=*/4, /*nkv=*/2, /*D=*/64, /*I=*/512, true, 23);
+    for (auto& w : k.W)
+        for (float& x : w) x = round_bf16(x);
+    const int64_t n = 4, L = 64, H = 256, LH = L * H;
+    std::mt19937 g(5);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> X(size_t(n * LH)), R(X.size());
+    for (auto& x : X) x = nd(g);
+    for (auto& x : R) x = nd(g);
+    auto grads = [&](bool fp8, std::vector<double>& losses) {
+        CudaBlockEngineOptions opt;
+        opt.precision = GpuPrecision::Bf16;
+        opt.fp8_backward = fp8;
+        CudaBlockEngine e(k.c, n, L, 2, X.data(), R.data(), opt);
+        for (int i = 0; i < kNumBlockLinears; ++i) e.set_weight(i, k.W[size_t(i)].data());
+        const std::vector<int64_t> idx = {3, 0, 2, 1};
+        losses.push_back(e.forward_backward(idx.data(), 2, true, 500.0, false));
+        losses.push_back(e.forward_backward(idx.data() + 2, 2, true, 500.0, true));
+        std::array<std::vector<float>, kNumBlockLinears> dW;
+        for (int i = 0; i < kNumBlockLinears; ++i) {
+            dW[size_t(i)].resize(k.W[size_t(i)].size());
+            e.get_weight_grad(i, dW[size_t(i)].data());
+        }
+        return dW;
+    };
+    std::vector<double> l16, l8;
+    const auto g16 = grads(false, l16), g8 = grads(true, l8);
+    EXPECT_EQ(l8, l16);  // the forward is bf16 in both
+    for (int i = 0; i < kNumBlockLinears; ++i) {
+        const Err e = error_of(g8[size_t(i)], g16[size_t(i)]);
+        std::printf("  fp8 vs bf16 dW %-18s rel_l2 %.3e  cos %.6f  sign agreement %.5f\n", block_linear_name(i),
+                    e.rel_l2, e.cos, e.sign_agree);
+        EXPECT_GT(e.cos, 0.98) << block_linear_name(i);
+        EXPECT_GT(e.sign_agree, 0.95) << block_linear_name(i);
+    }
 }

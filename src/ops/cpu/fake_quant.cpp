@@ -191,6 +191,7 @@ constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 template <typename T>
 void fake_quant_minmax(const T* W, const FakeQuantShape& sh, T* wmin, T* wmax) {
+#pragma omp parallel for schedule(static) if (sh.out * sh.in > 16384)
     for (int64_t o = 0; o < sh.out; ++o) {
         for (int64_t j = 0; j < sh.G; ++j) {
             const int64_t c0 = j * sh.gs, c1 = std::min(c0 + sh.gs, sh.in);

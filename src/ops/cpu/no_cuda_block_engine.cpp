@@ -15,7 +15,22 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>&, int64_t, int64_
                                  const CudaBlockEngineOptions&) {
     fail("--device cuda: this autoround was built without CUDA; rebuild with -DAUTOROUND_CUDA=ON");
 }
+CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>&, int64_t, const CudaActivations&,
+                                 const CudaActivations*, const CudaBlockEngineOptions&) {
+    fail("--device cuda: this autoround was built without CUDA; rebuild with -DAUTOROUND_CUDA=ON");
+}
 CudaBlockEngine::~CudaBlockEngine() = default;
+void CudaBlockEngine::forward_all(CudaActivations&) {}
+double CudaBlockEngine::masked_mse_all(const CudaActivations&, const CudaActivations&, bool) { return 0.0; }
+
+CudaActivations::CudaActivations(int64_t, int64_t, int64_t) {
+    fail("--device cuda: this autoround was built without CUDA; rebuild with -DAUTOROUND_CUDA=ON");
+}
+CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, const float*) : CudaActivations(n, L, H) {}
+CudaActivations::~CudaActivations() = default;
+void CudaActivations::copy_from(const CudaActivations&) {}
+void CudaActivations::download(float*) const {}
+void CudaActivations::upload(const float*) {}
 void CudaBlockEngine::set_weight(int, const float*) {}
 double CudaBlockEngine::forward_backward(const int64_t*, int64_t, bool, double, bool) { return 0.0; }
 void CudaBlockEngine::get_weight_grad(int, float*) const {}

@@ -13,10 +13,12 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops/cpu/rope_grad.h"
 #include "ops/cuda/flash_attention.h"
+#include "ops/cuda/fp8_gemm.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/fake_quant_device.h"
 
@@ -281,6 +283,7 @@ constexpr size_t kBf16Workspace = size_t(32) << 20;  // cuBLAS workspace for the
 
 struct CudaBlockEngine::Impl {
     Qwen3BlockDims d;
+    std::unique_ptr<Fp8Gemm> fp8;      // Bf16 mode with fp8_backward: the backward GEMMs on FP8 tensor cores
     int64_t n = 0, L = 0, batch = 0;
     bool bf = false;                   // GpuPrecision::Bf16
     bool flash = false;                // Bf16 mode with flash attention (no score matrices)
@@ -331,6 +334,9 @@ struct CudaBlockEngine::Impl {
     const float* train_h = nullptr;
     const float* ref_h = nullptr;
     std::vector<const float*> pinned;
+    // device-resident inputs and targets: this engine's own copies (train, ref) or a caller's CudaActivations
+    const float* train_d = nullptr;
+    const float* ref_d = nullptr;
 
     ~Impl() {
         if (blas) cublasDestroy(blas);
@@ -347,8 +353,9 @@ struct CudaBlockEngine::Impl {
         else
             (void)cudaGetLastError();  // clear the (non-sticky) error of the failed registration
     }
-    const float* train_rows(int64_t i) const { return (host ? train_h : train.p) + i * L * d.hidden; }
-    const float* ref_rows(int64_t i) const { return (host ? ref_h : ref.p) + i * L * d.hidden; }
+    const float* train_rows(int64_t i) const { return (host ? train_h : train_d) + i * L * d.hidden; }
+    const float* ref_rows(int64_t i) const { return (host ? ref_h : ref_d) + i * L * d.hidden; }
+    void setup(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch, const CudaBlockEngineOptions& opt);
 
     void forward(const float* Xd, int64_t b, float* Yd) { bf ? forward_bf16(Xd, b, Yd) : forward_fp32(Xd, b, Yd); }
     void backward(const float* dYd, bool accumulate) { bf ? backward_bf16(dYd, accumulate) : backward_fp32(dYd, accumulate); }
@@ -504,23 +511,32 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
                   I = d.intermediate, QD = nq * D, KD = nkv * D, r = nq / nkv;
     cublasHandle_t hb = blas16;
     const float beta_w = accumulate ? 1.f : 0.f;
+    // the linears' backward GEMMs: bf16, or FP8 (fp8_backward) where the shapes allow it
+    auto bwd_gemm = [&](bool ta, int64_t M, int64_t Nn, int64_t K, const bf16* A, int64_t lda, const bf16* B,
+                        int64_t ldb, float beta, auto* C, int64_t ldc) {
+        using TC = std::remove_pointer_t<decltype(C)>;
+        if (fp8 && Fp8Gemm::shapes_supported(ta, false, M, Nn, K, lda, ldb, ldc, int(sizeof(TC))))
+            fp8->gemm(ta, false, M, Nn, K, 1.f, A, lda, B, ldb, beta, C, ldc, nullptr);
+        else
+            gemm_bf<TC>(hb, ta, false, M, Nn, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+    };
     auto weight_grad = [&](int which, const bf16* dy, const bf16* x, int64_t out, int64_t in) {
-        gemm_bf<float>(hb, true, false, out, in, N, 1.f, dy, out, x, in, beta_w, dW[which].p, in);
+        bwd_gemm(true, out, in, N, dy, out, x, in, beta_w, dW[which].p, in);
     };
     // MLP
     weight_grad(kLinDown, dYb.p, actb.p, H, I);
-    gemm_bf<bf16>(hb, false, false, N, I, H, 1.f, dYb.p, H, Wb[kLinDown].p, I, 0.f, dIb.p, I);  // d act
+    bwd_gemm(false, N, I, H, dYb.p, H, Wb[kLinDown].p, I, 0.f, dIb.p, I);  // d act
     swiglu_bwd_kernel<bf16, bf16, bf16>
         <<<grid_for(N * I), kThreads>>>(gateb.p, upb.p, dIb.p, N * I, dIb.p, actb.p);  // dIb = dgate, actb = dup
     weight_grad(kLinGate, dIb.p, h2b.p, I, H);
     weight_grad(kLinUp, actb.p, h2b.p, I, H);
-    gemm_bf<float>(hb, false, false, N, H, I, 1.f, dIb.p, I, Wb[kLinGate].p, H, 0.f, dH.p, H);
-    gemm_bf<float>(hb, false, false, N, H, I, 1.f, actb.p, I, Wb[kLinUp].p, H, 1.f, dH.p, H);
+    bwd_gemm(false, N, H, I, dIb.p, I, Wb[kLinGate].p, H, 0.f, dH.p, H);
+    bwd_gemm(false, N, H, I, actb.p, I, Wb[kLinUp].p, H, 1.f, dH.p, H);
     rmsnorm_bwd_kernel<float><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
     add_kernel<<<grid_for(N * H), kThreads>>>(dH.p, dYd, N * H, dX2b.p);  // dX2 (FP32 in dH, bf16 in dX2b)
     // attention
     weight_grad(kLinO, dX2b.p, attb.p, H, QD);
-    gemm_bf<bf16>(hb, false, false, N, QD, H, 1.f, dX2b.p, H, Wb[kLinO].p, QD, 0.f, dAb.p, QD);
+    bwd_gemm(false, N, QD, H, dX2b.p, H, Wb[kLinO].p, QD, 0.f, dAb.p, QD);
     const float scale = 1.f / std::sqrt(float(D));
     const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
     if (flash) {  // dq, dk, dv (FP32; dk / dv summed over the r query heads of each kv head)
@@ -564,10 +580,11 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
                                  const float* train_in, const float* ref_out)
     : CudaBlockEngine(c, n, L, batch, train_in, ref_out, CudaBlockEngineOptions{}) {}
 
-CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch,
-                                 const float* train_in, const float* ref_out, const CudaBlockEngineOptions& opt)
-    : precision_(opt.precision), p_(std::make_unique<Impl>()) {
-    Impl& s = *p_;
+// Everything but the resident inputs and targets (the constructors differ only in where those live).
+void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, int64_t L_, int64_t batch_,
+                                  const CudaBlockEngineOptions& opt) {
+    Impl& s = *this;
+    const int64_t n = n_, L = L_, batch = batch_;
     s.d = c.dims;
     s.n = n;
     s.L = L;
@@ -596,17 +613,7 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
         AR_CUBLAS_CHECK(cublasCreate(&s.blas));
         AR_CUBLAS_CHECK(cublasSetMathMode(s.blas, CUBLAS_PEDANTIC_MATH));  // true FP32, like the CPU path
     }
-    const int64_t H = d.hidden, D = d.head_dim, LH = L * H;
-    s.host = opt.host_resident_inputs;
-    if (s.host) {
-        s.train_h = train_in;
-        s.ref_h = ref_out;
-        s.pin(train_in, size_t(n * LH));
-        s.pin(ref_out, size_t(n * LH));
-    } else {
-        s.train.upload(train_in, size_t(n * LH), "the cached block inputs (or use --low_gpu_mem_usage)");
-        if (ref_out) s.ref.upload(ref_out, size_t(n * LH), "the block's FP targets (or use --low_gpu_mem_usage)");
-    }
+    const int64_t H = d.hidden, D = d.head_dim;
     s.in_norm.upload(c.input_norm.data(), c.input_norm.size(), "norm weights");
     s.post_norm.upload(c.post_attn_norm.data(), c.post_attn_norm.size(), "norm weights");
     if (d.qk_norm) {
@@ -649,6 +656,15 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
     s.rstd_k.alloc(N * nkv, "activations");
     s.rstd2.alloc(N, "activations");
     s.flash = s.bf && opt.flash_attention && flash_attention_supports_head_dim(int(D));
+    if (opt.fp8_backward) {
+        int dev = 0;
+        AR_CUDA_CHECK(cudaGetDevice(&dev));
+        check(s.bf, "--fp8_backward needs --gpu_precision bf16 (the FP8 backward replaces bf16 GEMMs)");
+        check(Fp8Gemm::supported(dev), "--fp8_backward needs FP8 tensor cores (compute capability 8.9+, e.g. H100); "
+              "this GPU has none: drop the flag");
+        s.fp8 = std::make_unique<Fp8Gemm>();
+        s.fp8->set_formats(Fp8Format::E5M2, Fp8Format::E4M3);  // A: the gradient operand (dY, dI, dX2, ...)
+    }
     if (s.flash) {
         s.lse.alloc(size_t(s.batch) * nq * size_t(L), "flash attention statistics");
         s.fa_ws.alloc((flash_attention_backward_workspace_bytes(s.batch, L, int(nq)) + 3) / 4,
@@ -678,6 +694,42 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
         s.sample_mask.upload(opt.loss_mask, size_t(n * L), "the loss mask");
         s.batch_mask.alloc(N, "the loss mask");
     }
+}
+
+CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch,
+                                 const float* train_in, const float* ref_out, const CudaBlockEngineOptions& opt)
+    : precision_(opt.precision), p_(std::make_unique<Impl>()) {
+    Impl& s = *p_;
+    s.setup(c, n, L, batch, opt);
+    const int64_t LH = L * c.dims.hidden;
+    s.host = opt.host_resident_inputs;
+    if (s.host) {
+        s.train_h = train_in;
+        s.ref_h = ref_out;
+        s.pin(train_in, size_t(n * LH));
+        s.pin(ref_out, size_t(n * LH));
+    } else {
+        s.train.upload(train_in, size_t(n * LH), "the cached block inputs (or use --low_gpu_mem_usage)");
+        s.train_d = s.train.p;
+        if (ref_out) {
+            s.ref.upload(ref_out, size_t(n * LH), "the block's FP targets (or use --low_gpu_mem_usage)");
+            s.ref_d = s.ref.p;
+        }
+    }
+}
+
+CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t batch, const CudaActivations& train_in,
+                                 const CudaActivations* ref_out, const CudaBlockEngineOptions& opt)
+    : precision_(opt.precision), p_(std::make_unique<Impl>()) {
+    check(!opt.host_resident_inputs, "CUDA block engine: device-resident inputs cannot be host-resident too");
+    check(train_in.H() == c.dims.hidden && (!ref_out || (ref_out->n() == train_in.n() && ref_out->L() == train_in.L() &&
+                                                         ref_out->H() == train_in.H())),
+          "CUDA block engine: inputs [", train_in.n(), ", ", train_in.L(), ", ", train_in.H(),
+          "] do not match the targets or the block's hidden size ", c.dims.hidden);
+    Impl& s = *p_;
+    s.setup(c, train_in.n(), train_in.L(), batch, opt);
+    s.train_d = train_in.data();
+    s.ref_d = ref_out ? ref_out->data() : nullptr;
 }
 
 CudaBlockEngine::~CudaBlockEngine() = default;
@@ -781,13 +833,14 @@ void CudaBlockEngine::set_train_inputs(const float* train_in) {
         return;
     }
     s.train.upload(train_in, size_t(s.n * s.L * s.d.hidden), "the cached block inputs (or use --low_gpu_mem_usage)");
+    s.train_d = s.train.p;
 }
 
 double CudaBlockEngine::forward_backward(const int64_t* idx, int64_t b, bool mask_last_token, double grad_scale,
                                          bool accumulate) {
     Impl& s = *p_;
     check(b > 0 && b <= s.batch, "CUDA block engine: sub-batch of ", b, " samples (capacity ", s.batch, ")");
-    check((s.host ? static_cast<const void*>(s.ref_h) : s.ref.p) != nullptr, "CUDA block engine: no targets were given");
+    check((s.host ? static_cast<const void*>(s.ref_h) : s.ref_d) != nullptr, "CUDA block engine: no targets were given");
     const int64_t LH = s.L * s.d.hidden, N = b * s.L;
     const cudaMemcpyKind kind = s.host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice;
     for (int64_t i = 0; i < b; ++i) {
@@ -830,6 +883,81 @@ void CudaBlockEngine::forward_all(float* out) {
         }
         AR_CUDA_CHECK(cudaMemcpy(out + s0 * LH, s.Y.p, size_t(b * LH) * sizeof(float), cudaMemcpyDeviceToHost));
     }
+}
+
+void CudaBlockEngine::forward_all(CudaActivations& out) {
+    Impl& s = *p_;
+    check(!s.host, "CUDA block engine: forward_all into device activations needs device-resident inputs");
+    check(out.n() == s.n && out.L() == s.L && out.H() == s.d.hidden, "CUDA block engine: forward_all output [",
+          out.n(), ", ", out.L(), ", ", out.H(), "] does not match the inputs [", s.n, ", ", s.L, ", ", s.d.hidden, "]");
+    const int64_t LH = s.L * s.d.hidden;
+    for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
+        const int64_t b = std::min(s.batch, s.n - s0);
+        s.forward(s.train_rows(s0), b, s.Y.p);  // reads chunk s0 of the inputs before it is overwritten below
+        AR_CUDA_CHECK(cudaMemcpyAsync(out.data() + s0 * LH, s.Y.p, size_t(b * LH) * sizeof(float),
+                                      cudaMemcpyDeviceToDevice));
+    }
+    AR_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+double CudaBlockEngine::masked_mse_all(const CudaActivations& pred, const CudaActivations& ref, bool mask_last_token) {
+    Impl& s = *p_;
+    check(pred.count() == ref.count() && pred.n() == s.n && pred.L() == s.L && pred.H() == s.d.hidden,
+          "CUDA block engine: masked_mse_all of [", pred.n(), ", ", pred.L(), ", ", pred.H(), "] vs [", ref.n(), ", ",
+          ref.L(), ", ", ref.H(), "]");
+    const int64_t LH = s.L * s.d.hidden;
+    const double denom = double(s.n) * double(LH);
+    double total = 0.0;
+    for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
+        const int64_t b = std::min(s.batch, s.n - s0), N = b * s.L;
+        // the gradient outputs land in the sub-batch's dY scratch and are not used
+        mse_kernel<<<unsigned(N), kThreads>>>(pred.data() + s0 * LH, ref.data() + s0 * LH,
+                                              s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L, s.d.hidden,
+                                              mask_last_token, denom, 0.0, s.dY.p, nullptr, s.partial.p);
+        AR_CUDA_CHECK(cudaGetLastError());
+        AR_CUDA_CHECK(cudaMemcpy(s.partial_host.data(), s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost));
+        for (int64_t i = 0; i < N; ++i) total += s.partial_host[size_t(i)];
+    }
+    return total / denom;
+}
+
+// ---- CudaActivations ----------------------------------------------------------------------------------------
+
+CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H) : n_(n), L_(L), H_(H) {
+    check(n > 0 && L > 0 && H > 0, "CUDA activations: empty shape [", n, ", ", L, ", ", H, "]");
+    const size_t bytes = count() * sizeof(float);
+    const cudaError_t e = cudaMalloc(&p_, bytes);
+    if (e != cudaSuccess) {
+        p_ = nullptr;
+        (void)cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        (void)cudaMemGetInfo(&free_b, &total_b);
+        fail("CUDA: cannot allocate ", bytes / 1048576.0, " MiB for the calibration activations [", n, ", ", L, ", ",
+             H, "] (", free_b / 1048576.0, " MiB free): use --low_gpu_mem_usage (activations in host memory), or "
+             "fewer --nsamples or a shorter --seqlen");
+    }
+}
+
+CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, const float* host) : CudaActivations(n, L, H) {
+    upload(host);
+}
+
+CudaActivations::~CudaActivations() {
+    if (p_) cudaFree(p_);
+}
+
+void CudaActivations::copy_from(const CudaActivations& src) {
+    check(src.n_ == n_ && src.L_ == L_ && src.H_ == H_, "CUDA activations: copy of [", src.n_, ", ", src.L_, ", ",
+          src.H_, "] into [", n_, ", ", L_, ", ", H_, "]");
+    AR_CUDA_CHECK(cudaMemcpy(p_, src.p_, count() * sizeof(float), cudaMemcpyDeviceToDevice));
+}
+
+void CudaActivations::download(float* host) const {
+    AR_CUDA_CHECK(cudaMemcpy(host, p_, count() * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+void CudaActivations::upload(const float* host) {
+    AR_CUDA_CHECK(cudaMemcpy(p_, host, count() * sizeof(float), cudaMemcpyHostToDevice));
 }
 
 }  // namespace autoround

@@ -59,6 +59,38 @@ struct CudaBlockEngineOptions {
     // Bf16 mode: causal GQA attention through ops/cuda/flash_attention.h (no [b, nq, L, L] score matrices; head
     // dims 64 and 128). false, or another head dim: the cuBLAS + softmax path that materialises them.
     bool flash_attention = true;
+    // Bf16 mode: the backward GEMMs (dX and dW of the 7 linears) on FP8 tensor cores (ops/cuda/fp8_gemm.h: per-tensor
+    // scaled e5m2 gradients × e4m3 activations / weights, FP32 accumulation); the forward stays bf16. SignSGD uses
+    // only the sign of dW. Needs compute capability 8.9+ (throws otherwise); shapes that are not multiples of 16
+    // fall back to the bf16 GEMM.
+    bool fp8_backward = false;
+};
+
+// The activations of all n calibration samples, [n, L, H] float32, resident on the GPU. The tuner keeps its FP
+// chain and its quantized chain in two of these from block to block (quant/signround_tuner.cpp), so that a block
+// costs no host round trip of its inputs, targets and outputs (2–3 × n·L·H·4 bytes over PCIe each, ~9 s per
+// Qwen3-4B block at 354 × 2048 samples). Throws Error (naming the size) when device memory runs out.
+class CudaActivations {
+public:
+    CudaActivations(int64_t n, int64_t L, int64_t H);                  // uninitialised
+    CudaActivations(int64_t n, int64_t L, int64_t H, const float* host);  // host [n, L, H] uploaded
+    ~CudaActivations();
+    CudaActivations(const CudaActivations&) = delete;
+    CudaActivations& operator=(const CudaActivations&) = delete;
+
+    int64_t n() const { return n_; }
+    int64_t L() const { return L_; }
+    int64_t H() const { return H_; }
+    size_t count() const { return static_cast<size_t>(n_ * L_ * H_); }
+    float* data() { return p_; }  // device pointer
+    const float* data() const { return p_; }
+    void copy_from(const CudaActivations& src);  // device-to-device, same shape
+    void download(float* host) const;            // -> host [n, L, H]
+    void upload(const float* host);              // host [n, L, H] ->
+
+private:
+    int64_t n_ = 0, L_ = 0, H_ = 0;
+    float* p_ = nullptr;
 };
 
 class CudaBlockEngine {
@@ -71,6 +103,11 @@ public:
     // The same with options (precision).
     CudaBlockEngine(const Qwen3BlockConsts<float>& consts, int64_t n, int64_t L, int64_t batch, const float* train_in,
                     const float* ref_out, const CudaBlockEngineOptions& options);
+    // The same with the inputs and targets already on the device (borrowed: they must outlive the engine and stay
+    // unchanged while it tunes; `ref_out` may be null when only forward_all is used). Not with
+    // host_resident_inputs.
+    CudaBlockEngine(const Qwen3BlockConsts<float>& consts, int64_t batch, const CudaActivations& train_in,
+                    const CudaActivations* ref_out, const CudaBlockEngineOptions& options);
     ~CudaBlockEngine();
     CudaBlockEngine(const CudaBlockEngine&) = delete;
     CudaBlockEngine& operator=(const CudaBlockEngine&) = delete;
@@ -91,6 +128,12 @@ public:
     // No-grad forward of all n resident training inputs with the current weights, in chunks of `batch`:
     // out [n, L, H] on the host (may alias nothing on the device; host `out` may be the caller's train_in).
     void forward_all(float* out);
+    // The same into device activations [n, L, H] (may be the engine's own training inputs: each chunk is read
+    // before it is overwritten).
+    void forward_all(CudaActivations& out);
+    // masked_mse_loss (model/qwen3_block_grad.h) of pred against ref over all n samples, on the device: the
+    // options' loss mask when given, else the last token of every sample masked when mask_last_token.
+    double masked_mse_all(const CudaActivations& pred, const CudaActivations& ref, bool mask_last_token);
 
     // ---- on-device SignRound parameters (ops/cuda/fake_quant_device.h): the tuner's per-iteration fake
     // quantization and SignSGD step without moving weights and gradients between host and device ----

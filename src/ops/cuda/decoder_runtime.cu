@@ -257,8 +257,29 @@ struct CudaDecoder::Impl {
 
     // ---- GEMV / GEMM on one linear ----------------------------------------------------------------------------
     void gemv(const DevLinear& w, const float* xin, float* y, bool accumulate) {
-        if (w.packed()) quant_gemv(w.view(), xin, y, accumulate, stream);
-        else bf16_gemv(w.dense, w.out, w.in, xin, y, accumulate, stream);
+        if (!w.packed()) bf16_gemv(w.dense, w.out, w.in, xin, y, accumulate, stream);
+        else if (opt.exact_decode_gemv) quant_gemv(w.view(), xin, y, accumulate, stream);
+        else quant_gemv_fast(w.view(), xin, y, accumulate, stream);
+    }
+    // The fused decode path applies to these parts: fast mode and every part packed.
+    bool fusable_parts(const std::vector<Part>& parts) const {
+        if (opt.exact_decode_gemv) return false;
+        for (const Part& p : parts)
+            if (!p.w.packed()) return false;
+        return true;
+    }
+    // y (+)= parts · RMSNorm(xin; norm_w) through the fused prologue (fusable_parts): accumulate when y is known to be
+    // zero already; the first part also zeroes `zero` [zero_n] for a later fused GEMV.
+    void fused_norm_gemv(const std::vector<Part>& parts, const float* xin, const float* norm_w, float* y,
+                         bool y_is_zero, float* zero, int64_t zero_n) {
+        GemvInput in;
+        in.op = GemvPrologue::RmsNorm;
+        in.src = xin;
+        in.norm_w = norm_w;
+        in.eps = d.rms_eps;
+        for (size_t i = 0; i < parts.size(); ++i)
+            quant_gemv_fast(parts[i].w.view(), in, y + parts[i].offset, y_is_zero, stream, i == 0 ? zero : nullptr,
+                            i == 0 ? zero_n : 0);
     }
     // Y [T, ldy] (columns [0, w.out)) = X [T, in] bf16 · wᵀ (+ Y when accumulate), FP32 out.
     void gemm(const DevLinear& w, const uint16_t* X, int64_t T, float* Y, int64_t ldy, bool accumulate) {
@@ -308,22 +329,63 @@ struct CudaDecoder::Impl {
 
     // ---- decode ---------------------------------------------------------------------------------------------------
     // One token (id in tok, slot in slot) through every layer to logits [V]; graph-capturable.
+    // Fast mode (packed layers): the RMSNorms run inside the q|k|v and gate|up GEMVs, SwiGLU inside the down GEMV.
+    // Their outputs qkv and gu are accumulated (y +=) into zeros when the previous fused GEMV of this step zeroed
+    // them as its side job (the q|k|v GEMV zeroes gu for the gate|up of its layer, the gate|up GEMV zeroes qkv for
+    // the next layer); otherwise (the first layer, or after an unfused GEMV) they are written with y =. The zeroing
+    // is tracked per step on the host, so a step never depends on what an earlier step left in these buffers.
     void decode_kernels() {
         const int64_t H = d.hidden, I = d.intermediate, D = d.head_dim;
         const float scale = 1.f / std::sqrt(float(D));
         embed_rows_bf16(embed.p, d.vocab, tok.p, 1, H, x.p, stream);
-        for (DevLayer& L : layers) {
-            rms_norm_rows(x.p, L.input_norm.p, 1, H, d.rms_eps, h.p, nullptr, stream);
-            for (const Part& p : L.qkv) gemv(p.w, h.p, qkv.p + p.offset, false);
+        bool qkv_zero = false, gu_zero = false;  // buffer known to hold zeros at this point of the step
+        for (size_t li = 0; li < layers.size(); ++li) {
+            DevLayer& L = layers[li];
+            const bool fuse_qkv = fusable_parts(L.qkv), fuse_gu = fusable_parts(L.gate_up);
+            const bool next_fuses_qkv = li + 1 < layers.size() && fusable_parts(layers[li + 1].qkv);
+            const bool fuse_down = !opt.exact_decode_gemv && L.down.packed();
+            if (fuse_qkv) {
+                fused_norm_gemv(L.qkv, x.p, L.input_norm.p, qkv.p, qkv_zero, fuse_gu ? gu.p : nullptr,
+                                fuse_gu ? 2 * I : 0);
+                gu_zero = fuse_gu;
+            } else {
+                rms_norm_rows(x.p, L.input_norm.p, 1, H, d.rms_eps, h.p, nullptr, stream);
+                for (const Part& p : L.qkv) gemv(p.w, h.p, qkv.p + p.offset, false);
+                gu_zero = false;
+            }
+            qkv_zero = false;
             qk_norm_rope_cache(qkv.p, 1, d.n_q_heads, d.n_kv_heads, d.head_dim, L.q_norm.p, L.k_norm.p, d.rms_eps,
                                inv_freq.p, slot.p, pos_delta, q.p, nullptr, L.k_cache.p, L.v_cache.p, cap, stream);
             decode_attention(q.p, L.k_cache.p, L.v_cache.p, 1, d.n_q_heads, d.n_kv_heads, d.head_dim, scale, slot.p,
                              cap, att.p, att_ws.p, stream);
             gemv(L.o, att.p, x.p, true);
-            rms_norm_rows(x.p, L.post_attn_norm.p, 1, H, d.rms_eps, h.p, nullptr, stream);
-            for (const Part& p : L.gate_up) gemv(p.w, h.p, gu.p + p.offset, false);
-            swiglu_rows(gu.p, 1, I, act.p, nullptr, stream);
-            gemv(L.down, act.p, x.p, true);
+            if (fuse_gu) {
+                fused_norm_gemv(L.gate_up, x.p, L.post_attn_norm.p, gu.p, gu_zero, next_fuses_qkv ? qkv.p : nullptr,
+                                next_fuses_qkv ? W : 0);
+                qkv_zero = next_fuses_qkv;
+            } else {
+                rms_norm_rows(x.p, L.post_attn_norm.p, 1, H, d.rms_eps, h.p, nullptr, stream);
+                for (const Part& p : L.gate_up) gemv(p.w, h.p, gu.p + p.offset, false);
+            }
+            gu_zero = false;
+            if (fuse_down) {
+                GemvInput in;
+                in.op = GemvPrologue::SwiGlu;
+                in.src = gu.p;
+                quant_gemv_fast(L.down.view(), in, x.p, true, stream);
+            } else {
+                swiglu_rows(gu.p, 1, I, act.p, nullptr, stream);
+                gemv(L.down, act.p, x.p, true);
+            }
+        }
+        if (!head_tied && head_own.packed() && !opt.exact_decode_gemv) {
+            GemvInput in;
+            in.op = GemvPrologue::RmsNorm;
+            in.src = x.p;
+            in.norm_w = final_norm.p;
+            in.eps = d.rms_eps;
+            quant_gemv_fast(head_own.view(), in, logits.p, false, stream);
+            return;
         }
         rms_norm_rows(x.p, final_norm.p, 1, H, d.rms_eps, h.p, nullptr, stream);
         if (head_tied || !head_own.packed()) bf16_gemv(head_dense(), d.vocab, H, h.p, logits.p, false, stream);

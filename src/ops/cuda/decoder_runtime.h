@@ -12,14 +12,20 @@
 //   x [T, H] = embed[ids];  per layer: h = RMSNorm(x); qkv = h·[Wq|Wk|Wv]ᵀ; q,k = RMSNorm_head, RoPE;
 //   k, v -> cache; a = causal GQA attention over the cache; x += a·Woᵀ; h = RMSNorm(x);
 //   x += (silu(h·Wgateᵀ) ⊙ h·Wupᵀ)·Wdownᵀ;  logits = RMSNorm(x)·Headᵀ.
-// Decode (T = 1): FP32 activations, GEMVs (quant_gemv / bf16_gemv), attention over the cache split across CTAs;
-// each step is launched as a CUDA graph (positions live in device memory), captured at the first step and again
+// Decode (T = 1): FP32 activations, GEMVs (quant_gemv_fast by default, quant_gemv with exact_decode_gemv; bf16_gemv
+// for dense weights), attention over the cache split across CTAs; for packed layers the RMSNorms are fused into the
+// q|k|v and gate|up GEMVs and SwiGLU into the down GEMV (ops/cuda/quant_gemv.h GemvPrologue), so a layer is 7 kernels:
+//   q|k|v GEMV(RMSNorm(x)) · QK-norm+RoPE+cache append · split-K attention · merge · x += o GEMV ·
+//   gate|up GEMV(RMSNorm(x)) · x += down GEMV(SwiGLU(gate|up)).
+// The y = outputs of the fused GEMVs are accumulated into buffers the previous fused GEMV zeroed (no memset nodes).
+// Each step is launched as a CUDA graph (positions live in device memory), captured at the first step and again
 // whenever the cache grows, the position delta changes or a weight is set.
 // Prefill (T > 1): bf16 activations into cuBLAS GEMMs (packed layers are dequantized into a bf16 scratch matrix one
 // at a time; FP32 accumulation and outputs), in chunks of at most prefill_chunk (≤ 32768) tokens; flash attention
 // (ops/cuda/flash_attention.h) for a chunk that starts at an empty cache when the head dim is 64 or 128, else the
 // cached-attention kernel (correct, but slow for long prompts: one CTA per query row walks all its keys).
-// Numerics: bf16 weights and packed layers are exactly the CPU model's (packed: bf16 of the float dequantization);
+// Numerics: bf16 weights and packed layers are exactly the CPU model's (packed: bf16 of the float dequantization;
+// except in the default fast decode GEMV, which multiplies the FP32 dequantization s·(q − z) itself, unrounded);
 // F16/F32 and GGUF weights are rounded to bf16 here, where the CPU keeps them exact. Activations entering prefill
 // GEMMs and attention are bf16 (like transformers in bf16), so logits differ from the FP32 CPU path by
 // bf16-activation rounding (tests/cuda/test_cuda_decoder_runtime.cpp bounds it).
@@ -86,6 +92,11 @@ struct CudaDecoderOptions {
     bool flash_attention = true;   // prefill from an empty cache through ops/cuda/flash_attention.h (D 64 / 128)
     int64_t prefill_chunk = 2048;  // prefill runs in chunks of at most this many tokens (≤ 32768; bounds the
                                    // activations, not the dequantization scratch or the logits rows)
+    // Decode GEMVs of packed layers: false (default) = ops/cuda/quant_gemv.h quant_gemv_fast (FP32 s·(q − z) without
+    // the per-weight bf16 rounding, RMSNorm and SwiGLU fused into the GEMVs' staging of x: ~3 instead of ~6
+    // instructions per weight and 7 instead of 10–12 graph nodes per layer); true = quant_gemv, the CPU model's bf16
+    // weights bit for bit, with the separate RMSNorm / SwiGLU kernels (the layout of decode before the fast path).
+    bool exact_decode_gemv = false;
 };
 
 class CudaDecoder {

@@ -47,6 +47,43 @@ struct DeviceQuantWeight {
 // add into y with atomics, so the last bits of y may differ from run to run.
 void quant_gemv(const DeviceQuantWeight& w, const float* x, float* y, bool accumulate, cudaStream_t stream);
 
+// ---- the fast decode path (quant_gemv_fast.cu) ----------------------------------------------------------------
+//
+// Which packed GEMV a caller runs: Exact reproduces the CPU model's bf16 weights bit for bit (quant_gemv above; what
+// the prefill dequantization and the CPU define), Fast skips the per-weight bf16 rounding (quant_gemv_fast below:
+// about half the instructions per weight, so it can run at the memory bandwidth).
+enum class QuantGemvMode { Exact, Fast };
+
+// How quant_gemv_fast forms its input x [k] while staging it into shared memory (the fused prologues of decode, which
+// spare the separate RMSNorm / SwiGLU kernels of a step):
+//   None:    x[i] = src[i],                      src [k]
+//   RmsNorm: x[i] = norm_w[i] · (src[i] · inv),  src [k], norm_w [k]: ops/cuda/decode_ops.h rms_norm_rows' math
+//            exactly (inv = 1 / sqrt(float(Σ double(src)² / k) + eps)); every CTA recomputes the sum of squares over
+//            the whole row (k ≤ a few thousand floats, read from L2).
+//   SwiGlu:  x[i] = silu(src[i]) · src[k + i],   src [2k] (gate | up): decode_ops.h swiglu_rows' math exactly.
+enum class GemvPrologue { None, RmsNorm, SwiGlu };
+struct GemvInput {
+    GemvPrologue op = GemvPrologue::None;
+    const float* src = nullptr;     // device, 4-byte aligned; [k] or [2k] (see above)
+    const float* norm_w = nullptr;  // RmsNorm: [k] device
+    float eps = 1e-6f;              // RmsNorm
+};
+
+// y[n] (+)= Σ_k s·(q − z)·x[k] in FP32 without rounding the weight to bf16: per 32-input block and column the integer
+// differences (q − z) are formed exactly (codes placed in the mantissa of 2^23 by one LOP3 / PRMT, then 2^23 + z
+// subtracted) and multiplied by x in FP32; the block sum is scaled by the group's fp16 scale. That is the CPU model's
+// float32 dequantization s·(q − z) before its bf16 rounding, so the result is at least as close to an FP32 reference
+// as quant_gemv's (the difference from quant_gemv: up to ~2^-9 relative per weight, the bf16 rounding it skips).
+// Same requirements, layout, alignment fallback and atomics as quant_gemv (x [k] / src and y must not overlap; zero
+// points ≤ 2^bits as above; products with |x| < 2^-114 may lose bits: x is pre-scaled by powers of two ≥ 2^-12).
+// zero / zero_count (optional): the kernel also sets zero[0 .. zero_count) to 0.0f, a buffer the caller needs zeroed
+// for a later y += (decode uses it to avoid memset nodes in its graph); it must not overlap y or the inputs.
+// Asynchronous, no allocation, graph-capturable.
+void quant_gemv_fast(const DeviceQuantWeight& w, const GemvInput& in, float* y, bool accumulate, cudaStream_t stream,
+                     float* zero = nullptr, int64_t zero_count = 0);
+// quant_gemv_fast with GemvPrologue::None.
+void quant_gemv_fast(const DeviceQuantWeight& w, const float* x, float* y, bool accumulate, cudaStream_t stream);
+
 // The same for a dense bf16 weight w [n, k] row-major (k % 8 == 0, w 16-byte aligned): the LM head and the layers
 // a checkpoint keeps unquantized.
 void bf16_gemv(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate,
