@@ -936,9 +936,10 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
                           inputs.deepstack.empty();
     std::unique_ptr<CudaActivations> dev_fp, dev_q;
     bool dev_q_valid = false;  // dev_q holds the quantized chain (after the first tuned block)
-    if (resident) {
-        dev_fp = std::make_unique<CudaActivations>(n, L, H, fp_in.data());
-        dev_q = std::make_unique<CudaActivations>(n, L, H);
+    if (resident) {  // bf16 for the bf16 engine, whose block outputs are bf16 values anyway (half the memory)
+        const ActivationStorage st = opt.cuda_bf16 ? ActivationStorage::Bf16 : ActivationStorage::Fp32;
+        dev_fp = std::make_unique<CudaActivations>(n, L, H, fp_in.data(), st);
+        dev_q = std::make_unique<CudaActivations>(n, L, H, st);
         std::vector<float>().swap(fp_in);  // the host copy is not needed any more
     } else {
         ref.resize(fp_in.size());

@@ -3,7 +3,8 @@
 // host-resident path (--low_gpu_mem_usage: activations in host memory, re-uploaded per block) tunes: the same
 // losses, the same codes, the same final losses up to the summation order of the device MSE.
 // qwen3-nano, blocks 0 and 2 tuned, block 1 forwarded unquantized on both chains (the "fp" path), samples not a
-// multiple of the batch; with and without the quantized-input chain; FP32 and bf16 GPU precision.
+// multiple of the batch; with and without the quantized-input chain; FP32 and bf16 GPU precision (bf16: the
+// resident chains are stored in bf16, the host ones hold the same bf16-rounded block outputs in float).
 // Built only with -DAUTOROUND_CUDA=ON (label "gpu"); skips cleanly when no CUDA device is visible.
 #include <gtest/gtest.h>
 
@@ -104,4 +105,12 @@ TEST(CudaResidentChain, ActivationsRoundTrip) {
     EXPECT_EQ(y, x);
     CudaActivations c(3, 5, 8);
     EXPECT_THROW(c.copy_from(a), Error);
+    // bf16 storage (the Bf16 engine's chains): these values are bf16-exact; 1 + 2^-10 is not and rounds to 1
+    x[7] = 1.f + 1.f / 1024.f;
+    CudaActivations h(3, 5, 7, x.data(), ActivationStorage::Bf16), k(3, 5, 7, ActivationStorage::Bf16);
+    k.copy_from(h);
+    k.download(y.data());
+    x[7] = 1.f;
+    EXPECT_EQ(y, x);
+    EXPECT_THROW(k.copy_from(a), Error);  // another storage
 }

@@ -23,10 +23,11 @@ CudaBlockEngine::~CudaBlockEngine() = default;
 void CudaBlockEngine::forward_all(CudaActivations&) {}
 double CudaBlockEngine::masked_mse_all(const CudaActivations&, const CudaActivations&, bool) { return 0.0; }
 
-CudaActivations::CudaActivations(int64_t, int64_t, int64_t) {
+CudaActivations::CudaActivations(int64_t, int64_t, int64_t, ActivationStorage) {
     fail("--device cuda: this autoround was built without CUDA; rebuild with -DAUTOROUND_CUDA=ON");
 }
-CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, const float*) : CudaActivations(n, L, H) {}
+CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, const float*, ActivationStorage st)
+    : CudaActivations(n, L, H, st) {}
 CudaActivations::~CudaActivations() = default;
 void CudaActivations::copy_from(const CudaActivations&) {}
 void CudaActivations::download(float*) const {}

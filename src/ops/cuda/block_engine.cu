@@ -217,6 +217,17 @@ __global__ void f2bf_kernel(const float* x, bf16* y, int64_t n) {
         y[i] = __float2bfloat16(x[i]);
 }
 
+__global__ void bf2f_kernel(const bf16* x, float* y, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+        y[i] = __bfloat162float(x[i]);
+}
+
+// x <- bf16(x) as float (round to nearest even), in place
+__global__ void round_bf16_kernel(float* x, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+        x[i] = __bfloat162float(__float2bfloat16(x[i]));
+}
+
 // Causal softmax over rows of the scores S [B·nq, L, L] into P (P may be S: in place): row r has query
 // position i = r % L; j > i → 0.
 template <typename TO>
@@ -335,8 +346,9 @@ struct CudaBlockEngine::Impl {
     const float* ref_h = nullptr;
     std::vector<const float*> pinned;
     // device-resident inputs and targets: this engine's own copies (train, ref) or a caller's CudaActivations
-    const float* train_d = nullptr;
-    const float* ref_d = nullptr;
+    const void* train_d = nullptr;
+    const void* ref_d = nullptr;
+    bool chain_bf16 = false;  // train_d / ref_d hold bf16 (CudaActivations with Bf16 storage)
 
     ~Impl() {
         if (blas) cublasDestroy(blas);
@@ -353,8 +365,25 @@ struct CudaBlockEngine::Impl {
         else
             (void)cudaGetLastError();  // clear the (non-sticky) error of the failed registration
     }
-    const float* train_rows(int64_t i) const { return (host ? train_h : train_d) + i * L * d.hidden; }
-    const float* ref_rows(int64_t i) const { return (host ? ref_h : ref_d) + i * L * d.hidden; }
+    // rows of sample i: host float, device float, or device bf16 (chain_bf16)
+    const void* rows_of(const float* h, const void* dv, int64_t i) const {
+        const int64_t off = i * L * d.hidden;
+        if (host) return h + off;
+        return chain_bf16 ? static_cast<const void*>(static_cast<const bf16*>(dv) + off)
+                          : static_cast<const void*>(static_cast<const float*>(dv) + off);
+    }
+    const void* train_rows(int64_t i) const { return rows_of(train_h, train_d, i); }
+    const void* ref_rows(int64_t i) const { return rows_of(ref_h, ref_d, i); }
+    // dst [count] float on the device <- rows at src (train_rows / ref_rows), converted from bf16 when needed
+    void load_rows(float* dst, const void* src, int64_t count) {
+        if (chain_bf16) {
+            bf2f_kernel<<<grid_for(count), kThreads>>>(static_cast<const bf16*>(src), dst, count);
+            AR_CUDA_CHECK(cudaGetLastError());
+            return;
+        }
+        AR_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(count) * sizeof(float),
+                                      host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice));
+    }
     void setup(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch, const CudaBlockEngineOptions& opt);
 
     void forward(const float* Xd, int64_t b, float* Yd) { bf ? forward_bf16(Xd, b, Yd) : forward_fp32(Xd, b, Yd); }
@@ -728,8 +757,11 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t batch
           "] do not match the targets or the block's hidden size ", c.dims.hidden);
     Impl& s = *p_;
     s.setup(c, train_in.n(), train_in.L(), batch, opt);
+    check(!ref_out || ref_out->storage() == train_in.storage(), "CUDA block engine: inputs and targets must have the "
+          "same storage");
     s.train_d = train_in.data();
     s.ref_d = ref_out ? ref_out->data() : nullptr;
+    s.chain_bf16 = train_in.storage() == ActivationStorage::Bf16;
 }
 
 CudaBlockEngine::~CudaBlockEngine() = default;
@@ -842,11 +874,10 @@ double CudaBlockEngine::forward_backward(const int64_t* idx, int64_t b, bool mas
     check(b > 0 && b <= s.batch, "CUDA block engine: sub-batch of ", b, " samples (capacity ", s.batch, ")");
     check((s.host ? static_cast<const void*>(s.ref_h) : s.ref_d) != nullptr, "CUDA block engine: no targets were given");
     const int64_t LH = s.L * s.d.hidden, N = b * s.L;
-    const cudaMemcpyKind kind = s.host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice;
     for (int64_t i = 0; i < b; ++i) {
         check(idx[i] >= 0 && idx[i] < s.n, "CUDA block engine: sample index ", idx[i], " out of range");
-        AR_CUDA_CHECK(cudaMemcpyAsync(s.X.p + i * LH, s.train_rows(idx[i]), size_t(LH) * sizeof(float), kind));
-        AR_CUDA_CHECK(cudaMemcpyAsync(s.R.p + i * LH, s.ref_rows(idx[i]), size_t(LH) * sizeof(float), kind));
+        s.load_rows(s.X.p + i * LH, s.train_rows(idx[i]), LH);
+        s.load_rows(s.R.p + i * LH, s.ref_rows(idx[i]), LH);
         if (s.sample_mask.p)
             AR_CUDA_CHECK(cudaMemcpyAsync(s.batch_mask.p + i * s.L, s.sample_mask.p + idx[i] * s.L, size_t(s.L),
                                           cudaMemcpyDeviceToDevice));
@@ -875,11 +906,12 @@ void CudaBlockEngine::forward_all(float* out) {
     const int64_t LH = s.L * s.d.hidden;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0);
-        if (s.host) {  // this chunk's rows first (out may alias the host inputs: chunk s0 is read before written)
-            AR_CUDA_CHECK(cudaMemcpy(s.X.p, s.train_rows(s0), size_t(b * LH) * sizeof(float), cudaMemcpyHostToDevice));
-            s.forward(s.X.p, b, s.Y.p);
-        } else {
-            s.forward(s.train_rows(s0), b, s.Y.p);
+        // this chunk's rows first (out may alias the host inputs: chunk s0 is read before it is written)
+        s.load_rows(s.X.p, s.train_rows(s0), b * LH);
+        s.forward(s.X.p, b, s.Y.p);
+        if (s.bf) {  // the block outputs of a bf16 model (see the header)
+            round_bf16_kernel<<<grid_for(b * LH), kThreads>>>(s.Y.p, b * LH);
+            AR_CUDA_CHECK(cudaGetLastError());
         }
         AR_CUDA_CHECK(cudaMemcpy(out + s0 * LH, s.Y.p, size_t(b * LH) * sizeof(float), cudaMemcpyDeviceToHost));
     }
@@ -890,30 +922,50 @@ void CudaBlockEngine::forward_all(CudaActivations& out) {
     check(!s.host, "CUDA block engine: forward_all into device activations needs device-resident inputs");
     check(out.n() == s.n && out.L() == s.L && out.H() == s.d.hidden, "CUDA block engine: forward_all output [",
           out.n(), ", ", out.L(), ", ", out.H(), "] does not match the inputs [", s.n, ", ", s.L, ", ", s.d.hidden, "]");
+    const bool out_bf16 = out.storage() == ActivationStorage::Bf16;
+    check(!out_bf16 || s.bf, "CUDA block engine: bf16 activations need the Bf16 engine");
     const int64_t LH = s.L * s.d.hidden;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
-        const int64_t b = std::min(s.batch, s.n - s0);
-        s.forward(s.train_rows(s0), b, s.Y.p);  // reads chunk s0 of the inputs before it is overwritten below
-        AR_CUDA_CHECK(cudaMemcpyAsync(out.data() + s0 * LH, s.Y.p, size_t(b * LH) * sizeof(float),
-                                      cudaMemcpyDeviceToDevice));
+        const int64_t b = std::min(s.batch, s.n - s0), cnt = b * LH;
+        s.load_rows(s.X.p, s.train_rows(s0), cnt);  // chunk s0 is read before it is overwritten below
+        s.forward(s.X.p, b, s.Y.p);
+        if (out_bf16) {
+            f2bf_kernel<<<grid_for(cnt), kThreads>>>(s.Y.p, static_cast<bf16*>(out.data()) + s0 * LH, cnt);
+        } else {
+            if (s.bf) round_bf16_kernel<<<grid_for(cnt), kThreads>>>(s.Y.p, cnt);
+            AR_CUDA_CHECK(cudaMemcpyAsync(static_cast<float*>(out.data()) + s0 * LH, s.Y.p, size_t(cnt) * sizeof(float),
+                                          cudaMemcpyDeviceToDevice));
+        }
+        AR_CUDA_CHECK(cudaGetLastError());
     }
     AR_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 double CudaBlockEngine::masked_mse_all(const CudaActivations& pred, const CudaActivations& ref, bool mask_last_token) {
     Impl& s = *p_;
-    check(pred.count() == ref.count() && pred.n() == s.n && pred.L() == s.L && pred.H() == s.d.hidden,
+    check(pred.count() == ref.count() && pred.n() == s.n && pred.L() == s.L && pred.H() == s.d.hidden &&
+              pred.storage() == ref.storage(),
           "CUDA block engine: masked_mse_all of [", pred.n(), ", ", pred.L(), ", ", pred.H(), "] vs [", ref.n(), ", ",
           ref.L(), ", ", ref.H(), "]");
+    const bool bf = pred.storage() == ActivationStorage::Bf16;
     const int64_t LH = s.L * s.d.hidden;
     const double denom = double(s.n) * double(LH);
     double total = 0.0;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0), N = b * s.L;
+        const float* yp = static_cast<const float*>(pred.data()) + (bf ? 0 : s0 * LH);
+        const float* rp = static_cast<const float*>(ref.data()) + (bf ? 0 : s0 * LH);
+        if (bf) {  // widen the chunk into the sub-batch's Y and R scratch
+            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads>>>(static_cast<const bf16*>(pred.data()) + s0 * LH, s.Y.p,
+                                                                N * s.d.hidden);
+            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads>>>(static_cast<const bf16*>(ref.data()) + s0 * LH, s.R.p,
+                                                                N * s.d.hidden);
+            yp = s.Y.p;
+            rp = s.R.p;
+        }
         // the gradient outputs land in the sub-batch's dY scratch and are not used
-        mse_kernel<<<unsigned(N), kThreads>>>(pred.data() + s0 * LH, ref.data() + s0 * LH,
-                                              s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L, s.d.hidden,
-                                              mask_last_token, denom, 0.0, s.dY.p, nullptr, s.partial.p);
+        mse_kernel<<<unsigned(N), kThreads>>>(yp, rp, s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L,
+                                              s.d.hidden, mask_last_token, denom, 0.0, s.dY.p, nullptr, s.partial.p);
         AR_CUDA_CHECK(cudaGetLastError());
         AR_CUDA_CHECK(cudaMemcpy(s.partial_host.data(), s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost));
         for (int64_t i = 0; i < N; ++i) total += s.partial_host[size_t(i)];
@@ -923,9 +975,15 @@ double CudaBlockEngine::masked_mse_all(const CudaActivations& pred, const CudaAc
 
 // ---- CudaActivations ----------------------------------------------------------------------------------------
 
-CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H) : n_(n), L_(L), H_(H) {
+namespace {
+size_t element_bytes(ActivationStorage st) { return st == ActivationStorage::Bf16 ? sizeof(bf16) : sizeof(float); }
+constexpr int64_t kStageRows = int64_t(1) << 22;  // floats per conversion stage of upload/download (16 MiB)
+}  // namespace
+
+CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, ActivationStorage storage)
+    : n_(n), L_(L), H_(H), storage_(storage) {
     check(n > 0 && L > 0 && H > 0, "CUDA activations: empty shape [", n, ", ", L, ", ", H, "]");
-    const size_t bytes = count() * sizeof(float);
+    const size_t bytes = count() * element_bytes(storage);
     const cudaError_t e = cudaMalloc(&p_, bytes);
     if (e != cudaSuccess) {
         p_ = nullptr;
@@ -938,7 +996,8 @@ CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H) : n_(n), L_(L)
     }
 }
 
-CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, const float* host) : CudaActivations(n, L, H) {
+CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, const float* host, ActivationStorage storage)
+    : CudaActivations(n, L, H, storage) {
     upload(host);
 }
 
@@ -947,17 +1006,40 @@ CudaActivations::~CudaActivations() {
 }
 
 void CudaActivations::copy_from(const CudaActivations& src) {
-    check(src.n_ == n_ && src.L_ == L_ && src.H_ == H_, "CUDA activations: copy of [", src.n_, ", ", src.L_, ", ",
-          src.H_, "] into [", n_, ", ", L_, ", ", H_, "]");
-    AR_CUDA_CHECK(cudaMemcpy(p_, src.p_, count() * sizeof(float), cudaMemcpyDeviceToDevice));
+    check(src.n_ == n_ && src.L_ == L_ && src.H_ == H_ && src.storage_ == storage_, "CUDA activations: copy of [",
+          src.n_, ", ", src.L_, ", ", src.H_, "] into [", n_, ", ", L_, ", ", H_, "] (or another storage)");
+    AR_CUDA_CHECK(cudaMemcpy(p_, src.p_, count() * element_bytes(storage_), cudaMemcpyDeviceToDevice));
 }
 
 void CudaActivations::download(float* host) const {
-    AR_CUDA_CHECK(cudaMemcpy(host, p_, count() * sizeof(float), cudaMemcpyDeviceToHost));
+    if (storage_ == ActivationStorage::Fp32) {
+        AR_CUDA_CHECK(cudaMemcpy(host, p_, count() * sizeof(float), cudaMemcpyDeviceToHost));
+        return;
+    }
+    DevBuf<float> stage;
+    stage.alloc(size_t(std::min<int64_t>(kStageRows, int64_t(count()))), "the activation download stage");
+    for (int64_t i = 0; i < int64_t(count()); i += kStageRows) {
+        const int64_t c = std::min<int64_t>(kStageRows, int64_t(count()) - i);
+        bf2f_kernel<<<grid_for(c), kThreads>>>(static_cast<const bf16*>(p_) + i, stage.p, c);
+        AR_CUDA_CHECK(cudaGetLastError());
+        AR_CUDA_CHECK(cudaMemcpy(host + i, stage.p, size_t(c) * sizeof(float), cudaMemcpyDeviceToHost));
+    }
 }
 
 void CudaActivations::upload(const float* host) {
-    AR_CUDA_CHECK(cudaMemcpy(p_, host, count() * sizeof(float), cudaMemcpyHostToDevice));
+    if (storage_ == ActivationStorage::Fp32) {
+        AR_CUDA_CHECK(cudaMemcpy(p_, host, count() * sizeof(float), cudaMemcpyHostToDevice));
+        return;
+    }
+    DevBuf<float> stage;
+    stage.alloc(size_t(std::min<int64_t>(kStageRows, int64_t(count()))), "the activation upload stage");
+    for (int64_t i = 0; i < int64_t(count()); i += kStageRows) {
+        const int64_t c = std::min<int64_t>(kStageRows, int64_t(count()) - i);
+        AR_CUDA_CHECK(cudaMemcpy(stage.p, host + i, size_t(c) * sizeof(float), cudaMemcpyHostToDevice));
+        f2bf_kernel<<<grid_for(c), kThreads>>>(stage.p, static_cast<bf16*>(p_) + i, c);
+        AR_CUDA_CHECK(cudaGetLastError());
+    }
+    AR_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 }  // namespace autoround

@@ -66,14 +66,20 @@ struct CudaBlockEngineOptions {
     bool fp8_backward = false;
 };
 
-// The activations of all n calibration samples, [n, L, H] float32, resident on the GPU. The tuner keeps its FP
-// chain and its quantized chain in two of these from block to block (quant/signround_tuner.cpp), so that a block
-// costs no host round trip of its inputs, targets and outputs (2–3 × n·L·H·4 bytes over PCIe each, ~9 s per
-// Qwen3-4B block at 354 × 2048 samples). Throws Error (naming the size) when device memory runs out.
+// The activations of all n calibration samples, [n, L, H], resident on the GPU. The tuner keeps its FP chain and
+// its quantized chain in two of these from block to block (quant/signround_tuner.cpp), so that a block costs no
+// host round trip of its inputs, targets and outputs (2–3 × n·L·H·4 bytes over PCIe each, ~9 s per Qwen3-4B block
+// at 354 × 2048 samples). Stored as float32, or as bf16 for the Bf16 engine, whose forward_all rounds its outputs
+// to bf16 anyway (half the memory: 2 × 3.7 GB instead of 2 × 7.4 GB for those samples). Throws Error (naming the
+// size) when device memory runs out.
+enum class ActivationStorage { Fp32, Bf16 };
+
 class CudaActivations {
 public:
-    CudaActivations(int64_t n, int64_t L, int64_t H);                  // uninitialised
-    CudaActivations(int64_t n, int64_t L, int64_t H, const float* host);  // host [n, L, H] uploaded
+    CudaActivations(int64_t n, int64_t L, int64_t H, ActivationStorage storage = ActivationStorage::Fp32);  // uninitialised
+    // host [n, L, H] uploaded (rounded to bf16 with Bf16 storage)
+    CudaActivations(int64_t n, int64_t L, int64_t H, const float* host,
+                    ActivationStorage storage = ActivationStorage::Fp32);
     ~CudaActivations();
     CudaActivations(const CudaActivations&) = delete;
     CudaActivations& operator=(const CudaActivations&) = delete;
@@ -82,15 +88,17 @@ public:
     int64_t L() const { return L_; }
     int64_t H() const { return H_; }
     size_t count() const { return static_cast<size_t>(n_ * L_ * H_); }
-    float* data() { return p_; }  // device pointer
-    const float* data() const { return p_; }
-    void copy_from(const CudaActivations& src);  // device-to-device, same shape
+    ActivationStorage storage() const { return storage_; }
+    void* data() { return p_; }  // device pointer: float [n, L, H], or bf16 bit patterns with Bf16 storage
+    const void* data() const { return p_; }
+    void copy_from(const CudaActivations& src);  // device-to-device, same shape and storage
     void download(float* host) const;            // -> host [n, L, H]
     void upload(const float* host);              // host [n, L, H] ->
 
 private:
     int64_t n_ = 0, L_ = 0, H_ = 0;
-    float* p_ = nullptr;
+    ActivationStorage storage_ = ActivationStorage::Fp32;
+    void* p_ = nullptr;
 };
 
 class CudaBlockEngine {
@@ -127,6 +135,8 @@ public:
 
     // No-grad forward of all n resident training inputs with the current weights, in chunks of `batch`:
     // out [n, L, H] on the host (may alias nothing on the device; host `out` may be the caller's train_in).
+    // The Bf16 engine rounds the outputs to bf16 values (the block outputs a bf16 model passes on, as in the
+    // reference AutoRound), so host- and device-resident chains hold the same numbers.
     void forward_all(float* out);
     // The same into device activations [n, L, H] (may be the engine's own training inputs: each chunk is read
     // before it is overwritten).
