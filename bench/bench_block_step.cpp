@@ -24,12 +24,13 @@
 // CUDA (AUTOROUND_HAVE_CUDA undefined) it only says so.
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include "bench_util.h"
 
 #ifdef AUTOROUND_HAVE_CUDA
 #include "model/qwen3_block_grad.h"
@@ -39,6 +40,7 @@
 #include "ops/cuda/gemm_peak.h"
 
 using namespace autoround;
+using namespace bench;  // bench_util.h: flags, now_s, median, Rng
 
 namespace {
 
@@ -48,25 +50,6 @@ struct Shape {
 };
 constexpr Shape kShapes[] = {{"qwen3-4b", 2560, 9728, 32, 8, 128}, {"qwen3-8b", 4096, 12288, 32, 8, 128}};
 
-struct Rng {  // xorshift64*: fast uniform numbers for hundreds of millions of random weights
-    uint64_t s;
-    float uniform() {  // [-1, 1)
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        return float((s * 2685821657736338717ull) >> 40) / float(1 << 23) - 1.f;
-    }
-};
-
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,39 +57,23 @@ int main(int argc, char** argv) {
     int batch = 8, seqlen = 2048, iters = 10, warmup = 2, nsamples = 0;
     bool low_mem = false, flash = true, fp8 = false;
     double peak = 0;
-    for (int i = 1; i < argc; i += 2) {
-        const std::string k = argv[i];
-        if (k == "--low_gpu_mem_usage" || k == "--no_flash_attention" || k == "--fp8_backward") {  // no value
-            if (k == "--low_gpu_mem_usage") low_mem = true;
-            if (k == "--no_flash_attention") flash = false;
-            if (k == "--fp8_backward") fp8 = true;
-            --i;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            std::fprintf(stderr, "flag %s needs a value\n", k.c_str());
-            return 1;
-        }
-        const std::string v = argv[i + 1];
-        if (k == "--shape") shape_sel = v;
-        else if (k == "--precision") prec_sel = v;
-        else if (k == "--batch") batch = std::stoi(v);
-        else if (k == "--nsamples") nsamples = std::stoi(v);
-        else if (k == "--seqlen") seqlen = std::stoi(v);
-        else if (k == "--iters") iters = std::stoi(v);
-        else if (k == "--warmup") warmup = std::stoi(v);
-        else if (k == "--peak_tflops") peak = std::stod(v);
-        else {
-            std::fprintf(stderr, "unknown flag %s\n", k.c_str());
-            return 1;
-        }
-    }
+    if (!Flags()
+             .flag("--low_gpu_mem_usage", low_mem)
+             .flag("--no_flash_attention", flash, false)
+             .flag("--fp8_backward", fp8)
+             .value("--shape", shape_sel)
+             .value("--precision", prec_sel)
+             .value("--batch", batch)
+             .value("--nsamples", nsamples)
+             .value("--seqlen", seqlen)
+             .value("--iters", iters)
+             .value("--warmup", warmup)
+             .value("--peak_tflops", peak)
+             .parse(argc, argv))
+        return 1;
     try {
-        const auto devs = cuda_list_devices();
-        if (devs.empty()) {
-            std::fprintf(stderr, "no CUDA device\n");
-            return 1;
-        }
+        const auto devs = cuda_devices_or_complain();
+        if (devs.empty()) return 1;
         std::printf("device           %s (sm_%d%d, %.1f GiB)\n", devs[0].name.c_str(), devs[0].sm_major,
                     devs[0].sm_minor, double(devs[0].total_memory) / (1 << 30));
         if (peak <= 0) {
@@ -142,15 +109,15 @@ int main(int argc, char** argv) {
                 const auto s = block_linear_shape(d, i);
                 const float a = std::sqrt(3.f / float(s[1]));  // uniform with sd 1/sqrt(in)
                 W[size_t(i)].resize(size_t(s[0] * s[1]));
-                for (float& x : W[size_t(i)]) x = a * rng.uniform();
+                for (float& x : W[size_t(i)]) x = a * rng.symmetric();
                 dW[size_t(i)].resize(W[size_t(i)].size());
                 params += double(s[0]) * double(s[1]);
                 if (i == kLinQ || i == kLinK || i == kLinV) params_qkv += double(s[0]) * double(s[1]);
             }
             const int64_t n = std::max(nsamples, batch), L = seqlen, LH = L * d.hidden;
             std::vector<float> X(size_t(n * LH)), R(X.size());
-            for (float& x : X) x = 1.7320508f * rng.uniform();
-            for (float& x : R) x = 1.7320508f * rng.uniform();
+            for (float& x : X) x = 1.7320508f * rng.symmetric();
+            for (float& x : R) x = 1.7320508f * rng.symmetric();
             std::vector<int64_t> idx(static_cast<size_t>(batch));
             for (int i = 0; i < batch; ++i) idx[size_t(i)] = i;
             const double tokens = double(batch) * double(seqlen);

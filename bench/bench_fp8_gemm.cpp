@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
+
 #ifdef AUTOROUND_HAVE_CUDA
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -27,58 +29,9 @@
 #include "ops/cuda/fp8_gemm.h"
 
 using namespace autoround;
+using namespace bench;  // bench_util.h: flags, cuda_ok / blas_ok, Buf, upload_random_bf16, time_ms
 
 namespace {
-
-void cuda_ok(cudaError_t e, const char* what) {
-    if (e != cudaSuccess) fail("CUDA error in ", what, ": ", cudaGetErrorString(e));
-}
-void blas_ok(cublasStatus_t s, const char* what) {
-    if (s != CUBLAS_STATUS_SUCCESS) fail("cuBLAS error ", int(s), " in ", what);
-}
-
-struct Buf {
-    void* p = nullptr;
-    explicit Buf(size_t bytes) { cuda_ok(cudaMalloc(&p, std::max<size_t>(bytes, 16)), "cudaMalloc"); }
-    ~Buf() { cudaFree(p); }
-    Buf(const Buf&) = delete;
-    Buf& operator=(const Buf&) = delete;
-    template <typename T>
-    T* as() const {
-        return static_cast<T*>(p);
-    }
-};
-
-void upload_random_bf16(const Buf& b, size_t n, uint64_t seed, float sd) {
-    std::vector<uint16_t> h(n);
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; ++i) {  // xorshift64*, uniform [-1, 1) · sd·√3 (variance sd²)
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        const float u = float((s * 2685821657736338717ull) >> 40) / float(1 << 23) - 1.f;
-        h[i] = float_to_bf16(u * sd * 1.7320508f);
-    }
-    cuda_ok(cudaMemcpy(b.p, h.data(), n * 2, cudaMemcpyHostToDevice), "upload");
-}
-
-// mean ms of `iters` runs of f after `warmup` runs (on the default stream)
-template <typename F>
-double time_ms(F&& f, int warmup, int iters) {
-    for (int i = 0; i < warmup; ++i) f();
-    cudaEvent_t a, b;
-    cuda_ok(cudaEventCreate(&a), "event");
-    cuda_ok(cudaEventCreate(&b), "event");
-    cuda_ok(cudaEventRecord(a), "event");
-    for (int i = 0; i < iters; ++i) f();
-    cuda_ok(cudaEventRecord(b), "event");
-    cuda_ok(cudaEventSynchronize(b), "event");
-    float ms = 0;
-    cuda_ok(cudaEventElapsedTime(&ms, a, b), "event");
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    return double(ms) / iters;
-}
 
 // row-major C[M,N] = alpha·op(A)·op(B) + beta·C on bf16 tensor cores (block_engine.cu's gemm_bf)
 void gemm_bf(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
@@ -104,31 +57,16 @@ int main(int argc, char** argv) {
     int64_t T = 16384;
     int iters = 20, warmup = 3;
     bool e5m2_grad = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        if (k == "--e5m2_grad") {
-            e5m2_grad = true;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            std::fprintf(stderr, "flag %s needs a value\n", k.c_str());
-            return 1;
-        }
-        const std::string v = argv[++i];
-        if (k == "--tokens") T = std::stoll(v);
-        else if (k == "--iters") iters = std::stoi(v);
-        else if (k == "--warmup") warmup = std::stoi(v);
-        else {
-            std::fprintf(stderr, "unknown flag %s\n", k.c_str());
-            return 1;
-        }
-    }
+    if (!Flags()
+             .flag("--e5m2_grad", e5m2_grad)
+             .value("--tokens", T)
+             .value("--iters", iters)
+             .value("--warmup", warmup)
+             .parse(argc, argv))
+        return 1;
     try {
-        const auto devs = cuda_list_devices();
-        if (devs.empty()) {
-            std::fprintf(stderr, "no CUDA device\n");
-            return 1;
-        }
+        const auto devs = cuda_devices_or_complain();
+        if (devs.empty()) return 1;
         int dev = 0;
         cuda_ok(cudaGetDevice(&dev), "cudaGetDevice");
         std::printf("device %s (sm_%d%d, %d SMs), tokens %lld, mean of %d runs after %d warm-ups, A operand %s\n",

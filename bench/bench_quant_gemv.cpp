@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
+
 #ifdef AUTOROUND_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
@@ -32,6 +34,7 @@
 #include "ops/cuda/quant_gemv.h"
 
 using namespace autoround;
+using namespace bench;  // bench_util.h: flags, cuda_ok, Buf, Rng, elapsed_ms
 
 namespace {
 
@@ -45,33 +48,6 @@ constexpr Shape kQuantShapes[] = {
     {"8B", "q|k|v", 6144, 4096}, {"8B", "o", 4096, 4096}, {"8B", "gate|up", 24576, 4096}, {"8B", "down", 4096, 12288},
 };
 constexpr Shape kBf16Shapes[] = {{"4B", "lm_head", 151936, 2560}, {"8B", "o (bf16)", 4096, 4096}};
-
-void cuda_ok(cudaError_t e, const char* what) {
-    if (e != cudaSuccess) fail("CUDA error in ", what, ": ", cudaGetErrorString(e));
-}
-
-struct Buf {
-    void* p = nullptr;
-    explicit Buf(size_t bytes) { cuda_ok(cudaMalloc(&p, std::max<size_t>(bytes, 16)), "cudaMalloc"); }
-    ~Buf() { cudaFree(p); }
-    Buf(const Buf&) = delete;
-    Buf& operator=(const Buf&) = delete;
-    template <typename T>
-    T* as() const {
-        return static_cast<T*>(p);
-    }
-};
-
-struct Rng {  // xorshift64*
-    uint64_t s;
-    uint32_t next() {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        return uint32_t((s * 2685821657736338717ull) >> 32);
-    }
-    float uniform() { return float(next() >> 8) / float(1 << 24); }  // [0, 1)
-};
 
 // `copies` buffers of `bytes` each, the first filled by fill(host bytes), the others copied from it.
 std::vector<std::unique_ptr<Buf>> replicate(size_t bytes, int copies,
@@ -95,20 +71,14 @@ double time_graph_us(const std::function<void(int, cudaStream_t)>& call, int cal
     cuda_ok(cudaStreamEndCapture(st, &g), "capture");
     cuda_ok(cudaGraphInstantiate(&ex, g, 0), "instantiate");
     for (int w = 0; w < 2; ++w) cuda_ok(cudaGraphLaunch(ex, st), "graph launch");
-    cudaEvent_t a, b;
-    cuda_ok(cudaEventCreate(&a), "event");
-    cuda_ok(cudaEventCreate(&b), "event");
-    cuda_ok(cudaEventRecord(a, st), "event");
-    for (int r = 0; r < iters; ++r) cuda_ok(cudaGraphLaunch(ex, st), "graph launch");
-    cuda_ok(cudaEventRecord(b, st), "event");
-    cuda_ok(cudaEventSynchronize(b), "event");
-    float ms = 0;
-    cuda_ok(cudaEventElapsedTime(&ms, a, b), "event");
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
+    const double ms = elapsed_ms(
+        [&] {
+            for (int r = 0; r < iters; ++r) cuda_ok(cudaGraphLaunch(ex, st), "graph launch");
+        },
+        st);
     cudaGraphExecDestroy(ex);
     cudaGraphDestroy(g);
-    return double(ms) * 1e3 / (double(iters) * calls);
+    return ms * 1e3 / (double(iters) * calls);
 }
 
 // Copies for the weights to exceed 3× L2, and calls per graph (a multiple of the copies, ≥ 256 MB of traffic).
@@ -137,28 +107,16 @@ int main(int argc, char** argv) {
     int bits = 4, iters = 20;
     int64_t group = 128;
     std::string filter;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        if (i + 1 >= argc) {
-            std::fprintf(stderr, "flag %s needs a value\n", k.c_str());
-            return 1;
-        }
-        const std::string v = argv[++i];
-        if (k == "--bits") bits = std::stoi(v);
-        else if (k == "--group") group = std::stoll(v);
-        else if (k == "--iters") iters = std::stoi(v);
-        else if (k == "--filter") filter = v;
-        else {
-            std::fprintf(stderr, "unknown flag %s\n", k.c_str());
-            return 1;
-        }
-    }
+    if (!Flags()
+             .value("--bits", bits)
+             .value("--group", group)
+             .value("--iters", iters)
+             .value("--filter", filter)
+             .parse(argc, argv))
+        return 1;
     try {
-        const auto devs = cuda_list_devices();
-        if (devs.empty()) {
-            std::fprintf(stderr, "no CUDA device\n");
-            return 1;
-        }
+        const auto devs = cuda_devices_or_complain();
+        if (devs.empty()) return 1;
         int l2i = 0;
         cuda_ok(cudaDeviceGetAttribute(&l2i, cudaDevAttrL2CacheSize, 0), "L2 size");
         const size_t l2 = size_t(l2i);
@@ -175,21 +133,16 @@ int main(int argc, char** argv) {
             Buf a(bytes), b(bytes);
             cuda_ok(cudaMemset(a.p, 1, bytes), "memset");
             for (int w = 0; w < 2; ++w) cuda_ok(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice, st), "copy");
-            cudaEvent_t e0, e1;
-            cuda_ok(cudaEventCreate(&e0), "event");
-            cuda_ok(cudaEventCreate(&e1), "event");
             const int reps = 10;
-            cuda_ok(cudaEventRecord(e0, st), "event");
-            for (int r = 0; r < reps; ++r)
-                cuda_ok(cudaMemcpyAsync(r % 2 ? a.p : b.p, r % 2 ? b.p : a.p, bytes, cudaMemcpyDeviceToDevice, st),
-                        "copy");
-            cuda_ok(cudaEventRecord(e1, st), "event");
-            cuda_ok(cudaEventSynchronize(e1), "event");
-            float ms = 0;
-            cuda_ok(cudaEventElapsedTime(&ms, e0, e1), "event");
-            cudaEventDestroy(e0);
-            cudaEventDestroy(e1);
-            copy_gbs = 2.0 * double(bytes) * reps / (double(ms) * 1e-3) / 1e9;
+            const double ms = elapsed_ms(
+                [&] {
+                    for (int r = 0; r < reps; ++r)
+                        cuda_ok(cudaMemcpyAsync(r % 2 ? a.p : b.p, r % 2 ? b.p : a.p, bytes, cudaMemcpyDeviceToDevice,
+                                                st),
+                                "copy");
+                },
+                st);
+            copy_gbs = 2.0 * double(bytes) * reps / (ms * 1e-3) / 1e9;
             std::printf("copy bandwidth (cudaMemcpy D2D, 1 GiB, read + write): %.0f GB/s\n", copy_gbs);
         }
 

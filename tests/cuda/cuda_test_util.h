@@ -1,9 +1,16 @@
-// tests/cuda/cuda_test_util.h — a random Qwen3 block (constants and the 7 weights) for the GPU block engine
+// tests/cuda/cuda_test_util.h — helpers shared by the GPU tests: a device array tied to host vectors (the GEMV,
+// FP8 GEMM and other kernel tests), and a random Qwen3 block (constants and the 7 weights) for the GPU block engine
 // tests, shared by the FP32 and the bf16 engine tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -11,6 +18,41 @@
 #include "model/qwen3_block_grad.h"
 
 namespace cuda_test {
+
+// n elements of T in device memory (cudaMalloc of max(n, 1) elements plus Slack bytes past the end; p stays null when
+// the allocation fails, which the tests assert), filled from / read back into host vectors. A failed copy is a test
+// failure (EXPECT), not an exception. Not copyable.
+template <typename T, size_t Slack = 0>
+struct DevBuf {
+    T* p = nullptr;
+    size_t n = 0;
+    explicit DevBuf(size_t count) : n(count) {
+        if (cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(count, 1) * sizeof(T) + Slack) != cudaSuccess)
+            p = nullptr;
+    }
+    // The bytes of a host vector whose elements have T's size (e.g. int32 words into a uint32 array).
+    template <typename U>
+    explicit DevBuf(const std::vector<U>& h) : DevBuf(h.size() * sizeof(U) / sizeof(T)) {
+        static_assert(sizeof(U) == sizeof(T), "same element size");
+        if (p && !h.empty()) {
+            EXPECT_EQ(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+        }
+    }
+    ~DevBuf() {
+        if (p) cudaFree(p);
+    }
+    DevBuf(const DevBuf&) = delete;
+    DevBuf& operator=(const DevBuf&) = delete;
+    std::vector<T> get() const {
+        std::vector<T> h(n);
+        EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+        return h;
+    }
+    // Uploads h (at most n elements) to the start of the array.
+    void put(const std::vector<T>& h) const {
+        EXPECT_EQ(cudaMemcpy(p, h.data(), std::min(n, h.size()) * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    }
+};
 
 struct Case {
     autoround::Qwen3BlockConsts<float> c;

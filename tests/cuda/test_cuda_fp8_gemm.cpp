@@ -42,6 +42,7 @@
 #include "core/error.h"
 #include "ops/cuda/device_info.h"
 #include "ops/cuda/fp8_gemm.h"
+#include "cuda_test_util.h"
 
 using namespace autoround;
 
@@ -61,27 +62,7 @@ bool fp8_device() {
     if (!fp8_device()) GTEST_SKIP() << "the CUDA device has no FP8 tensor cores (< sm_89)"
 
 template <typename T>
-struct Dev {
-    T* p = nullptr;
-    size_t n = 0;
-    explicit Dev(size_t count) : n(count) {
-        if (cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(count, 1) * sizeof(T)) != cudaSuccess)
-            p = nullptr;
-    }
-    explicit Dev(const std::vector<T>& h) : Dev(h.size()) {
-        if (p) cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice);
-    }
-    ~Dev() {
-        if (p) cudaFree(p);
-    }
-    Dev(const Dev&) = delete;
-    Dev& operator=(const Dev&) = delete;
-    std::vector<T> get() const {
-        std::vector<T> h(n);
-        cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
-        return h;
-    }
-};
+using Dev = cuda_test::DevBuf<T>;
 
 // ---- host fp8 rounding ------------------------------------------------------------------------------------------
 

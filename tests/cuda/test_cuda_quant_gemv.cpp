@@ -40,6 +40,7 @@
 #include "ops/cuda/device_info.h"
 #include "ops/cuda/quant_gemv.h"
 #include "quant/quantized_tensor.h"
+#include "quant_gemv_test_util.h"
 
 using namespace autoround;
 
@@ -48,43 +49,12 @@ namespace {
 #define QG_CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
 
 template <typename T>
-struct DevArray {
-    T* p = nullptr;
-    size_t n = 0;
-    explicit DevArray(size_t count) : n(count) {
-        const size_t bytes = std::max<size_t>(count, 1) * sizeof(T);
-        if (cudaMalloc(reinterpret_cast<void**>(&p), bytes) != cudaSuccess) p = nullptr;
-    }
-    template <typename U>
-    explicit DevArray(const std::vector<U>& host) : DevArray(host.size() * sizeof(U) / sizeof(T)) {
-        static_assert(sizeof(U) == sizeof(T), "same element size");
-        if (p && !host.empty()) {
-            EXPECT_EQ(cudaMemcpy(p, host.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-        }
-    }
-    ~DevArray() {
-        if (p) cudaFree(p);
-    }
-    DevArray(const DevArray&) = delete;
-    DevArray& operator=(const DevArray&) = delete;
-    std::vector<T> get() const {
-        std::vector<T> h(n);
-        EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-        return h;
-    }
-    void put(const std::vector<T>& h) const {
-        EXPECT_EQ(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-    }
-};
+using DevArray = cuda_test::DevBuf<T>;
+using DevQuant = cuda_test::DevPackedWeight<>;  // the packed weight in device memory
 
 // One packed weight on the host: the arrays of quant_gemv.h and the bf16 values the kernels must use.
-struct HostQuant {
-    int64_t n = 0, k = 0, group_len = 0;
-    int bits = 4;
-    std::vector<int32_t> qweight;  // [k·bits/32, n]
-    std::vector<uint16_t> scales;  // [ng, n] fp16 bits
-    std::vector<uint8_t> zeros;    // [ng, n]
-    std::vector<uint16_t> w;       // [n, k] bf16 bits
+struct HostQuant : cuda_test::PackedArrays {
+    std::vector<uint16_t> w;  // [n, k] bf16 bits
 };
 
 // Random codes and zero points (0 .. 2^bits, 255 at most: uint8), scales from scale_bits(row, group) (fp16 bits).
@@ -138,48 +108,14 @@ HostQuant random_quant(int64_t n, int64_t k, int64_t group_len, int bits, uint32
     });
 }
 
-// The packed weight in device memory.
-struct DevQuant {
-    DevArray<uint32_t> qweight;
-    DevArray<uint16_t> scales;
-    DevArray<uint8_t> zeros;
-    DeviceQuantWeight w;
-    explicit DevQuant(const HostQuant& h) : qweight(h.qweight), scales(h.scales), zeros(h.zeros) {
-        w.qweight = qweight.p;
-        w.scales = scales.p;
-        w.zeros = zeros.p;
-        w.n = h.n;
-        w.k = h.k;
-        w.bits = h.bits;
-        w.group_len = h.group_len;
-    }
-};
-
-std::vector<float> random_vec(size_t n, uint32_t seed, float sd = 1.f) {
-    std::mt19937 g(seed);
-    std::normal_distribution<float> nd(0.f, sd);
-    std::vector<float> v(n);
-    for (auto& x : v) x = nd(g);
-    return v;
-}
+using cuda_test::randn;
 
 // Checks y against Σ_k w[r][k]·x[k] (+ y0[r]) in float64; w as bf16 bits [n, k].
 void expect_products(const std::vector<float>& y, const std::vector<uint16_t>& w, int64_t n, int64_t k,
                      const std::vector<float>& x, const std::vector<float>* y0, const std::string& what) {
-    int bad = 0;
-    for (int64_t r = 0; r < n; ++r) {
-        double ref = y0 ? double((*y0)[size_t(r)]) : 0.0, mag = y0 ? std::fabs(ref) : 0.0;
-        for (int64_t c = 0; c < k; ++c) {
-            const double p = double(bf16_to_float(w[size_t(r * k + c)])) * double(x[size_t(c)]);
-            ref += p;
-            mag += std::fabs(p);
-        }
-        const double err = std::fabs(double(y[size_t(r)]) - ref);
-        if (!(err <= 1e-4 * mag) && bad++ < 5)
-            ADD_FAILURE() << what << ": row " << r << " y " << y[size_t(r)] << " ref " << ref << " |err| " << err
-                          << " > 1e-4 · " << mag;
-    }
-    EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << n << " rows out of tolerance";
+    cuda_test::expect_rows_close(
+        y, n, k, [&](int64_t r, int64_t c) { return double(bf16_to_float(w[size_t(r * k + c)])); }, x, y0, 1e-4,
+        "1e-4", what);
 }
 
 std::string label(const HostQuant& h, bool accumulate) {
@@ -204,8 +140,8 @@ TEST(CudaQuantGemv, MatchesCpuReference) {
         for (const Shape& s : kShapes) {
             const HostQuant h = random_quant(s.n, s.k, s.group_len, bits, seed++);
             DevQuant d(h);
-            const std::vector<float> x = random_vec(size_t(s.k), seed++);
-            const std::vector<float> y0 = random_vec(size_t(s.n), seed++, 4.f);
+            const std::vector<float> x = randn(size_t(s.k), seed++);
+            const std::vector<float> y0 = randn(size_t(s.n), seed++, 0.f, 4.f);
             DevArray<float> dx(x), dy{size_t(s.n)};
             ASSERT_TRUE(d.qweight.p && d.scales.p && d.zeros.p && dx.p && dy.p);
             for (const bool acc : {false, true}) {
@@ -308,8 +244,8 @@ TEST(CudaBf16Gemv, MatchesCpuReference) {
             std::normal_distribution<float> nd(0.f, 0.05f);
             std::vector<uint16_t> w(size_t(n * k));
             for (auto& v : w) v = float_to_bf16(nd(g));
-            const std::vector<float> x = random_vec(size_t(k), seed++);
-            const std::vector<float> y0 = random_vec(size_t(n), seed++, 4.f);
+            const std::vector<float> x = randn(size_t(k), seed++);
+            const std::vector<float> y0 = randn(size_t(n), seed++, 0.f, 4.f);
             DevArray<uint16_t> dw(w);
             DevArray<float> dx{size_t(k) + 1}, dy{size_t(n)};
             ASSERT_TRUE(dw.p && dx.p && dy.p);
@@ -341,7 +277,7 @@ TEST(CudaQuantGemv, GraphCaptureReplay) {
     std::normal_distribution<float> nd(0.f, 0.05f);
     std::vector<uint16_t> wb(size_t(96 * 2048));
     for (auto& v : wb) v = float_to_bf16(nd(g));
-    const std::vector<float> x1 = random_vec(384, 14), x2 = random_vec(2048, 15);
+    const std::vector<float> x1 = randn(384, 14), x2 = randn(2048, 15);
     DevArray<uint16_t> dwb(wb);
     DevArray<float> dx1(x1), dx2(x2), dy1(130), dy2(512), dy3(96);
     ASSERT_TRUE(dwb.p && dx1.p && dx2.p && dy1.p && dy2.p && dy3.p);
@@ -375,14 +311,7 @@ TEST(CudaQuantGemv, ArgumentErrors) {
     DevArray<float> x(512), y(512);
     DevArray<uint16_t> out(8192);
     ASSERT_TRUE(qw.p && sc.p && bw.p && z.p && x.p && y.p && out.p);
-    DeviceQuantWeight ok;
-    ok.qweight = qw.p;
-    ok.scales = sc.p;
-    ok.zeros = z.p;
-    ok.n = 16;
-    ok.k = 128;
-    ok.bits = 4;
-    ok.group_len = 64;
+    const DeviceQuantWeight ok = cuda_test::device_weight(qw.p, sc.p, z.p, 16, 128, 4, 64);
     auto expect_error = [&](DeviceQuantWeight w, const char* what) {
         EXPECT_THROW(quant_gemv(w, x.p, y.p, false, nullptr), Error) << what;
         EXPECT_THROW(quant_dequantize_bf16(w, out.p, nullptr), Error) << what;

@@ -30,8 +30,10 @@
 #include "export/pack.h"
 #include "ops/cuda/device_info.h"
 #include "ops/cuda/quant_gemv.h"
+#include "quant_gemv_test_util.h"
 
 using namespace autoround;
+using cuda_test::randn;
 
 namespace {
 
@@ -40,43 +42,12 @@ namespace {
     if (!cuda_available()) GTEST_SKIP() << "no CUDA device"
 
 template <typename T>
-struct Dev {
-    T* p = nullptr;
-    size_t n = 0;
-    explicit Dev(size_t count) : n(count) {
-        if (cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(count, 1) * sizeof(T) + 64) != cudaSuccess)
-            p = nullptr;
-    }
-    template <typename U>
-    explicit Dev(const std::vector<U>& h) : Dev(h.size() * sizeof(U) / sizeof(T)) {
-        static_assert(sizeof(U) == sizeof(T), "same element size");
-        if (p && !h.empty()) {
-            EXPECT_EQ(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-        }
-    }
-    ~Dev() {
-        if (p) cudaFree(p);
-    }
-    Dev(const Dev&) = delete;
-    Dev& operator=(const Dev&) = delete;
-    std::vector<T> get() const {
-        std::vector<T> h(n);
-        EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-        return h;
-    }
-    void put(const std::vector<T>& h) const {
-        EXPECT_EQ(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-    }
-};
+using Dev = cuda_test::DevBuf<T, 64>;
+using DevPacked = cuda_test::DevPackedWeight<64>;
 
 // A packed weight: codes [n, k], scales / zeros [ng, n] (the GPU layout), and the FP64 weights s·(q − z) [n, k].
-struct Packed {
-    int64_t n = 0, k = 0, group = 0;
-    int bits = 4;
-    std::vector<int32_t> qweight;  // [k·bits/32, n]
-    std::vector<uint16_t> scales;  // [ng, n] fp16
-    std::vector<uint8_t> zeros;    // [ng, n]
-    std::vector<double> w;         // [n, k]
+struct Packed : cuda_test::PackedArrays {
+    std::vector<double> w;  // [n, k]
 };
 
 Packed make_packed(int64_t n, int64_t k, int64_t group, int bits, uint32_t seed) {
@@ -88,7 +59,7 @@ Packed make_packed(int64_t n, int64_t k, int64_t group, int bits, uint32_t seed)
     Packed p;
     p.n = n;
     p.k = k;
-    p.group = group;
+    p.group_len = group;
     p.bits = bits;
     const int64_t ng = k / group;
     std::vector<uint8_t> codes(size_t(n * k));
@@ -109,30 +80,6 @@ Packed make_packed(int64_t n, int64_t k, int64_t group, int bits, uint32_t seed)
                                      (double(codes[size_t(r * k + c)]) - double(p.zeros[gi]));
         }
     return p;
-}
-
-struct DevPacked {
-    Dev<uint32_t> qweight;
-    Dev<uint16_t> scales;
-    Dev<uint8_t> zeros;
-    DeviceQuantWeight w;
-    explicit DevPacked(const Packed& h) : qweight(h.qweight), scales(h.scales), zeros(h.zeros) {
-        w.qweight = qweight.p;
-        w.scales = scales.p;
-        w.zeros = zeros.p;
-        w.n = h.n;
-        w.k = h.k;
-        w.bits = h.bits;
-        w.group_len = h.group;
-    }
-};
-
-std::vector<float> randn(size_t n, uint32_t seed, float mean = 0.f, float sd = 1.f) {
-    std::mt19937 g(seed);
-    std::normal_distribution<float> nd(mean, sd);
-    std::vector<float> v(n);
-    for (auto& x : v) x = nd(g);
-    return v;
 }
 
 // The x the kernel must stage, computed on the host with decode_ops' formulas (FP32 with an FP64 sum of squares).
@@ -158,25 +105,13 @@ std::vector<float> host_x(GemvPrologue op, const std::vector<float>& src, const 
 // |y − Σ w·x − y0| ≤ 1e-5 · (Σ|w·x| + |y0|) for every row.
 void expect_close(const std::vector<float>& y, const Packed& p, const std::vector<float>& x,
                   const std::vector<float>* y0, const std::string& what) {
-    int bad = 0;
-    for (int64_t r = 0; r < p.n; ++r) {
-        double ref = y0 ? double((*y0)[size_t(r)]) : 0.0, mag = std::fabs(ref);
-        for (int64_t c = 0; c < p.k; ++c) {
-            const double t = p.w[size_t(r * p.k + c)] * double(x[size_t(c)]);
-            ref += t;
-            mag += std::fabs(t);
-        }
-        const double err = std::fabs(double(y[size_t(r)]) - ref);
-        if (!(err <= 1e-5 * mag) && bad++ < 5)
-            ADD_FAILURE() << what << ": row " << r << " y " << y[size_t(r)] << " ref " << ref << " |err| " << err
-                          << " > 1e-5 · " << mag;
-    }
-    EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << p.n << " rows out of tolerance";
+    cuda_test::expect_rows_close(
+        y, p.n, p.k, [&](int64_t r, int64_t c) { return p.w[size_t(r * p.k + c)]; }, x, y0, 1e-5, "1e-5", what);
 }
 
 std::string label(const Packed& p, const char* op, bool acc) {
     return std::string(op) + " bits " + std::to_string(p.bits) + " [n " + std::to_string(p.n) + ", k " +
-           std::to_string(p.k) + "] group " + std::to_string(p.group) + (acc ? " y +=" : " y =");
+           std::to_string(p.k) + "] group " + std::to_string(p.group_len) + (acc ? " y +=" : " y =");
 }
 
 struct Shape {
@@ -264,30 +199,25 @@ TEST(CudaQuantGemvFast, SideJobZeroesItsBuffer) {
     EXPECT_EQ(std::count(z.begin(), z.end(), 0.f), int64_t(z.size()));
 }
 
+// {0, v[0], v[1], ...}: v one element into a larger array.
+template <typename T>
+std::vector<T> shifted_by_one(const std::vector<T>& v) {
+    std::vector<T> r(1, T(0));
+    r.insert(r.end(), v.begin(), v.end());
+    return r;
+}
+
 TEST(CudaQuantGemvFast, MisalignedArraysTakeTheScalarPath) {
     SKIP_WITHOUT_GPU();
     const Packed p = make_packed(64, 256, 64, 4, 950);
     // the same arrays one element into a larger allocation: qweight 4-, scales 2-, zeros 1-byte aligned
-    std::vector<int32_t> qw(p.qweight.size() + 1);
-    std::copy(p.qweight.begin(), p.qweight.end(), qw.begin() + 1);
-    std::vector<uint16_t> sc(p.scales.size() + 1);
-    std::copy(p.scales.begin(), p.scales.end(), sc.begin() + 1);
-    std::vector<uint8_t> ze(p.zeros.size() + 1);
-    std::copy(p.zeros.begin(), p.zeros.end(), ze.begin() + 1);
-    Dev<uint32_t> dq(qw);
-    Dev<uint16_t> ds(sc);
-    Dev<uint8_t> dzr(ze);
+    Dev<uint32_t> dq(shifted_by_one(p.qweight));
+    Dev<uint16_t> ds(shifted_by_one(p.scales));
+    Dev<uint8_t> dzr(shifted_by_one(p.zeros));
     const std::vector<float> x = randn(256, 951);
     Dev<float> dx(x), dy(64);
     ASSERT_TRUE(dq.p && ds.p && dzr.p && dx.p && dy.p);
-    DeviceQuantWeight w;
-    w.qweight = dq.p + 1;
-    w.scales = ds.p + 1;
-    w.zeros = dzr.p + 1;
-    w.n = 64;
-    w.k = 256;
-    w.bits = 4;
-    w.group_len = 64;
+    const DeviceQuantWeight w = cuda_test::device_weight(dq.p + 1, ds.p + 1, dzr.p + 1, 64, 256, 4, 64);
     quant_gemv_fast(w, dx.p, dy.p, false, nullptr);
     QF_CUDA_OK(cudaDeviceSynchronize());
     expect_close(dy.get(), p, x, nullptr, "misaligned");
@@ -337,14 +267,7 @@ TEST(CudaQuantGemvFast, ArgumentErrors) {
     Dev<uint8_t> z(4096);
     Dev<float> x(512), y(512), nw(512);
     ASSERT_TRUE(qw.p && sc.p && z.p && x.p && y.p && nw.p);
-    DeviceQuantWeight ok;
-    ok.qweight = qw.p;
-    ok.scales = sc.p;
-    ok.zeros = z.p;
-    ok.n = 16;
-    ok.k = 128;
-    ok.bits = 4;
-    ok.group_len = 64;
+    const DeviceQuantWeight ok = cuda_test::device_weight(qw.p, sc.p, z.p, 16, 128, 4, 64);
     auto expect_error = [&](DeviceQuantWeight w, const char* what) {
         EXPECT_THROW(quant_gemv_fast(w, x.p, y.p, false, nullptr), Error) << what;
     };

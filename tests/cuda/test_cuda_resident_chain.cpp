@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "ops/cuda/block_engine.h"
 #include "ops/cuda/device_info.h"
 #include "quant/scheme.h"
+#include "quant/quant_test_util.h"
 #include "quant/signround_tuner.h"
 
 using namespace autoround;
@@ -34,12 +34,7 @@ const Qwen3Model& nano() {
 }
 
 std::vector<std::vector<int32_t>> random_samples(int n, int L, uint32_t seed) {
-    std::mt19937 g(seed);
-    std::uniform_int_distribution<int32_t> tok(0, nano().config().vocab_size - 1);
-    std::vector<std::vector<int32_t>> s(n, std::vector<int32_t>(L));
-    for (auto& v : s)
-        for (auto& t : v) t = tok(g);
-    return s;
+    return testquant::random_token_samples(nano().config().vocab_size, n, L, seed);
 }
 
 void compare_paths(bool quanted_input, bool bf16) {

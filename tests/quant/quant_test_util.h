@@ -1,10 +1,12 @@
 // tests/quant/quant_test_util.h — helpers shared by the quant/export tests: an assertion that a call
-// throws autoround::Error with given message fragments, int32 views of packed tensors, and a
-// deterministic random QuantizedTensor with fp16-representable scales.
+// throws autoround::Error with given message fragments, int32 views of packed tensors, a
+// deterministic random QuantizedTensor with fp16-representable scales, and random token samples
+// (also used by the GPU tests in tests/cuda).
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
@@ -76,6 +78,16 @@ inline QuantizedTensor random_qt(int bits, int64_t gs, bool sym, int64_t out, in
     q.zeros.resize(out * ng);
     for (auto& z : q.zeros) z = sym ? (1 << (bits - 1)) : zero(rng);
     return q;
+}
+
+// n samples of L token ids uniform in [0, vocab_size) from mt19937(seed) (calibration-like inputs).
+inline std::vector<std::vector<int32_t>> random_token_samples(int vocab_size, int n, int L, uint32_t seed) {
+    std::mt19937 g(seed);
+    std::uniform_int_distribution<int32_t> tok(0, vocab_size - 1);
+    std::vector<std::vector<int32_t>> s(n, std::vector<int32_t>(L));
+    for (auto& v : s)
+        for (auto& t : v) t = tok(g);
+    return s;
 }
 
 }  // namespace autoround::testquant

@@ -41,12 +41,7 @@ const Qwen3Model& nano() {
 }
 
 std::vector<std::vector<int32_t>> random_samples(int n, int L, uint32_t seed) {
-    std::mt19937 g(seed);
-    std::uniform_int_distribution<int32_t> tok(0, nano().config().vocab_size - 1);
-    std::vector<std::vector<int32_t>> s(n, std::vector<int32_t>(L));
-    for (auto& v : s)
-        for (auto& t : v) t = tok(g);
-    return s;
+    return testquant::random_token_samples(nano().config().vocab_size, n, L, seed);
 }
 
 // Block 0 of nano with its inputs (embeddings of random tokens) and FP targets.

@@ -46,6 +46,8 @@
 // Every launch is asynchronous, allocates nothing and reads no device memory on the host, so all three can be
 // captured in a CUDA graph. The launch shape depends on the device's SM count and occupancy, read once per device
 // and cached (cudaOccupancy… calls are legal during stream capture; tested).
+// The weight loads, the CTA reduction, the argument checks and the k-split launch are shared with quant_gemv_fast.cu
+// (ops/cuda/quant_gemv_common.cuh).
 #include "ops/cuda/quant_gemv.h"
 
 #include <cuda_bf16.h>
@@ -62,25 +64,14 @@
 #include "core/error.h"
 #include "export/pack_layout.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/quant_gemv_common.cuh"
 
 namespace autoround {
 namespace {
 
-// ---- common device helpers ------------------------------------------------------------------------------------
+using namespace quant_gemv_detail;  // the loads, reductions and host checks shared with quant_gemv_fast.cu
 
-// Read-once weight streams: bypass L1 (ld.global.nc.L1::no_allocate).
-__device__ __forceinline__ uint4 ld_stream4(const void* p) {
-    uint4 r;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-        : "l"(p));
-    return r;
-}
-__device__ __forceinline__ uint32_t ld_stream1(const uint32_t* p) {
-    uint32_t r;
-    asm("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(r) : "l"(p));
-    return r;
-}
+// ---- bf16 device helpers ---------------------------------------------------------------------------------------
 
 __device__ __forceinline__ __nv_bfloat162 as_bf162(uint32_t u) {
     __nv_bfloat162 r;
@@ -97,12 +88,7 @@ __device__ __forceinline__ uint32_t bits_of(__nv_bfloat162 v) {
 __device__ __forceinline__ float bf_lo(uint32_t u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
 
-__device__ __forceinline__ float fp16_bits_to_float(uint32_t h) {
-    return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
-}
-
 constexpr uint32_t kBf16Magic2 = 0x43004300u;  // bf16x2 (128, 128): q in the low 7 mantissa bits -> 128 + q
-constexpr float kF32Magic = 8388608.f;         // 2^23 (0x4B000000): q in the low mantissa bits -> 2^23 + q
 
 // Per-column, per-group constants of the dequantization.
 struct Bf16Par {  // bits 2, 3, 4
@@ -199,38 +185,17 @@ struct GemvArgs {
     bool accumulate;       // (gridDim.y == 1) y += sum instead of y = sum
 };
 
-// q[j][c] = word j of block b of column col0 + c.
-template <int B, int VEC>
-__device__ __forceinline__ void load_block(const GemvArgs& a, int b, int64_t col0, uint32_t (&q)[B][VEC]) {
-    const uint32_t* p = a.qw + int64_t(b) * B * a.n + col0;
-#pragma unroll
-    for (int j = 0; j < B; ++j) {
-        if constexpr (VEC == 4) {
-            const uint4 v = ld_stream4(p + j * a.n);
-            q[j][0] = v.x;
-            q[j][1] = v.y;
-            q[j][2] = v.z;
-            q[j][3] = v.w;
-        } else {
-            q[j][0] = ld_stream1(p + j * a.n);
-        }
-    }
-}
-
 // s[c], z[c] = raw fp16 scale and zero of group g, column col0 + c.
 template <int VEC>
 __device__ __forceinline__ void load_group(const GemvArgs& a, int g, int64_t col0, uint32_t (&s)[VEC],
                                            uint32_t (&z)[VEC]) {
-    const int64_t off = int64_t(g) * a.n + col0;
-    if constexpr (VEC == 4) {
-        const uint2 sv = __ldg(reinterpret_cast<const uint2*>(a.scales + off));     // 4 fp16
-        const uint32_t zv = __ldg(reinterpret_cast<const unsigned int*>(a.zeros + off));  // 4 uint8
-        s[0] = sv.x & 0xffffu, s[1] = sv.x >> 16, s[2] = sv.y & 0xffffu, s[3] = sv.y >> 16;
+    uint2 sv;
+    uint32_t zv;
+    load_group_raw<VEC>(a, g, col0, sv, zv);
 #pragma unroll
-        for (int c = 0; c < 4; ++c) z[c] = (zv >> (8 * c)) & 0xffu;
-    } else {
-        s[0] = __ldg(a.scales + off);
-        z[0] = __ldg(a.zeros + off);
+    for (int c = 0; c < VEC; ++c) {
+        s[c] = group_scale_bits(sv, c);
+        z[c] = group_zero(zv, c);
     }
 }
 
@@ -284,42 +249,20 @@ __global__ void __launch_bounds__(kThreads, AR_QG_MIN_CTAS) quant_gemv_kernel(co
             }
 
             float xr[32];
-            const float4* xv = reinterpret_cast<const float4*>(xs + (b - kb0) * 32);
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                const float4 v = xv[i];
-                xr[4 * i] = v.x;
-                xr[4 * i + 1] = v.y;
-                xr[4 * i + 2] = v.z;
-                xr[4 * i + 3] = v.w;
-            }
+            load_x32(xs + (b - kb0) * 32, xr);
 #pragma unroll
             for (int c = 0; c < VEC; ++c) {
                 uint32_t qc[B];
-#pragma unroll
-                for (int j = 0; j < B; ++j) qc[j] = q[j][c];
+                column_words<B, VEC>(q, c, qc);
                 dot_block<B>(qc, par[c], a.magic, xr, acc[c]);
             }
         }
     }
 
-    // CTA reduction: red[w][t] = warp w's sum for column blockIdx.x·32·VEC + t.
-    if constexpr (VEC == 4) {
-        reinterpret_cast<float4*>(red[warp])[lane] = make_float4(acc[0][0] + acc[0][1], acc[1][0] + acc[1][1],
-                                                                 acc[2][0] + acc[2][1], acc[3][0] + acc[3][1]);
-    } else {
-        red[warp][lane] = acc[0][0] + acc[0][1];
-    }
-    __syncthreads();
-    for (int t = threadIdx.x; t < 32 * VEC; t += kThreads) {
-        const int64_t col = int64_t(blockIdx.x) * 32 * VEC + t;
-        if (col >= a.n) continue;
-        float s = 0.f;
+    float sum[VEC];
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) s += red[w][t];
-        if (a.atomic) atomicAdd(a.y + col, s);
-        else a.y[col] = a.accumulate ? a.y[col] + s : s;
-    }
+    for (int c = 0; c < VEC; ++c) sum[c] = acc[c][0] + acc[c][1];
+    cta_reduce_store<kWarps, VEC>(a, red, sum, lane, warp);
 }
 
 // ---- bf16_gemv -------------------------------------------------------------------------------------------------
@@ -427,47 +370,6 @@ __global__ void __launch_bounds__(kDqThreads)
 
 // ---- host side -------------------------------------------------------------------------------------------------
 
-bool aligned(const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
-
-void check_weight(const DeviceQuantWeight& w, const char* fn) {
-    check(pack::gptq_bits_ok(w.bits), fn, ": bits must be 2, 3, 4 or 8, got ", w.bits, " (weight [", w.n, ", ",
-          w.k, "])");
-    check(w.n >= 1 && w.n <= (int64_t(1) << 36), fn, ": n = ", w.n, " out of range (weight [", w.n, ", ", w.k, "])");
-    check(w.k >= 32 && w.k % 32 == 0 && w.k <= (int64_t(1) << 30), fn, ": k = ", w.k,
-          " must be a positive multiple of 32 (≤ 2^30) (weight [", w.n, ", ", w.k, "])");
-    check(w.group_len >= 32 && w.group_len % 32 == 0 && w.k % w.group_len == 0, fn, ": group_len = ", w.group_len,
-          " must be a multiple of 32 that divides k (weight [", w.n, ", ", w.k, "])");
-    check(w.qweight && w.scales && w.zeros, fn, ": null qweight / scales / zeros (weight [", w.n, ", ", w.k, "])");
-}
-
-// The weight's arrays allow the 4-column vector loads.
-bool vec4_ok(const DeviceQuantWeight& w) {
-    return w.n % 4 == 0 && aligned(w.qweight, 16) && aligned(w.scales, 8) && aligned(w.zeros, 4);
-}
-
-int current_device() {
-    int dev = 0;
-    AR_CUDA_CHECK(cudaGetDevice(&dev));
-    return dev;
-}
-
-// CTAs of `kernel` resident at once on the current device (SMs × occupancy), cached per device.
-constexpr int kMaxCachedDevices = 64;
-template <typename Kernel>
-int resident_ctas(Kernel kernel, int threads, std::atomic<int> (&cache)[kMaxCachedDevices]) {
-    const int dev = current_device();
-    if (dev < kMaxCachedDevices) {
-        const int v = cache[dev].load(std::memory_order_relaxed);
-        if (v > 0) return v;
-    }
-    int sms = 0, per_sm = 0;
-    AR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
-    const int v = std::max(1, sms * std::max(1, per_sm));
-    if (dev < kMaxCachedDevices) cache[dev].store(v, std::memory_order_relaxed);
-    return v;
-}
-
 // Launches kernel<<<(column tiles, k splits), threads>>> (cols_per_cta columns per CTA). The k splits: enough CTAs
 // to fill the device once (resident CTAs / column tiles), each CTA ≥ min_blocks and ≤ kMaxBlocksPerCta 32-input
 // blocks, none empty. With several splits the CTAs add into y atomically, after zeroing it for y =.
@@ -475,8 +377,7 @@ template <typename Kernel>
 void launch_split(Kernel kernel, int threads, std::atomic<int> (&cache)[kMaxCachedDevices], int64_t cols_per_cta,
                   int min_blocks, int max_blocks, const DeviceQuantWeight& w, const float* x, float* y, bool accumulate,
                   cudaStream_t stream) {
-    const int64_t gx = (w.n + cols_per_cta - 1) / cols_per_cta;
-    check(gx <= INT_MAX, "quant_gemv: n = ", w.n, " too large");
+    const int64_t gx = column_tiles(w, cols_per_cta, "quant_gemv");
     const int nblk = static_cast<int>(w.k / 32);
     const int64_t cap = resident_ctas(kernel, threads, cache);
     int64_t splits = std::max<int64_t>(1, cap / gx);
@@ -484,24 +385,11 @@ void launch_split(Kernel kernel, int threads, std::atomic<int> (&cache)[kMaxCach
     splits = std::max<int64_t>(splits, (nblk + max_blocks - 1) / max_blocks);
     const int bpc = static_cast<int>((nblk + splits - 1) / splits);
     splits = (nblk + bpc - 1) / bpc;  // every CTA non-empty
-    check(splits <= 65535, "quant_gemv: k = ", w.k, " too large");
 
     GemvArgs a;
-    a.qw = w.qweight;
-    a.scales = w.scales;
-    a.zeros = w.zeros;
     a.x = x;
-    a.y = y;
-    a.n = w.n;
-    a.nblk = nblk;
-    a.blocks_per_group = static_cast<int>(w.group_len / 32);
-    a.blocks_per_cta = bpc;
     a.magic = kBf16Magic2;
-    a.atomic = splits > 1;
-    a.accumulate = accumulate;
-    if (a.atomic && !accumulate) AR_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t(w.n) * sizeof(float), stream));
-    kernel<<<dim3(unsigned(gx), unsigned(splits)), threads, 0, stream>>>(a);
-    AR_CUDA_CHECK(cudaGetLastError());
+    launch_split_grid(kernel, threads, a, w, y, accumulate, gx, nblk, bpc, splits, "quant_gemv", stream);
 }
 
 template <int B, int VEC>
@@ -511,19 +399,14 @@ void launch_simt(const DeviceQuantWeight& w, const float* x, float* y, bool accu
                  stream);
 }
 
-bool overlap(const void* a, size_t abytes, const void* b, size_t bbytes) {
-    const uintptr_t pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
-    return pa < pb + bbytes && pb < pa + abytes;
-}
-
 }  // namespace
 
 void quant_gemv(const DeviceQuantWeight& w, const float* x, float* y, bool accumulate, cudaStream_t stream) {
     const bool acc = accumulate;
     check_weight(w, "quant_gemv");
     check(x && y, "quant_gemv: null x or y (weight [", w.n, ", ", w.k, "])");
-    check(!overlap(x, size_t(w.k) * 4, y, size_t(w.n) * 4), "quant_gemv: x and y overlap (weight [", w.n, ", ", w.k,
-          "])");
+    check(!ranges_overlap(x, size_t(w.k) * 4, y, size_t(w.n) * 4), "quant_gemv: x and y overlap (weight [", w.n,
+          ", ", w.k, "])");
     const bool vec4 = vec4_ok(w);
     switch (w.bits) {
         case 2: return vec4 ? launch_simt<2, 4>(w, x, y, acc, stream) : launch_simt<2, 1>(w, x, y, acc, stream);
@@ -539,12 +422,13 @@ void bf16_gemv(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y
     check(n >= 1 && k >= 8 && k % 8 == 0 && k <= (int64_t(1) << 30), "bf16_gemv: weight [", n, ", ", k,
           "]: need n ≥ 1 and k a positive multiple of 8");
     check(w && x && y, "bf16_gemv: null w, x or y (weight [", n, ", ", k, "])");
-    check(aligned(w, 16), "bf16_gemv: w must be 16-byte aligned (weight [", n, ", ", k, "])");
-    check(!overlap(x, size_t(k) * 4, y, size_t(n) * 4), "bf16_gemv: x and y overlap (weight [", n, ", ", k, "])");
+    check(is_aligned(w, 16), "bf16_gemv: w must be 16-byte aligned (weight [", n, ", ", k, "])");
+    check(!ranges_overlap(x, size_t(k) * 4, y, size_t(n) * 4), "bf16_gemv: x and y overlap (weight [", n, ", ", k,
+          "])");
     const int64_t grid = (n + kRowWarps - 1) / kRowWarps;
     check(grid <= INT_MAX, "bf16_gemv: n = ", n, " too large");
     const int kv = static_cast<int>(k / 8);
-    if (aligned(x, 16))
+    if (is_aligned(x, 16))
         bf16_gemv_kernel<true><<<unsigned(grid), 32 * kRowWarps, 0, stream>>>(w, n, kv, x, y, accumulate);
     else
         bf16_gemv_kernel<false><<<unsigned(grid), 32 * kRowWarps, 0, stream>>>(w, n, kv, x, y, accumulate);
@@ -553,7 +437,7 @@ void bf16_gemv(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y
 
 void quant_dequantize_bf16(const DeviceQuantWeight& w, uint16_t* out, cudaStream_t stream) {
     check_weight(w, "quant_dequantize_bf16");
-    check(out && aligned(out, 16), "quant_dequantize_bf16: out must be a 16-byte aligned device pointer (weight [",
+    check(out && is_aligned(out, 16), "quant_dequantize_bf16: out must be a 16-byte aligned device pointer (weight [",
           w.n, ", ", w.k, "])");
     const int nblk = static_cast<int>(w.k / 32);
     const int64_t gx = (w.n + kDqCols - 1) / kDqCols, gy = (nblk + kDqBlocks - 1) / kDqBlocks;

@@ -25,6 +25,8 @@
 // Partial sums: per 32-input block in FP32 (two chains per column), scaled by the group's scale into the column's
 // running sum; then the CTA's 8 warps in shared memory (fixed order) and the S splits with atomicAdd (the low bits of
 // y depend on the order the atomics land in; S = 1: plain stores).
+// The weight loads, the CTA reduction, the argument checks and the launch are shared with quant_gemv.cu
+// (ops/cuda/quant_gemv_common.cuh).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -38,29 +40,16 @@
 #include "export/pack_layout.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/quant_gemv.h"
+#include "ops/cuda/quant_gemv_common.cuh"
 
 namespace autoround {
 namespace {
 
+using namespace quant_gemv_detail;  // the loads, reductions and host checks shared with quant_gemv.cu
+
 constexpr int kFWarps = 8;
 constexpr int kFThreads = 32 * kFWarps;
 constexpr int kFMaxBlocks = 64;  // 32-input blocks per CTA at most: the staged x chunk is ≤ 2048 floats (8 KB)
-constexpr uint32_t kMagicBits = 0x4B000000u;  // 2^23 as float bits
-constexpr float kMagic = 8388608.f;
-
-// Read-once weight streams: bypass L1.
-__device__ __forceinline__ uint4 ldg_stream4(const void* p) {
-    uint4 r;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-        : "l"(p));
-    return r;
-}
-__device__ __forceinline__ uint32_t ldg_stream1(const uint32_t* p) {
-    uint32_t r;
-    asm("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(r) : "l"(p));
-    return r;
-}
 
 // Code positions per piece that share one zero constant: 4 for bits 2 and 4 (code i at bit B·i of its piece), 1 else.
 template <int B>
@@ -86,33 +75,21 @@ template <int B>
 __device__ __forceinline__ float dot_block_fast(const uint32_t (&q)[B], const float (&zm)[kPos<B>],
                                                 const float (&xr)[32]) {
     float a0 = 0.f, a1 = 0.f;
-    if constexpr (B == 4) {
+    if constexpr (B == 2 || B == 4) {
+        // word w: codes (32/B)·w .. (32/B)·w + 32/B − 1 (code j at bit B·j), cut into 8/B pieces of 4 codes
+        // (4-bit: halves q, q >> 16; 2-bit: bytes q >> 8m); code i of a piece sits at bit B·i
+        constexpr int per_word = 32 / B, pieces = 8 / B;
 #pragma unroll
-        for (int w = 0; w < 4; ++w) {  // word w: codes 8w .. 8w + 7 (code j at bit 4j)
+        for (int w = 0; w < B; ++w) {
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const uint32_t t = h ? (q[w] >> 16) : q[w];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const float v = __uint_as_float((t & (0xFu << (4 * i))) | kMagicBits);
-                    const float d = __fsub_rn(v, zm[i]);
-                    if (i & 1) a1 = fmaf(d, xr[8 * w + 4 * h + i], a1);
-                    else a0 = fmaf(d, xr[8 * w + 4 * h + i], a0);
-                }
-            }
-        }
-    } else if constexpr (B == 2) {
-#pragma unroll
-        for (int w = 0; w < 2; ++w) {  // word w: codes 16w .. 16w + 15 (code j at bit 2j)
-#pragma unroll
-            for (int m = 0; m < 4; ++m) {
-                const uint32_t t = q[w] >> (8 * m);
+            for (int m = 0; m < pieces; ++m) {
+                const uint32_t t = q[w] >> (4 * B * m);
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
-                    const float v = __uint_as_float((t & (0x3u << (2 * i))) | kMagicBits);
+                    const float v = __uint_as_float((t & (pack::code_mask(B) << (B * i))) | kF32MagicBits);
                     const float d = __fsub_rn(v, zm[i]);
-                    if (i & 1) a1 = fmaf(d, xr[16 * w + 4 * m + i], a1);
-                    else a0 = fmaf(d, xr[16 * w + 4 * m + i], a0);
+                    if (i & 1) a1 = fmaf(d, xr[per_word * w + 4 * m + i], a1);
+                    else a0 = fmaf(d, xr[per_word * w + 4 * m + i], a0);
                 }
             }
         }
@@ -122,7 +99,7 @@ __device__ __forceinline__ float dot_block_fast(const uint32_t (&q)[B], const fl
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 // bytes (q.byte[j], 0, 0, 0x4B) = float 2^23 + q
-                const float v = __uint_as_float(__byte_perm(q[w], kMagicBits, 0x7540u | uint32_t(j)));
+                const float v = __uint_as_float(__byte_perm(q[w], kF32MagicBits, 0x7540u | uint32_t(j)));
                 const float d = __fsub_rn(v, zm[0]);
                 if (j & 1) a1 = fmaf(d, xr[4 * w + j], a1);
                 else a0 = fmaf(d, xr[4 * w + j], a0);
@@ -131,7 +108,7 @@ __device__ __forceinline__ float dot_block_fast(const uint32_t (&q)[B], const fl
     } else {  // B == 3: the generic stream read (constant offsets after unrolling)
 #pragma unroll
         for (int i = 0; i < 32; ++i) {
-            const float v = __uint_as_float(pack::gptq_get(q, 1, i, 3) | kMagicBits);
+            const float v = __uint_as_float(pack::gptq_get(q, 1, i, 3) | kF32MagicBits);
             const float d = __fsub_rn(v, zm[0]);
             if (i & 1) a1 = fmaf(d, xr[i], a1);
             else a0 = fmaf(d, xr[i], a0);
@@ -159,35 +136,12 @@ struct FastArgs {
     bool accumulate;       // S = 1: y += instead of y =
 };
 
-// Raw words of block b for the VEC columns from col0: q[j][c] = word j of column col0 + c.
+// The raw words (q[j][c] = word j of column col0 + c) and the raw scales and zeros of its group, of block b.
 template <int B, int VEC>
-__device__ __forceinline__ void load_words(const FastArgs& a, int b, int64_t col0, uint32_t (&q)[B][VEC]) {
-    const uint32_t* p = a.qw + int64_t(b) * B * a.n + col0;
-#pragma unroll
-    for (int j = 0; j < B; ++j) {
-        if constexpr (VEC == 4) {
-            const uint4 v = ldg_stream4(p + j * a.n);
-            q[j][0] = v.x;
-            q[j][1] = v.y;
-            q[j][2] = v.z;
-            q[j][3] = v.w;
-        } else {
-            q[j][0] = ldg_stream1(p + j * a.n);
-        }
-    }
-}
-
-// Raw scales (fp16 pairs) and zeros (bytes) of the group of block b for the VEC columns from col0.
-template <int VEC>
-__device__ __forceinline__ void load_sz(const FastArgs& a, int b, int64_t col0, uint2& s, uint32_t& z) {
-    const int64_t off = int64_t(b / a.blocks_per_group) * a.n + col0;
-    if constexpr (VEC == 4) {
-        s = __ldg(reinterpret_cast<const uint2*>(a.scales + off));
-        z = __ldg(reinterpret_cast<const unsigned int*>(a.zeros + off));
-    } else {
-        s = make_uint2(__ldg(a.scales + off), 0u);
-        z = __ldg(a.zeros + off);
-    }
+__device__ __forceinline__ void load_block_and_group(const FastArgs& a, int b, int64_t col0, uint32_t (&q)[B][VEC],
+                                                     uint2& s, uint32_t& z) {
+    load_block<B, VEC>(a, b, col0, q);
+    load_group_raw<VEC>(a, b / a.blocks_per_group, col0, s, z);
 }
 
 template <int B, int VEC, int OP>
@@ -216,10 +170,7 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
         for (int j = 0; j < B; ++j)
 #pragma unroll
             for (int c = 0; c < VEC; ++c) qn[u][j][c] = 0u;
-        if (active && wb0 + u < wb1) {
-            load_words<B, VEC>(a, wb0 + u, col0, qn[u]);
-            load_sz<VEC>(a, wb0 + u, col0, sn[u], zn[u]);
-        }
+        if (active && wb0 + u < wb1) load_block_and_group<B, VEC>(a, wb0 + u, col0, qn[u], sn[u], zn[u]);
     }
 
     // Stage x[kb0·32, kb0·32 + nb·32), each value times its position's power of two.
@@ -267,7 +218,7 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
         for (int c = 0; c < VEC; ++c) {
             sf[c] = 0.f;
 #pragma unroll
-            for (int i = 0; i < P; ++i) zm[c][i] = kMagic;
+            for (int i = 0; i < P; ++i) zm[c][i] = kF32Magic;
         }
         for (int b = wb0; b < wb1; b += U) {
             uint32_t q[U][B][VEC];
@@ -284,10 +235,7 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
             }
 #pragma unroll
             for (int u = 0; u < U; ++u)  // the next batch in flight while this one is used
-                if (b + U + u < wb1) {
-                    load_words<B, VEC>(a, b + U + u, col0, qn[u]);
-                    load_sz<VEC>(a, b + U + u, col0, sn[u], zn[u]);
-                }
+                if (b + U + u < wb1) load_block_and_group<B, VEC>(a, b + U + u, col0, qn[u], sn[u], zn[u]);
 #pragma unroll
             for (int u = 0; u < U; ++u) {
                 const int bb = b + u;
@@ -297,51 +245,25 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
                     gcur = g;
 #pragma unroll
                     for (int c = 0; c < VEC; ++c) {
-                        const uint32_t sb = c < 2 ? (c == 0 ? s[u].x & 0xffffu : s[u].x >> 16)
-                                                  : (c == 2 ? s[u].y & 0xffffu : s[u].y >> 16);
-                        sf[c] = __half2float(__ushort_as_half(static_cast<unsigned short>(sb)));
-                        const uint32_t zc = (z[u] >> (8 * c)) & 0xffu;
+                        sf[c] = fp16_bits_to_float(group_scale_bits(s[u], c));
+                        const uint32_t zc = group_zero(z[u], c);
 #pragma unroll
-                        for (int i = 0; i < P; ++i) zm[c][i] = kMagic + float(zc << (B * i));  // exact: < 2^24
+                        for (int i = 0; i < P; ++i) zm[c][i] = kF32Magic + float(zc << (B * i));  // exact: < 2^24
                     }
                 }
                 float xr[32];
-                const float4* xv = reinterpret_cast<const float4*>(xs + (bb - kb0) * 32);
-#pragma unroll
-                for (int i = 0; i < 8; ++i) {
-                    const float4 v = xv[i];
-                    xr[4 * i] = v.x;
-                    xr[4 * i + 1] = v.y;
-                    xr[4 * i + 2] = v.z;
-                    xr[4 * i + 3] = v.w;
-                }
+                load_x32(xs + (bb - kb0) * 32, xr);
 #pragma unroll
                 for (int c = 0; c < VEC; ++c) {
                     uint32_t qc[B];
-#pragma unroll
-                    for (int j = 0; j < B; ++j) qc[j] = q[u][j][c];
+                    column_words<B, VEC>(q[u], c, qc);
                     yacc[c] = fmaf(sf[c], dot_block_fast<B>(qc, zm[c], xr), yacc[c]);
                 }
             }
         }
     }
 
-    // CTA reduction: red[w][t] = warp w's sum for column blockIdx.x·32·VEC + t.
-    if constexpr (VEC == 4) {
-        reinterpret_cast<float4*>(red[warp])[lane] = make_float4(yacc[0], yacc[1], yacc[2], yacc[3]);
-    } else {
-        red[warp][lane] = yacc[0];
-    }
-    __syncthreads();
-    for (int t = threadIdx.x; t < 32 * VEC; t += kFThreads) {
-        const int64_t col = int64_t(blockIdx.x) * 32 * VEC + t;
-        if (col >= a.n) continue;
-        float sum = 0.f;
-#pragma unroll
-        for (int w = 0; w < kFWarps; ++w) sum += red[w][t];
-        if (a.atomic) atomicAdd(a.y + col, sum);
-        else a.y[col] = a.accumulate ? a.y[col] + sum : sum;
-    }
+    cta_reduce_store<kFWarps, VEC>(a, red, yacc, lane, warp);
 
     // The side job: zero the caller's other buffer (grid-strided over every CTA).
     if (a.zero) {
@@ -352,32 +274,6 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
 }
 
 // ---- host side -------------------------------------------------------------------------------------------------
-
-bool is_aligned(const void* p, uintptr_t al) { return reinterpret_cast<uintptr_t>(p) % al == 0; }
-
-bool ranges_overlap(const void* a, size_t abytes, const void* b, size_t bbytes) {
-    const uintptr_t pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
-    return pa < pb + bbytes && pb < pa + abytes;
-}
-
-constexpr int kMaxDevices = 64;
-
-// CTAs of `kernel` resident at once on the current device (SMs × occupancy), cached per device and instance.
-template <typename Kernel>
-int64_t resident(Kernel kernel, std::atomic<int> (&cache)[kMaxDevices]) {
-    int dev = 0;
-    AR_CUDA_CHECK(cudaGetDevice(&dev));
-    if (dev < kMaxDevices) {
-        const int v = cache[dev].load(std::memory_order_relaxed);
-        if (v > 0) return v;
-    }
-    int sms = 0, per_sm = 0;
-    AR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kFThreads, 0));
-    const int v = std::max(1, sms * std::max(1, per_sm));
-    if (dev < kMaxDevices) cache[dev].store(v, std::memory_order_relaxed);
-    return v;
-}
 
 // The k split: S CTAs per column tile, each ≤ kFMaxBlocks blocks, none empty, ≥ 1 block per warp where k allows;
 // among those, the fewest splits whose grid fills its last wave of resident CTAs to ≥ 90 % (else the best fill).
@@ -405,43 +301,27 @@ int choose_blocks_per_cta(int64_t gx, int nblk, int64_t cap) {
 template <int B, int VEC, int OP>
 void launch_fast(const DeviceQuantWeight& w, const GemvInput& in, float* y, bool accumulate, float* zero,
                  int64_t zero_count, cudaStream_t stream) {
-    static std::atomic<int> cache[kMaxDevices];
+    static std::atomic<int> cache[kMaxCachedDevices];
     auto kernel = quant_gemv_fast_kernel<B, VEC, OP>;
-    const int64_t gx = (w.n + 32 * VEC - 1) / (32 * VEC);
-    check(gx <= INT_MAX, "quant_gemv_fast: n = ", w.n, " too large");
+    const int64_t gx = column_tiles(w, 32 * VEC, "quant_gemv_fast");
     const int nblk = static_cast<int>(w.k / 32);
-    const int bpc = choose_blocks_per_cta(gx, nblk, resident(kernel, cache));
+    const int bpc = choose_blocks_per_cta(gx, nblk, resident_ctas(kernel, kFThreads, cache));
     const int64_t splits = (nblk + bpc - 1) / bpc;
-    check(splits <= 65535, "quant_gemv_fast: k = ", w.k, " too large");
 
     FastArgs a;
-    a.qw = w.qweight;
-    a.scales = w.scales;
-    a.zeros = w.zeros;
     a.src = in.src;
     a.norm_w = in.norm_w;
     a.eps = in.eps;
-    a.y = y;
     a.zero = zero_count > 0 ? zero : nullptr;
     a.zero_count = zero_count;
-    a.n = w.n;
     a.k = static_cast<int>(w.k);
-    a.nblk = nblk;
-    a.blocks_per_group = static_cast<int>(w.group_len / 32);
-    a.blocks_per_cta = bpc;
-    a.atomic = splits > 1;
-    a.accumulate = accumulate;
-    if (a.atomic && !accumulate) AR_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t(w.n) * sizeof(float), stream));
-    kernel<<<dim3(unsigned(gx), unsigned(splits)), kFThreads, 0, stream>>>(a);
-    AR_CUDA_CHECK(cudaGetLastError());
+    launch_split_grid(kernel, kFThreads, a, w, y, accumulate, gx, nblk, bpc, splits, "quant_gemv_fast", stream);
 }
 
 template <int B, int OP>
 void dispatch_vec(const DeviceQuantWeight& w, const GemvInput& in, float* y, bool acc, float* zero, int64_t zc,
                   cudaStream_t stream) {
-    const bool vec4 =
-        w.n % 4 == 0 && is_aligned(w.qweight, 16) && is_aligned(w.scales, 8) && is_aligned(w.zeros, 4);
-    if (vec4) launch_fast<B, 4, OP>(w, in, y, acc, zero, zc, stream);
+    if (vec4_ok(w)) launch_fast<B, 4, OP>(w, in, y, acc, zero, zc, stream);
     else launch_fast<B, 1, OP>(w, in, y, acc, zero, zc, stream);
 }
 
@@ -462,14 +342,7 @@ void dispatch_bits(const DeviceQuantWeight& w, const GemvInput& in, float* y, bo
 void quant_gemv_fast(const DeviceQuantWeight& w, const GemvInput& in, float* y, bool accumulate, cudaStream_t stream,
                      float* zero, int64_t zero_count) {
     const char* fn = "quant_gemv_fast";
-    check(pack::gptq_bits_ok(w.bits), fn, ": bits must be 2, 3, 4 or 8, got ", w.bits, " (weight [", w.n, ", ", w.k,
-          "])");
-    check(w.n >= 1 && w.n <= (int64_t(1) << 36), fn, ": n = ", w.n, " out of range (weight [", w.n, ", ", w.k, "])");
-    check(w.k >= 32 && w.k % 32 == 0 && w.k <= (int64_t(1) << 30), fn, ": k = ", w.k,
-          " must be a positive multiple of 32 (≤ 2^30) (weight [", w.n, ", ", w.k, "])");
-    check(w.group_len >= 32 && w.group_len % 32 == 0 && w.k % w.group_len == 0, fn, ": group_len = ", w.group_len,
-          " must be a multiple of 32 that divides k (weight [", w.n, ", ", w.k, "])");
-    check(w.qweight && w.scales && w.zeros, fn, ": null qweight / scales / zeros (weight [", w.n, ", ", w.k, "])");
+    check_weight(w, fn);
     check(in.src && y && is_aligned(in.src, 4) && is_aligned(y, 4), fn, ": null or misaligned x or y (weight [", w.n,
           ", ", w.k, "])");
     const size_t src_bytes = size_t(w.k) * 4 * (in.op == GemvPrologue::SwiGlu ? 2 : 1);
