@@ -112,12 +112,12 @@ QuantizedTensor quantize(std::span<const float> w, int64_t out, int64_t in, std:
 
     // rows are independent: threads over rows give the same codes as one thread (a 4B block's 7 layers, ~100M
     // weights, took ~1 s per block on one thread at the end of GPU tuning)
-    std::exception_ptr error;  // the first row's error (an exception must not leave the parallel region)
+    std::exception_ptr error;  // a failing row's error (an exception must not leave the parallel region)
 #pragma omp parallel for schedule(static) if (out * in > (1 << 16))
     for (int64_t r = 0; r < out; ++r) {
-        std::vector<float> xbuf(static_cast<size_t>(G));
-        std::vector<uint8_t> cbuf(static_cast<size_t>(G));
         try {
+            std::vector<float> xbuf(static_cast<size_t>(G));
+            std::vector<uint8_t> cbuf(static_cast<size_t>(G));
             for (int64_t g = 0; g < ng; ++g) {
                 const int64_t k0 = g * G, len = std::min(G, in - k0);
                 std::fill(xbuf.begin(), xbuf.end(), 0.f);  // zero padding of a partial last group

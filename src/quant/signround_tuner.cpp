@@ -922,6 +922,14 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
             }
     };
     std::vector<float> fp_in = std::move(inputs.hidden);  // [n, L, H]
+    // The bf16 GPU engine passes bf16 block outputs on (CudaBlockEngine::forward_all); block 0's inputs are rounded
+    // the same way, so that the device-resident (bf16-stored) and the host-resident chains see the same numbers.
+    // (A bf16 checkpoint's embeddings are bf16 values already.)
+    if (opt.cuda && opt.cuda_bf16 && opt.iters > 0) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < static_cast<int64_t>(fp_in.size()); ++i)
+            fp_in[static_cast<size_t>(i)] = round_to_bf16(fp_in[static_cast<size_t>(i)]);
+    }
     std::vector<float> ref;                               // [n, L, H]
     std::vector<float> q_in;                                   // [n, L, H] once the first block is tuned
     PythonRandom rng(opt.seed);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -544,10 +545,16 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
     auto bwd_gemm = [&](bool ta, int64_t M, int64_t Nn, int64_t K, const bf16* A, int64_t lda, const bf16* B,
                         int64_t ldb, float beta, auto* C, int64_t ldc) {
         using TC = std::remove_pointer_t<decltype(C)>;
-        if (fp8 && Fp8Gemm::shapes_supported(ta, false, M, Nn, K, lda, ldb, ldc, int(sizeof(TC))))
-            fp8->gemm(ta, false, M, Nn, K, 1.f, A, lda, B, ldb, beta, C, ldc, nullptr);
-        else
-            gemm_bf<TC>(hb, ta, false, M, Nn, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+        if (fp8 && Fp8Gemm::shapes_supported(ta, false, M, Nn, K, lda, ldb, ldc, int(sizeof(TC)))) {
+            try {
+                fp8->gemm(ta, false, M, Nn, K, 1.f, A, lda, B, ldb, beta, C, ldc, nullptr);
+                return;
+            } catch (const Error& e) {  // no FP8 kernel for this problem on this cuBLAS / GPU: bf16 from now on
+                std::fprintf(stderr, "warning: --fp8_backward: %s; the backward GEMMs continue in bf16\n", e.what());
+                fp8.reset();
+            }
+        }
+        gemm_bf<TC>(hb, ta, false, M, Nn, K, 1.f, A, lda, B, ldb, beta, C, ldc);
     };
     auto weight_grad = [&](int which, const bf16* dy, const bf16* x, int64_t out, int64_t in) {
         bwd_gemm(true, out, in, N, dy, out, x, in, beta_w, dW[which].p, in);
@@ -717,6 +724,12 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
         for (DevBuf<float>* bf : {&s.gate, &s.up, &s.act, &s.dI}) bf->alloc(N * I, "activations");
         s.dP.alloc(LL, "attention probability gradients");
     }
+    if (s.fp8) {  // the FP8 GEMMs read beta from device memory, so C is read even when beta is 0: no NaN garbage
+        for (auto& g : s.dW) AR_CUDA_CHECK(cudaMemset(g.p, 0, g.n * sizeof(float)));
+        AR_CUDA_CHECK(cudaMemset(s.dH.p, 0, s.dH.n * sizeof(float)));
+        AR_CUDA_CHECK(cudaMemset(s.dIb.p, 0, s.dIb.n * sizeof(bf16)));
+        AR_CUDA_CHECK(cudaMemset(s.dAb.p, 0, s.dAb.n * sizeof(bf16)));
+    }
     s.partial.alloc(N, "loss partial sums");
     s.partial_host.resize(N);
     if (opt.loss_mask) {
@@ -859,6 +872,7 @@ void CudaBlockEngine::get_tuned_params(int slot, bool best, std::vector<float>& 
 
 void CudaBlockEngine::set_train_inputs(const float* train_in) {
     Impl& s = *p_;
+    check(!s.chain_bf16, "CUDA block engine: set_train_inputs on an engine built from bf16 device activations");
     if (s.host) {
         s.train_h = train_in;
         s.pin(train_in, size_t(s.n * s.L * s.d.hidden));
