@@ -1013,28 +1013,22 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
 
         if (it == selected.end()) {
             // not selected: both chains go through the unquantized block
-            if (resident) {
+            if (resident) {  // in place on the device (no DeepStack there)
                 dev_forward(block, wp, *dev_fp);
                 if (dev_q_valid) dev_forward(block, wp, *dev_q);
-                BlockReport r;
-                r.name = name;
-                r.index = l;
-                r.method = "fp";
-                r.seconds = seconds_since(tb);
-                res.blocks.push_back(r);
-                continue;
+            } else {
+                forward_all_on(opt, block, wp, fp_in.data(), n, L, fwd_batch, ref.data());  // FP targets
+                if (!q_in.empty()) forward_all_on(opt, block, wp, q_in.data(), n, L, fwd_batch, q_in.data());
+                deepstack_after(l, ref.data());
+                if (!q_in.empty()) deepstack_after(l, q_in.data());
+                std::swap(fp_in, ref);  // fp_in <- FP output of this block
             }
-            forward_all_on(opt, block, wp, fp_in.data(), n, L, fwd_batch, ref.data());  // FP targets
-            if (!q_in.empty()) forward_all_on(opt, block, wp, q_in.data(), n, L, fwd_batch, q_in.data());
             BlockReport r;
             r.name = name;
             r.index = l;
             r.method = "fp";
             r.seconds = seconds_since(tb);
             res.blocks.push_back(r);
-            deepstack_after(l, ref.data());
-            if (!q_in.empty()) deepstack_after(l, q_in.data());
-            std::swap(fp_in, ref);  // fp_in <- FP output of this block
             continue;
         }
 
