@@ -1,6 +1,6 @@
 // tests/cuda/test_cuda_block_engine_bf16.cpp — the GPU block engine in GpuPrecision::Bf16 (bf16 tensor-core
 // GEMMs, FP32 accumulation; ops/cuda/block_engine.h) against the CPU float32 reference Qwen3BlockGrad<float> on
-// awkward shapes: odd L, hidden not a multiple of 64 (96, 72), GQA ratios 3 / 8 (MQA) / 2, head_dim 16 / 24 / 128,
+// awkward shapes: odd L, hidden not a multiple of 64 (96, 72, 70), intermediate 90, GQA ratios 3 / 8 (MQA) / 2, head_dim 16 / 24 / 128,
 // with and without QK-norm, gradient accumulation over two sub-batches, and a real qwen3-nano block. Head dims 64
 // and 128 run the flash attention kernels (ops/cuda/flash_attention.h), the others (and one 128 case with it
 // switched off) the cuBLAS + softmax path.
@@ -156,6 +156,15 @@ TEST(CudaBlockEngineBf16, MqaNoQkNormHidden72) {
     if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
     Case k = random_case(/*H=*/72, /*nq=*/8, /*nkv=*/1, /*D=*/24, /*I=*/136, /*qk_norm=*/false, 5);
     compare_bf16(k, /*n=*/3, /*L=*/33, /*batch=*/3, {2, 0, 1}, /*subbatches=*/1);
+}
+
+// hidden 70 and intermediate 90 (batch · L · 90 not a multiple of 8): the scalar fallbacks of the 4- and 8-wide
+// RMSNorm / residual / SwiGLU kernels; head_dim 80 (40 rotation pairs: more than one per lane of the fused
+// QK-norm + RoPE kernels, and a tail)
+TEST(CudaBlockEngineBf16, UnvectorisableHiddenAndIntermediate) {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    Case k = random_case(/*H=*/70, /*nq=*/4, /*nkv=*/2, /*D=*/80, /*I=*/90, /*qk_norm=*/true, 13);
+    compare_bf16(k, /*n=*/3, /*L=*/29, /*batch=*/3, {1, 2, 0}, /*subbatches=*/1);
 }
 
 TEST(CudaBlockEngineBf16, HeadDim128OddLength) {

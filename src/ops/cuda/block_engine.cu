@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -111,6 +112,16 @@ __device__ __forceinline__ float ld(const bf16* p, int64_t i) { return __bfloat1
 __device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void st(bf16* p, int64_t i, float v) { p[i] = __float2bfloat16(v); }
 
+// true when p is 16-byte aligned and n is a multiple of 4 (a row of n floats at p can be read as float4)
+__device__ __forceinline__ bool vec4_ok(const void* p, int64_t n) {
+    return (n & 3) == 0 && (reinterpret_cast<uintptr_t>(p) & 15) == 0;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 __device__ float block_sum(float v, float* sh) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -141,11 +152,30 @@ __global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, 
     __shared__ float sh[32];
     const int64_t row = blockIdx.x;
     const float* xr = x + row * dim;
+    const bool v4 = vec4_ok(x, dim) && vec4_ok(w, dim);  // 16-byte loads (same math, same order per element)
     float s = 0.f;
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += xr[i] * xr[i];
+    if (v4) {
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            const float4 a = reinterpret_cast<const float4*>(xr)[i];
+            s += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += xr[i] * xr[i];
+    }
     s = block_sum(s, sh);
     const float r = rsqrtf(s / float(dim) + eps);
     if (rstd && threadIdx.x == 0) rstd[row] = r;
+    if (v4) {
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i];
+            const int64_t o = row * dim + 4 * i;
+            st(y, o, g.x * (a.x * r));
+            st(y, o + 1, g.y * (a.y * r));
+            st(y, o + 2, g.z * (a.z * r));
+            st(y, o + 3, g.w * (a.w * r));
+        }
+        return;
+    }
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (xr[i] * r));
 }
 
@@ -157,11 +187,32 @@ __global__ void rmsnorm_bwd_kernel(const float* x, const float* w, const float* 
     const int64_t row = blockIdx.x;
     const float* xr = x + row * dim;
     const float* dyr = dy + row * dim;
+    const bool v4 = vec4_ok(x, dim) && vec4_ok(w, dim) && vec4_ok(dy, dim);
     float s = 0.f;
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += w[i] * dyr[i] * xr[i];
+    if (v4) {
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i],
+                         e = reinterpret_cast<const float4*>(dyr)[i];
+            s += g.x * e.x * a.x + g.y * e.y * a.y + g.z * e.z * a.z + g.w * e.w * a.w;
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += w[i] * dyr[i] * xr[i];
+    }
     s = block_sum(s, sh);
     const float r = rstd[row];
     const float c = r * r * r / float(dim) * s;
+    if (v4) {  // dx may alias dy: each thread reads its four values before writing them
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i],
+                         e = reinterpret_cast<const float4*>(dyr)[i];
+            const int64_t o = row * dim + 4 * i;
+            st(dx, o, r * g.x * e.x - a.x * c);
+            st(dx, o + 1, r * g.y * e.y - a.y * c);
+            st(dx, o + 2, r * g.z * e.z - a.z * c);
+            st(dx, o + 3, r * g.w * e.w - a.w * c);
+        }
+        return;
+    }
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(dx, row * dim + i, r * w[i] * dyr[i] - xr[i] * c);
 }
 
@@ -204,9 +255,127 @@ __global__ void swiglu_bwd_kernel(const TI* g, const TI* u, const TD* da, int64_
     }
 }
 
-// y += x; also yb = bf16(y) when yb is not null.
+// ---- Bf16 mode: fused / 8-wide kernels (per element the same float math as the generic kernels above) -------
+
+// QK-norm then RoPE of rows [rows = N·nh, D] (row = token·nh + head, token position = (row / nh) % L), one warp per
+// row: out = rope(w ∘ (x · r)) in bf16, rstd[row] = r. Replaces rmsnorm_fwd_kernel<float> + rope_kernel<bf16>
+// (no FP32 round trip of the normed rows).
+__global__ void qk_norm_rope_fwd_kernel(const float* __restrict__ x, const float* __restrict__ w, int64_t rows,
+                                        int64_t L, int64_t nh, int64_t D, float eps, const float* __restrict__ cos_t,
+                                        const float* __restrict__ sin_t, bf16* __restrict__ out,
+                                        float* __restrict__ rstd) {
+    const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;  // warp-uniform
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const int64_t half = D / 2, pos = (row / nh) % L;
+    const float* xr = x + row * D;
+    float s = 0.f;
+    for (int64_t i = lane; i < D; i += 32) s += xr[i] * xr[i];
+    const float r = rsqrtf(warp_sum(s) / float(D) + eps);
+    if (lane == 0) rstd[row] = r;
+    const float* c = cos_t + pos * half;
+    const float* sn = sin_t + pos * half;
+    bf16* o = out + row * D;
+    for (int64_t i = lane; i < half; i += 32) {
+        const float y1 = w[i] * (xr[i] * r), y2 = w[i + half] * (xr[i + half] * r);
+        o[i] = __float2bfloat16(y1 * c[i] - y2 * sn[i]);
+        o[i + half] = __float2bfloat16(y2 * c[i] + y1 * sn[i]);
+    }
+}
+
+// Backward of qk_norm_rope_fwd_kernel: g [rows, D] is the FP32 gradient of the roped rows; dy = rope by −θ of g,
+// then dx = r·w·dy − x·r³/D·Σ w·dy·x into bf16 (replaces rope_kernel<float>(−1) + rmsnorm_bwd_kernel<bf16>).
+__global__ void qk_norm_rope_bwd_kernel(const float* __restrict__ g, const float* __restrict__ x,
+                                        const float* __restrict__ w, const float* __restrict__ rstd, int64_t rows,
+                                        int64_t L, int64_t nh, int64_t D, const float* __restrict__ cos_t,
+                                        const float* __restrict__ sin_t, bf16* __restrict__ dx) {
+    const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const int64_t half = D / 2, pos = (row / nh) % L;
+    const float *gr = g + row * D, *xr = x + row * D, *c = cos_t + pos * half, *sn = sin_t + pos * half;
+    float s = 0.f;
+    for (int64_t i = lane; i < half; i += 32) {
+        const float g1 = gr[i], g2 = gr[i + half];
+        const float dy1 = g1 * c[i] + g2 * sn[i], dy2 = g2 * c[i] - g1 * sn[i];
+        s += w[i] * dy1 * xr[i] + w[i + half] * dy2 * xr[i + half];
+    }
+    s = warp_sum(s);
+    const float r = rstd[row];
+    const float cc = r * r * r / float(D) * s;
+    bf16* o = dx + row * D;
+    for (int64_t i = lane; i < half; i += 32) {
+        const float g1 = gr[i], g2 = gr[i + half];
+        const float dy1 = g1 * c[i] + g2 * sn[i], dy2 = g2 * c[i] - g1 * sn[i];
+        o[i] = __float2bfloat16(r * w[i] * dy1 - xr[i] * cc);
+        o[i + half] = __float2bfloat16(r * w[i + half] * dy2 - xr[i + half] * cc);
+    }
+}
+
+// SwiGLU on bf16, eight elements per 16-byte access (n8 = n / 8; the caller checks n % 8 and the alignment).
+__global__ void swiglu_fwd_bf16x8_kernel(const uint4* __restrict__ g, const uint4* __restrict__ u, int64_t n8,
+                                         uint4* __restrict__ act) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n8; i += int64_t(gridDim.x) * blockDim.x) {
+        const uint4 gv = g[i], uv = u[i];
+        const bf16* gp = reinterpret_cast<const bf16*>(&gv);
+        const bf16* up = reinterpret_cast<const bf16*>(&uv);
+        uint4 ov;
+        bf16* op = reinterpret_cast<bf16*>(&ov);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float gi = __bfloat162float(gp[j]);
+            op[j] = __float2bfloat16(gi * sigmoidf_(gi) * __bfloat162float(up[j]));
+        }
+        act[i] = ov;
+    }
+}
+
+// dg may alias da (each thread reads its eight values before writing them).
+__global__ void swiglu_bwd_bf16x8_kernel(const uint4* __restrict__ g, const uint4* __restrict__ u, const uint4* da,
+                                         int64_t n8, uint4* dg, uint4* __restrict__ du) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n8; i += int64_t(gridDim.x) * blockDim.x) {
+        const uint4 gv = g[i], uv = u[i], dv = da[i];
+        const bf16* gp = reinterpret_cast<const bf16*>(&gv);
+        const bf16* up = reinterpret_cast<const bf16*>(&uv);
+        const bf16* dp = reinterpret_cast<const bf16*>(&dv);
+        uint4 og, ou;
+        bf16* pg = reinterpret_cast<bf16*>(&og);
+        bf16* pu = reinterpret_cast<bf16*>(&ou);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float gi = __bfloat162float(gp[j]), ui = __bfloat162float(up[j]), d = __bfloat162float(dp[j]);
+            const float s = sigmoidf_(gi);
+            pu[j] = __float2bfloat16(d * gi * s);
+            pg[j] = __float2bfloat16(d * ui * s * (1.f + gi * (1.f - s)));
+        }
+        du[i] = ou;
+        dg[i] = og;
+    }
+}
+
+// y += x; also yb = bf16(y) when yb is not null. Four elements per step where y, x (and yb) allow 16-byte
+// (8-byte) accesses.
 __global__ void add_kernel(float* y, const float* x, int64_t n, bf16* yb) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+    int64_t start = 0;
+    if (vec4_ok(y, n) && vec4_ok(x, n) && (!yb || (reinterpret_cast<uintptr_t>(yb) & 7) == 0)) {
+        for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n / 4; i += stride) {
+            float4 a = reinterpret_cast<float4*>(y)[i];
+            const float4 b = reinterpret_cast<const float4*>(x)[i];
+            a.x += b.x;
+            a.y += b.y;
+            a.z += b.z;
+            a.w += b.w;
+            reinterpret_cast<float4*>(y)[i] = a;
+            if (yb) {
+                const __nv_bfloat162 lo = __floats2bfloat162_rn(a.x, a.y), hi = __floats2bfloat162_rn(a.z, a.w);
+                reinterpret_cast<uint2*>(yb)[i] =
+                    make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+            }
+        }
+        start = n;  // n is a multiple of 4 here
+    }
+    for (int64_t i = start + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
         const float v = y[i] + x[i];
         y[i] = v;
         if (yb) yb[i] = __float2bfloat16(v);
@@ -214,7 +383,18 @@ __global__ void add_kernel(float* y, const float* x, int64_t n, bf16* yb) {
 }
 
 __global__ void f2bf_kernel(const float* x, bf16* y, int64_t n) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+    int64_t start = 0;
+    if (vec4_ok(x, n) && (reinterpret_cast<uintptr_t>(y) & 7) == 0) {
+        for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n / 4; i += stride) {
+            const float4 a = reinterpret_cast<const float4*>(x)[i];
+            const __nv_bfloat162 lo = __floats2bfloat162_rn(a.x, a.y), hi = __floats2bfloat162_rn(a.z, a.w);
+            reinterpret_cast<uint2*>(y)[i] =
+                make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+        }
+        start = n;
+    }
+    for (int64_t i = start + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride)
         y[i] = __float2bfloat16(x[i]);
 }
 
@@ -288,6 +468,29 @@ __global__ void mse_kernel(const float* pred, const float* ref, const uint8_t* m
 }
 
 int grid_for(int64_t n) { return int(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)); }
+// blocks of kThreads for one warp per row
+unsigned warp_rows_grid(int64_t rows) { return unsigned((rows * 32 + kThreads - 1) / kThreads); }
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// act = silu(g)·u on bf16 [n]; eight per access when n and the pointers allow it
+void swiglu_forward_bf16(const bf16* g, const bf16* u, int64_t n, bf16* act) {
+    if (n % 8 == 0 && aligned16(g) && aligned16(u) && aligned16(act))
+        swiglu_fwd_bf16x8_kernel<<<grid_for(n / 8), kThreads>>>(reinterpret_cast<const uint4*>(g),
+                                                                reinterpret_cast<const uint4*>(u), n / 8,
+                                                                reinterpret_cast<uint4*>(act));
+    else
+        swiglu_fwd_kernel<bf16, bf16><<<grid_for(n), kThreads>>>(g, u, n, act);
+}
+
+// dg, du of act = silu(g)·u from da (dg may alias da)
+void swiglu_backward_bf16(const bf16* g, const bf16* u, const bf16* da, int64_t n, bf16* dg, bf16* du) {
+    if (n % 8 == 0 && aligned16(g) && aligned16(u) && aligned16(da) && aligned16(dg) && aligned16(du))
+        swiglu_bwd_bf16x8_kernel<<<grid_for(n / 8), kThreads>>>(
+            reinterpret_cast<const uint4*>(g), reinterpret_cast<const uint4*>(u), reinterpret_cast<const uint4*>(da),
+            n / 8, reinterpret_cast<uint4*>(dg), reinterpret_cast<uint4*>(du));
+    else
+        swiglu_bwd_kernel<bf16, bf16, bf16><<<grid_for(n), kThreads>>>(g, u, da, n, dg, du);
+}
 
 constexpr size_t kBf16Workspace = size_t(32) << 20;  // cuBLAS workspace for the tensor-core GEMMs (Hopper: 32 MiB)
 
@@ -501,12 +704,15 @@ void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd) 
     gemm_bf<float>(hb, false, true, N, QD, H, 1.f, h1b.p, H, Wb[kLinQ].p, H, 0.f, qa, QD);
     gemm_bf<float>(hb, false, true, N, KD, H, 1.f, h1b.p, H, Wb[kLinK].p, H, 0.f, ka, KD);
     gemm_bf<bf16>(hb, false, true, N, KD, H, 1.f, h1b.p, H, Wb[kLinV].p, H, 0.f, vb.p, KD);
-    if (d.qk_norm) {
-        rmsnorm_fwd_kernel<float><<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, D, eps, q.p, rstd_q.p);
-        rmsnorm_fwd_kernel<float><<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, D, eps, k.p, rstd_k.p);
+    if (d.qk_norm) {  // QK-norm and RoPE in one pass: q_lin / k_lin (FP32) -> qb / kb (bf16)
+        qk_norm_rope_fwd_kernel<<<warp_rows_grid(N * nq), kThreads>>>(q_lin.p, q_norm.p, N * nq, L, nq, D, eps,
+                                                                      cos_t.p, sin_t.p, qb.p, rstd_q.p);
+        qk_norm_rope_fwd_kernel<<<warp_rows_grid(N * nkv), kThreads>>>(k_lin.p, k_norm.p, N * nkv, L, nkv, D, eps,
+                                                                       cos_t.p, sin_t.p, kb.p, rstd_k.p);
+    } else {
+        rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f, qb.p);
+        rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, kb.p);
     }
-    rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f, qb.p);
-    rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, kb.p);
     const float scale = 1.f / std::sqrt(float(D));
     const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
     if (flash) {
@@ -529,7 +735,7 @@ void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd) 
     rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, H, eps, h2b.p, rstd2.p);
     gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinGate].p, H, 0.f, gateb.p, I);
     gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinUp].p, H, 0.f, upb.p, I);
-    swiglu_fwd_kernel<bf16, bf16><<<grid_for(N * I), kThreads>>>(gateb.p, upb.p, N * I, actb.p);
+    swiglu_forward_bf16(gateb.p, upb.p, N * I, actb.p);
     gemm_bf<float>(hb, false, true, N, H, I, 1.f, actb.p, I, Wb[kLinDown].p, I, 0.f, Yd, H);
     add_kernel<<<grid_for(N * H), kThreads>>>(Yd, x2.p, N * H, nullptr);
     AR_CUDA_CHECK(cudaGetLastError());
@@ -562,8 +768,7 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
     // MLP
     weight_grad(kLinDown, dYb.p, actb.p, H, I);
     bwd_gemm(false, N, I, H, dYb.p, H, Wb[kLinDown].p, I, 0.f, dIb.p, I);  // d act
-    swiglu_bwd_kernel<bf16, bf16, bf16>
-        <<<grid_for(N * I), kThreads>>>(gateb.p, upb.p, dIb.p, N * I, dIb.p, actb.p);  // dIb = dgate, actb = dup
+    swiglu_backward_bf16(gateb.p, upb.p, dIb.p, N * I, dIb.p, actb.p);  // dIb = dgate, actb = dup
     weight_grad(kLinGate, dIb.p, h2b.p, I, H);
     weight_grad(kLinUp, actb.p, h2b.p, I, H);
     bwd_gemm(false, N, H, I, dIb.p, I, Wb[kLinGate].p, H, 0.f, dH.p, H);
@@ -598,11 +803,11 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
     }
     f2bf_kernel<<<grid_for(N * KD), kThreads>>>(dv.p, dvb.p, N * KD);
     weight_grad(kLinV, dvb.p, h1b.p, KD, H);
-    if (d.qk_norm) {
-        rope_kernel<float><<<grid_for(N * nq * D / 2), kThreads>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dq.p);
-        rope_kernel<float><<<grid_for(N * nkv * D / 2), kThreads>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dk.p);
-        rmsnorm_bwd_kernel<bf16><<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, rstd_q.p, dq.p, D, dqb.p);
-        rmsnorm_bwd_kernel<bf16><<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, rstd_k.p, dk.p, D, dkb.p);
+    if (d.qk_norm) {  // RoPE and QK-norm backward in one pass: dq / dk (FP32, roped) -> dqb / dkb (bf16)
+        qk_norm_rope_bwd_kernel<<<warp_rows_grid(N * nq), kThreads>>>(dq.p, q_lin.p, q_norm.p, rstd_q.p, N * nq, L, nq,
+                                                                      D, cos_t.p, sin_t.p, dqb.p);
+        qk_norm_rope_bwd_kernel<<<warp_rows_grid(N * nkv), kThreads>>>(dk.p, k_lin.p, k_norm.p, rstd_k.p, N * nkv, L,
+                                                                       nkv, D, cos_t.p, sin_t.p, dkb.p);
     } else {
         rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dqb.p);
         rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dkb.p);
@@ -682,8 +887,12 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
     const size_t QD = nq * size_t(D), KD = nkv * size_t(D), HH = size_t(H);
     const size_t LL = size_t(s.batch) * nq * size_t(L) * size_t(L);
     for (DevBuf<float>* bf : {&s.X, &s.R, &s.x2, &s.Y, &s.dY, &s.dH}) bf->alloc(N * HH, "activations");
-    for (DevBuf<float>* bf : {&s.q, &s.dq}) bf->alloc(N * QD, "activations");
-    for (DevBuf<float>* bf : {&s.k, &s.dk, &s.dv}) bf->alloc(N * KD, "activations");
+    s.dq.alloc(N * QD, "activations");
+    for (DevBuf<float>* bf : {&s.dk, &s.dv}) bf->alloc(N * KD, "activations");
+    if (!(s.bf && d.qk_norm)) {  // the FP32 normed / roped q and k (Bf16 mode with QK-norm goes straight to bf16)
+        s.q.alloc(N * QD, "activations");
+        s.k.alloc(N * KD, "activations");
+    }
     if (d.qk_norm) {
         s.q_lin.alloc(N * QD, "activations");
         s.k_lin.alloc(N * KD, "activations");
