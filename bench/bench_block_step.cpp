@@ -14,11 +14,12 @@
 //              7 set_weight uploads of the QDQ weights, 7 get_weight_grad downloads; the host math not included);
 //   device   = the default GPU tuning step: fake quantization of the 7 linears on the device (W4G128 sym), the
 //              engine step, the fused fake-quant backward + SignSGD, and the best-parameter snapshot.
+//   --graphs: the device step replayed from CUDA graphs (CudaBlockEngineOptions::cuda_graphs, --enable_torch_compile).
 // GPU memory: the device memory the engine added (cudaMemGetInfo before/after construction), with the cached
 // inputs and targets of --nsamples samples resident on the GPU, or in host memory with --low_gpu_mem_usage
 // (then each step also copies its batch's rows from the host, included in the engine time).
 // Usage: bench_block_step [--shape 4b|8b|all] [--precision fp32|bf16|all] [--batch 8] [--seqlen 2048]
-//                         [--nsamples N (default: batch)] [--low_gpu_mem_usage] [--no_flash_attention] [--fp8_backward]
+//                         [--nsamples N (default: batch)] [--low_gpu_mem_usage] [--no_flash_attention] [--fp8_backward] [--graphs]
 //                         [--iters 10] [--warmup 2] [--peak_tflops X (skip the peak measurement)]
 // Prints one line per (shape, precision) and one JSON line each. Built in every benchmark build; without
 // CUDA (AUTOROUND_HAVE_CUDA undefined) it only says so.
@@ -55,12 +56,13 @@ constexpr Shape kShapes[] = {{"qwen3-4b", 2560, 9728, 32, 8, 128}, {"qwen3-8b", 
 int main(int argc, char** argv) {
     std::string shape_sel = "all", prec_sel = "all";
     int batch = 8, seqlen = 2048, iters = 10, warmup = 2, nsamples = 0;
-    bool low_mem = false, flash = true, fp8 = false;
+    bool low_mem = false, flash = true, fp8 = false, graphs = false;
     double peak = 0;
     if (!Flags()
              .flag("--low_gpu_mem_usage", low_mem)
              .flag("--no_flash_attention", flash, false)
              .flag("--fp8_backward", fp8)
+             .flag("--graphs", graphs)
              .value("--shape", shape_sel)
              .value("--precision", prec_sel)
              .value("--batch", batch)
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
                 opt.host_resident_inputs = low_mem;
                 opt.flash_attention = flash;  // bf16 only (the FP32 engine always materialises the scores)
                 opt.fp8_backward = fp8 && prec == GpuPrecision::Bf16;
+                opt.cuda_graphs = graphs;
                 const int64_t mem0 = cuda_memory_used();
                 CudaBlockEngine eng(c, n, L, batch, X.data(), R.data(), opt);
                 const double gpu_gib = double(cuda_memory_used() - mem0) / double(1 << 30);
@@ -176,8 +179,7 @@ int main(int argc, char** argv) {
                 std::vector<double> t_dev;
                 for (int it = 0; it < warmup + iters; ++it) {
                     const double t0 = now_s();
-                    eng.quantize_tuned_layers();
-                    eng.forward_backward(idx.data(), batch, true, 1.0, false);
+                    eng.quantize_forward_backward(idx.data(), batch, true, 1.0);
                     eng.step_tuned_layers(lrs);
                     eng.snapshot_tuned_layers();
                     std::vector<float> tv, ta, tb;
@@ -195,7 +197,8 @@ int main(int argc, char** argv) {
                             prec == GpuPrecision::Bf16 && flash ? "flash" : "cuBLAS + softmax",
                             opt.fp8_backward ? ", FP8 backward GEMMs" : "");
                 std::printf("  %-4s tuning step with V, alpha, beta on the device (fake quant + engine + SignSGD + best "
-                            "snapshot): %.2f ms\n", pname, median(t_dev) * 1e3);
+                            "snapshot): %.2f ms (min %.2f)%s\n", pname, median(t_dev) * 1e3,
+                            *std::min_element(t_dev.begin(), t_dev.end()) * 1e3, graphs ? ", CUDA graphs" : "");
                 std::printf("{\"shape\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"seqlen\":%d,\"engine_ms\":%.3f,"
                             "\"engine_min_ms\":%.3f,\"tuner_ms\":%.3f,\"upload_ms\":%.3f,\"download_ms\":%.3f,"
                             "\"tflop\":%.4f,\"tflops\":%.2f,\"peak_tflops\":%.2f,\"fraction_of_peak\":%.4f,"

@@ -156,9 +156,12 @@ int run_quantize(const QuantizeArgs& a) {
     std::string device = resolve_device(a.device);
     if (a.low_gpu_mem_usage && device == "cpu")
         note("--low_gpu_mem_usage has no effect on CPU: cached activations already live in host memory");
-    if (a.enable_torch_compile || a.disable_torch_compile)
-        note("--enable_torch_compile/--disable_torch_compile have no effect: there is no PyTorch here, the kernels "
-             "are compiled ahead of time");
+    if (a.disable_torch_compile) note("--disable_torch_compile has no effect: there is no PyTorch here");
+    check(!(a.enable_torch_compile && a.disable_torch_compile), "--enable_torch_compile and --disable_torch_compile "
+          "exclude each other");
+    if (a.enable_torch_compile && device != "cuda")
+        note("--enable_torch_compile has no effect on CPU (no PyTorch here; on --device cuda it means: capture one "
+             "tuning iteration in a CUDA graph and replay it)");
     check(!(a.sym && a.asym), "--sym and --asym exclude each other");
     check(!(a.enable_minmax_tuning && a.disable_minmax_tuning), "--enable_minmax_tuning and --disable_minmax_tuning "
           "exclude each other");
@@ -196,6 +199,17 @@ int run_quantize(const QuantizeArgs& a) {
     so.low_gpu_mem_usage = so.cuda && a.low_gpu_mem_usage;
     check(!a.fp8_backward || so.cuda_bf16, "--fp8_backward needs --device cuda --gpu_precision bf16");
     so.cuda_fp8_backward = a.fp8_backward;
+    so.cuda_graphs = so.cuda && a.enable_torch_compile;
+    if (so.cuda_graphs) {  // what the CUDA graphs need; otherwise the same work runs eagerly
+        if (!so.cuda_bf16)
+            note("--enable_torch_compile: CUDA graphs need --gpu_precision bf16; tuning runs without them");
+        else if (so.low_gpu_mem_usage)
+            note("--enable_torch_compile: CUDA graphs need the activations on the GPU, not --low_gpu_mem_usage; "
+                 "tuning runs without them");
+        else if (a.gradient_accumulate_steps > 1)
+            note("--enable_torch_compile: CUDA graphs capture one sub-batch per step, not "
+                 "--gradient_accumulate_steps > 1; tuning runs without them");
+    }
     check(so.iters >= 0, "--iters must be >= 0");
     check(so.batch_size > 0, "--batch_size must be positive");
     check(so.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive");
@@ -480,6 +494,7 @@ int run_quantize(const QuantizeArgs& a) {
         {"gpu_precision", so.cuda ? a.gpu_precision : "-"},
         {"low_gpu_mem_usage", so.low_gpu_mem_usage},
         {"fp8_backward", so.cuda_fp8_backward},
+        {"cuda_graphs", so.cuda_graphs && so.cuda_bf16 && !so.low_gpu_mem_usage && so.gradient_accumulate_steps == 1},
         {"threads", a.threads},
     };
     json blocks = json::array();
@@ -665,7 +680,8 @@ void add_quantize_command(CLI::App& root) {
                 "With --device cuda --gpu_precision bf16: run the backward GEMMs (dX, dW) on FP8 tensor cores "
                 "(per-tensor scaled e5m2 gradients x e4m3 operands; SignSGD uses only the sign of dW); the forward "
                 "stays bf16. Needs an H100-class GPU");
-    c->add_flag("--enable_torch_compile", a->enable_torch_compile, "Accepted for compatibility; no effect");
+    c->add_flag("--enable_torch_compile", a->enable_torch_compile,
+                "--device cuda, bf16: capture one tuning iteration in CUDA graphs and replay them");
     c->add_flag("--disable_torch_compile", a->disable_torch_compile, "Accepted for compatibility; no effect");
     c->add_flag("--quant_nontext_module", a->quant_nontext_module,
                 "Also quantize a VLM's vision tower: its blocks are tuned with SignRound on the images of "

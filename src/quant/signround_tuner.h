@@ -86,6 +86,9 @@ struct SignRoundOptions {
     bool cuda_bf16 = false;               // the GPU block math on bf16 tensor cores (FP32 accumulate), as the
                                           // reference's autocast; false: FP32 pedantic GEMMs
     bool cuda_fp8_backward = false;       // with cuda_bf16: the backward GEMMs on FP8 tensor cores (Hopper+)
+    bool cuda_graphs = false;             // with cuda_bf16, device-resident activations and the device fake
+                                          // quantization, one sub-batch per step: each tuning iteration replays
+                                          // two CUDA graphs (--enable_torch_compile)
 };
 
 // The learning rate of a layer with `bits` (SignRoundConfig.compute_lr / compute_minmax_lr).

@@ -34,6 +34,7 @@ void CudaActivations::download(float*) const {}
 void CudaActivations::upload(const float*) {}
 void CudaBlockEngine::set_weight(int, const float*) {}
 double CudaBlockEngine::forward_backward(const int64_t*, int64_t, bool, double, bool) { return 0.0; }
+double CudaBlockEngine::quantize_forward_backward(const int64_t*, int64_t, bool, double) { return 0.0; }
 void CudaBlockEngine::get_weight_grad(int, float*) const {}
 void CudaBlockEngine::forward_all(float*) {}
 void CudaBlockEngine::set_train_inputs(const float*) {}

@@ -13,8 +13,9 @@ namespace {
 }
 }  // namespace
 
-void fake_quant_device_forward(const FakeQuantDeviceLayer&, float*, uint16_t*) { no_cuda(); }
-void fake_quant_device_backward_step(const FakeQuantDeviceLayer&, const float*, float, float, float*, float*, float*) {
+void fake_quant_device_forward(const FakeQuantDeviceLayer&, float*, uint16_t*, CUstream_st*) { no_cuda(); }
+void fake_quant_device_backward_step(const FakeQuantDeviceLayer&, const float*, float, float, float*, float*, float*,
+                                     CUstream_st*, const float*) {
     no_cuda();
 }
 FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>&, const FakeQuantShape&,

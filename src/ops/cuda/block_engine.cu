@@ -409,6 +409,46 @@ __global__ void round_bf16_kernel(float* x, int64_t n) {
         x[i] = __bfloat162float(__float2bfloat16(x[i]));
 }
 
+// dst[j, :] = src[idx[j], :] for the b = gridDim.y samples of a sub-batch, rows of `row` values: float copied, or
+// bf16 widened to float (src_bf16); 16-byte accesses where row and the pointers allow it. idx is read on the
+// device, so a captured CUDA graph gathers whatever sample indices were uploaded before its replay.
+__global__ void gather_rows_kernel(const void* __restrict__ src, bool src_bf16, const int64_t* __restrict__ idx,
+                                   int64_t row, float* __restrict__ dst) {
+    const int64_t j = blockIdx.y, stride = int64_t(gridDim.x) * blockDim.x;
+    const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    float* d = dst + j * row;
+    if (src_bf16) {
+        const bf16* r = static_cast<const bf16*>(src) + idx[j] * row;
+        if ((row & 7) == 0 && (reinterpret_cast<uintptr_t>(r) & 15) == 0 && (reinterpret_cast<uintptr_t>(d) & 15) == 0) {
+            for (int64_t i = first; i < row / 8; i += stride) {
+                const uint4 v = reinterpret_cast<const uint4*>(r)[i];
+                const bf16* e = reinterpret_cast<const bf16*>(&v);
+                reinterpret_cast<float4*>(d)[2 * i] =
+                    make_float4(__bfloat162float(e[0]), __bfloat162float(e[1]), __bfloat162float(e[2]), __bfloat162float(e[3]));
+                reinterpret_cast<float4*>(d)[2 * i + 1] =
+                    make_float4(__bfloat162float(e[4]), __bfloat162float(e[5]), __bfloat162float(e[6]), __bfloat162float(e[7]));
+            }
+            return;
+        }
+        for (int64_t i = first; i < row; i += stride) d[i] = __bfloat162float(r[i]);
+        return;
+    }
+    const float* r = static_cast<const float*>(src) + idx[j] * row;
+    if (vec4_ok(r, row) && vec4_ok(d, row)) {
+        for (int64_t i = first; i < row / 4; i += stride) reinterpret_cast<float4*>(d)[i] = reinterpret_cast<const float4*>(r)[i];
+        return;
+    }
+    for (int64_t i = first; i < row; i += stride) d[i] = r[i];
+}
+
+// the per-sample loss mask rows of a sub-batch: dst[j, :] = src[idx[j], :] (rows of L bytes)
+__global__ void gather_mask_kernel(const uint8_t* __restrict__ src, const int64_t* __restrict__ idx, int64_t L,
+                                   uint8_t* __restrict__ dst) {
+    const int64_t j = blockIdx.y;
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < L; i += int64_t(gridDim.x) * blockDim.x)
+        dst[j * L + i] = src[idx[j] * L + i];
+}
+
 // Causal softmax over rows of the scores S [B·nq, L, L] into P (P may be S: in place): row r has query
 // position i = r % L; j > i → 0.
 template <typename TO>
@@ -468,28 +508,53 @@ __global__ void mse_kernel(const float* pred, const float* ref, const uint8_t* m
 }
 
 int grid_for(int64_t n) { return int(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)); }
+
+// Records what `work` enqueues on `stream` into an instantiated CUDA graph (nothing runs). The capture is
+// thread-local: only this thread's stream-ordered calls are recorded, and a call that cannot be captured throws.
+// A throw inside `work` ends the capture before it propagates, so the stream stays usable.
+template <typename F>
+cudaGraphExec_t capture_graph(cudaStream_t stream, F&& work) {
+    AR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    try {
+        work();
+    } catch (...) {
+        cudaGraph_t g = nullptr;
+        (void)cudaStreamEndCapture(stream, &g);
+        if (g) cudaGraphDestroy(g);
+        (void)cudaGetLastError();
+        throw;
+    }
+    cudaGraph_t g = nullptr;
+    AR_CUDA_CHECK(cudaStreamEndCapture(stream, &g));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    AR_CUDA_CHECK(e);
+    return exec;
+}
 // blocks of kThreads for one warp per row
 unsigned warp_rows_grid(int64_t rows) { return unsigned((rows * 32 + kThreads - 1) / kThreads); }
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // act = silu(g)·u on bf16 [n]; eight per access when n and the pointers allow it
-void swiglu_forward_bf16(const bf16* g, const bf16* u, int64_t n, bf16* act) {
+void swiglu_forward_bf16(const bf16* g, const bf16* u, int64_t n, bf16* act, cudaStream_t stream) {
     if (n % 8 == 0 && aligned16(g) && aligned16(u) && aligned16(act))
-        swiglu_fwd_bf16x8_kernel<<<grid_for(n / 8), kThreads>>>(reinterpret_cast<const uint4*>(g),
+        swiglu_fwd_bf16x8_kernel<<<grid_for(n / 8), kThreads, 0, stream>>>(reinterpret_cast<const uint4*>(g),
                                                                 reinterpret_cast<const uint4*>(u), n / 8,
                                                                 reinterpret_cast<uint4*>(act));
     else
-        swiglu_fwd_kernel<bf16, bf16><<<grid_for(n), kThreads>>>(g, u, n, act);
+        swiglu_fwd_kernel<bf16, bf16><<<grid_for(n), kThreads, 0, stream>>>(g, u, n, act);
 }
 
 // dg, du of act = silu(g)·u from da (dg may alias da)
-void swiglu_backward_bf16(const bf16* g, const bf16* u, const bf16* da, int64_t n, bf16* dg, bf16* du) {
+void swiglu_backward_bf16(const bf16* g, const bf16* u, const bf16* da, int64_t n, bf16* dg, bf16* du,
+                          cudaStream_t stream) {
     if (n % 8 == 0 && aligned16(g) && aligned16(u) && aligned16(da) && aligned16(dg) && aligned16(du))
-        swiglu_bwd_bf16x8_kernel<<<grid_for(n / 8), kThreads>>>(
+        swiglu_bwd_bf16x8_kernel<<<grid_for(n / 8), kThreads, 0, stream>>>(
             reinterpret_cast<const uint4*>(g), reinterpret_cast<const uint4*>(u), reinterpret_cast<const uint4*>(da),
             n / 8, reinterpret_cast<uint4*>(dg), reinterpret_cast<uint4*>(du));
     else
-        swiglu_bwd_kernel<bf16, bf16, bf16><<<grid_for(n), kThreads>>>(g, u, da, n, dg, du);
+        swiglu_bwd_kernel<bf16, bf16, bf16><<<grid_for(n), kThreads, 0, stream>>>(g, u, da, n, dg, du);
 }
 
 constexpr size_t kBf16Workspace = size_t(32) << 20;  // cuBLAS workspace for the tensor-core GEMMs (Hopper: 32 MiB)
@@ -502,6 +567,10 @@ struct CudaBlockEngine::Impl {
     int64_t n = 0, L = 0, batch = 0;
     bool bf = false;                   // GpuPrecision::Bf16
     bool flash = false;                // Bf16 mode with flash attention (no score matrices)
+    // Every kernel, GEMM and copy of the engine runs on this stream. It is a blocking stream, so work that other
+    // code puts on the legacy default stream (CudaActivations copies, the tuner's downloads) stays ordered with it;
+    // being a real stream, it can be captured into a CUDA graph (CudaBlockEngineOptions::cuda_graphs).
+    cudaStream_t stream = nullptr;
     cublasHandle_t blas = nullptr;     // pedantic FP32 (Fp32 mode)
     cublasHandle_t blas16 = nullptr;   // default math, bf16 tensor cores (Bf16 mode)
     DevBuf<char> workspace;
@@ -554,10 +623,26 @@ struct CudaBlockEngine::Impl {
     const void* ref_d = nullptr;
     bool chain_bf16 = false;  // train_d / ref_d hold bf16 (CudaActivations with Bf16 storage)
 
+    // CUDA graphs (options.cuda_graphs): one of quantize_tuned_layers + gather + forward + loss + backward, keyed
+    // by the sub-batch shape and loss settings; one of step_tuned_layers, its rates read from lr_d.
+    bool graphs = false;
+    DevBuf<int64_t> idx_d;             // [batch] the sub-batch's sample indices (gathered on the device)
+    DevBuf<float> lr_d;                // [tuned, 2] step_tuned_layers' rates (graph mode)
+    std::vector<float> lr_host;
+    cudaGraphExec_t fb_exec = nullptr, step_exec = nullptr;
+    int64_t fb_b = -1;
+    bool fb_mask_last = false;
+    double fb_scale = 0.0;
+    int fb_calls = 0;                  // calls with the current key (the first runs eagerly: cuBLAS warm-up)
+    size_t step_slots = 0;
+
     ~Impl() {
+        if (fb_exec) cudaGraphExecDestroy(fb_exec);
+        if (step_exec) cudaGraphExecDestroy(step_exec);
         if (blas) cublasDestroy(blas);
         if (blas16) cublasDestroy(blas16);
         for (const float* p : pinned) cudaHostUnregister(const_cast<float*>(p));
+        if (stream) cudaStreamDestroy(stream);
     }
 
     // Pins a host array in place for fast copies; pageable copies still work when this fails (e.g. the range
@@ -581,12 +666,68 @@ struct CudaBlockEngine::Impl {
     // dst [count] float on the device <- rows at src (train_rows / ref_rows), converted from bf16 when needed
     void load_rows(float* dst, const void* src, int64_t count) {
         if (chain_bf16) {
-            bf2f_kernel<<<grid_for(count), kThreads>>>(static_cast<const bf16*>(src), dst, count);
+            bf2f_kernel<<<grid_for(count), kThreads, 0, stream>>>(static_cast<const bf16*>(src), dst, count);
             AR_CUDA_CHECK(cudaGetLastError());
             return;
         }
         AR_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(count) * sizeof(float),
-                                      host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice));
+                                      host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice, stream));
+    }
+    // The sub-batch idx[0..b) into X (inputs), R (targets) and batch_mask: host-resident inputs are copied sample
+    // by sample; device-resident ones are gathered by kernels from the indices uploaded to idx_d.
+    void upload_idx(const int64_t* idx, int64_t b) {
+        for (int64_t i = 0; i < b; ++i)
+            check(idx[i] >= 0 && idx[i] < n, "CUDA block engine: sample index ", idx[i], " out of range [0, ", n, ")");
+        if (!host)
+            AR_CUDA_CHECK(cudaMemcpyAsync(idx_d.p, idx, size_t(b) * sizeof(int64_t), cudaMemcpyHostToDevice, stream));
+    }
+    void gather_batch(const int64_t* idx, int64_t b) {  // after upload_idx; idx only read for host-resident inputs
+        const int64_t LH = L * d.hidden;
+        if (host) {
+            for (int64_t i = 0; i < b; ++i) {
+                load_rows(X.p + i * LH, train_rows(idx[i]), LH);
+                load_rows(R.p + i * LH, ref_rows(idx[i]), LH);
+                if (sample_mask.p)
+                    AR_CUDA_CHECK(cudaMemcpyAsync(batch_mask.p + i * L, sample_mask.p + idx[i] * L, size_t(L),
+                                                  cudaMemcpyDeviceToDevice, stream));
+            }
+            return;
+        }
+        const dim3 grid(unsigned(std::min<int64_t>((LH / 8 + kThreads - 1) / kThreads + 1, 1024)), unsigned(b));
+        gather_rows_kernel<<<grid, kThreads, 0, stream>>>(train_d, chain_bf16, idx_d.p, LH, X.p);
+        gather_rows_kernel<<<grid, kThreads, 0, stream>>>(ref_d, chain_bf16, idx_d.p, LH, R.p);
+        if (sample_mask.p)
+            gather_mask_kernel<<<dim3(unsigned((L + kThreads - 1) / kThreads), unsigned(b)), kThreads, 0, stream>>>(
+                sample_mask.p, idx_d.p, L, batch_mask.p);
+        AR_CUDA_CHECK(cudaGetLastError());
+    }
+    // forward, masked MSE (per-row partial sums into `partial`) and backward of the gathered sub-batch
+    void forward_loss_backward(int64_t b, bool mask_last_token, double grad_scale, bool accumulate) {
+        const int64_t N = b * L;
+        forward(X.p, b, Y.p);
+        const double denom = double(N) * double(d.hidden);
+        mse_kernel<<<unsigned(N), kThreads, 0, stream>>>(Y.p, R.p, sample_mask.p ? batch_mask.p : nullptr, L, d.hidden,
+                                                         mask_last_token, denom, grad_scale, dY.p, bf ? dYb.p : nullptr,
+                                                         partial.p);
+        AR_CUDA_CHECK(cudaGetLastError());
+        backward(dY.p, accumulate);
+    }
+    double read_loss(int64_t b) {  // waits for the stream; the mean of the sub-batch's partial sums
+        const int64_t N = b * L;
+        AR_CUDA_CHECK(cudaMemcpyAsync(partial_host.data(), partial.p, size_t(N) * sizeof(double),
+                                      cudaMemcpyDeviceToHost, stream));
+        AR_CUDA_CHECK(cudaStreamSynchronize(stream));
+        double total = 0.0;
+        for (int64_t i = 0; i < N; ++i) total += partial_host[size_t(i)];
+        return total / (double(N) * double(d.hidden));
+    }
+    void quantize_tuned() {
+        for (auto& t : tuned) {
+            if (bf)
+                fake_quant_device_forward(t->layer(), nullptr, reinterpret_cast<uint16_t*>(Wb[t->which].p), stream);
+            else
+                fake_quant_device_forward(t->layer(), W[t->which].p, nullptr, stream);
+        }
     }
     void setup(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch, const CudaBlockEngineOptions& opt);
 
@@ -603,18 +744,18 @@ void CudaBlockEngine::Impl::forward_fp32(const float* Xd, int64_t b, float* Yd) 
                   QD = nq * D, KD = nkv * D, r = nq / nkv;
     const float eps = float(d.rms_eps);
     fwd_b = b;
-    rmsnorm_fwd_kernel<float><<<unsigned(N), kThreads>>>(Xd, in_norm.p, H, eps, h1.p, nullptr);
+    rmsnorm_fwd_kernel<float><<<unsigned(N), kThreads, 0, stream>>>(Xd, in_norm.p, H, eps, h1.p, nullptr);
     float* qa = d.qk_norm ? q_lin.p : q.p;
     float* ka = d.qk_norm ? k_lin.p : k.p;
     gemm_rm(blas, false, true, N, QD, H, 1.f, h1.p, H, W[kLinQ].p, H, 0.f, qa, QD);
     gemm_rm(blas, false, true, N, KD, H, 1.f, h1.p, H, W[kLinK].p, H, 0.f, ka, KD);
     gemm_rm(blas, false, true, N, KD, H, 1.f, h1.p, H, W[kLinV].p, H, 0.f, v.p, KD);
     if (d.qk_norm) {
-        rmsnorm_fwd_kernel<float><<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, D, eps, q.p, rstd_q.p);
-        rmsnorm_fwd_kernel<float><<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, D, eps, k.p, rstd_k.p);
+        rmsnorm_fwd_kernel<float><<<unsigned(N * nq), 128, 0, stream>>>(q_lin.p, q_norm.p, D, eps, q.p, rstd_q.p);
+        rmsnorm_fwd_kernel<float><<<unsigned(N * nkv), 128, 0, stream>>>(k_lin.p, k_norm.p, D, eps, k.p, rstd_k.p);
     }
-    rope_kernel<float><<<grid_for(N * nq * D / 2), kThreads>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f, q.p);
-    rope_kernel<float><<<grid_for(N * nkv * D / 2), kThreads>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, k.p);
+    rope_kernel<float><<<grid_for(N * nq * D / 2), kThreads, 0, stream>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f, q.p);
+    rope_kernel<float><<<grid_for(N * nkv * D / 2), kThreads, 0, stream>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, k.p);
     // attention: per head h (kv head h / r), batched over the b samples
     const float scale = 1.f / std::sqrt(float(D));
     const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
@@ -623,20 +764,20 @@ void CudaBlockEngine::Impl::forward_fp32(const float* Xd, int64_t b, float* Yd) 
         gemm_rm_batched(blas, false, true, L, L, D, scale, q.p + h * D, QD, sQ, k.p + g * D, KD, sK, 0.f, P.p + h * LL, L,
                         sS, b);
     }
-    softmax_causal_kernel<float><<<unsigned(b * nq * L), 128>>>(P.p, L, P.p);
+    softmax_causal_kernel<float><<<unsigned(b * nq * L), 128, 0, stream>>>(P.p, L, P.p);
     for (int64_t h = 0; h < nq; ++h) {
         const int64_t g = h / r;
         gemm_rm_batched(blas, false, false, L, D, L, 1.f, P.p + h * LL, L, sS, v.p + g * D, KD, sK, 0.f, att.p + h * D,
                         QD, sQ, b);
     }
     gemm_rm(blas, false, true, N, H, QD, 1.f, att.p, QD, W[kLinO].p, QD, 0.f, x2.p, H);
-    add_kernel<<<grid_for(N * H), kThreads>>>(x2.p, Xd, N * H, nullptr);
-    rmsnorm_fwd_kernel<float><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, H, eps, h2.p, rstd2.p);
+    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(x2.p, Xd, N * H, nullptr);
+    rmsnorm_fwd_kernel<float><<<unsigned(N), kThreads, 0, stream>>>(x2.p, post_norm.p, H, eps, h2.p, rstd2.p);
     gemm_rm(blas, false, true, N, I, H, 1.f, h2.p, H, W[kLinGate].p, H, 0.f, gate.p, I);
     gemm_rm(blas, false, true, N, I, H, 1.f, h2.p, H, W[kLinUp].p, H, 0.f, up.p, I);
-    swiglu_fwd_kernel<float, float><<<grid_for(N * I), kThreads>>>(gate.p, up.p, N * I, act.p);
+    swiglu_fwd_kernel<float, float><<<grid_for(N * I), kThreads, 0, stream>>>(gate.p, up.p, N * I, act.p);
     gemm_rm(blas, false, true, N, H, I, 1.f, act.p, I, W[kLinDown].p, I, 0.f, Yd, H);
-    add_kernel<<<grid_for(N * H), kThreads>>>(Yd, x2.p, N * H, nullptr);
+    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(Yd, x2.p, N * H, nullptr);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -651,13 +792,13 @@ void CudaBlockEngine::Impl::backward_fp32(const float* dYd, bool accumulate) {
     weight_grad(kLinDown, dYd, act.p, H, I);
     gemm_rm(blas, false, false, N, I, H, 1.f, dYd, H, W[kLinDown].p, I, 0.f, dI.p, I);  // d act
     swiglu_bwd_kernel<float, float, float>
-        <<<grid_for(N * I), kThreads>>>(gate.p, up.p, dI.p, N * I, dI.p, act.p);  // dI = dgate, act = dup
+        <<<grid_for(N * I), kThreads, 0, stream>>>(gate.p, up.p, dI.p, N * I, dI.p, act.p);  // dI = dgate, act = dup
     weight_grad(kLinGate, dI.p, h2.p, I, H);
     weight_grad(kLinUp, act.p, h2.p, I, H);
     gemm_rm(blas, false, false, N, H, I, 1.f, dI.p, I, W[kLinGate].p, H, 0.f, dH.p, H);
     gemm_rm(blas, false, false, N, H, I, 1.f, act.p, I, W[kLinUp].p, H, 1.f, dH.p, H);
-    rmsnorm_bwd_kernel<float><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
-    add_kernel<<<grid_for(N * H), kThreads>>>(dH.p, dYd, N * H, nullptr);  // dX2
+    rmsnorm_bwd_kernel<float><<<unsigned(N), kThreads, 0, stream>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
+    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(dH.p, dYd, N * H, nullptr);  // dX2
     // attention
     weight_grad(kLinO, dH.p, att.p, H, QD);
     gemm_rm(blas, false, false, N, QD, H, 1.f, dH.p, H, W[kLinO].p, QD, 0.f, dA.p, QD);
@@ -668,7 +809,7 @@ void CudaBlockEngine::Impl::backward_fp32(const float* dYd, bool accumulate) {
         gemm_rm_batched(blas, false, true, L, L, D, 1.f, dA.p + h * D, QD, sQ, v.p + g * D, KD, sK, 0.f, dP.p + h * LL, L,
                         sS, b);
     }
-    softmax_bwd_kernel<float, float><<<unsigned(b * nq * L), 128>>>(P.p, dP.p, L, dP.p);  // dP -> dS
+    softmax_bwd_kernel<float, float><<<unsigned(b * nq * L), 128, 0, stream>>>(P.p, dP.p, L, dP.p);  // dP -> dS
     for (int64_t h = 0; h < nq; ++h) {
         const int64_t g = h / r;
         const float bacc = (h % r == 0) ? 0.f : 1.f;  // the r query heads of a kv head add up
@@ -680,11 +821,11 @@ void CudaBlockEngine::Impl::backward_fp32(const float* dYd, bool accumulate) {
                         KD, sK, b);
     }
     weight_grad(kLinV, dv.p, h1.p, KD, H);
-    rope_kernel<float><<<grid_for(N * nq * D / 2), kThreads>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dq.p);
-    rope_kernel<float><<<grid_for(N * nkv * D / 2), kThreads>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dk.p);
+    rope_kernel<float><<<grid_for(N * nq * D / 2), kThreads, 0, stream>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dq.p);
+    rope_kernel<float><<<grid_for(N * nkv * D / 2), kThreads, 0, stream>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dk.p);
     if (d.qk_norm) {
-        rmsnorm_bwd_kernel<float><<<unsigned(N * nq), 128>>>(q_lin.p, q_norm.p, rstd_q.p, dq.p, D, dq.p);
-        rmsnorm_bwd_kernel<float><<<unsigned(N * nkv), 128>>>(k_lin.p, k_norm.p, rstd_k.p, dk.p, D, dk.p);
+        rmsnorm_bwd_kernel<float><<<unsigned(N * nq), 128, 0, stream>>>(q_lin.p, q_norm.p, rstd_q.p, dq.p, D, dq.p);
+        rmsnorm_bwd_kernel<float><<<unsigned(N * nkv), 128, 0, stream>>>(k_lin.p, k_norm.p, rstd_k.p, dk.p, D, dk.p);
     }
     weight_grad(kLinQ, dq.p, h1.p, QD, H);
     weight_grad(kLinK, dk.p, h1.p, KD, H);
@@ -698,32 +839,32 @@ void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd) 
     const float eps = float(d.rms_eps);
     cublasHandle_t hb = blas16;
     fwd_b = b;
-    rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads>>>(Xd, in_norm.p, H, eps, h1b.p, nullptr);
+    rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads, 0, stream>>>(Xd, in_norm.p, H, eps, h1b.p, nullptr);
     float* qa = d.qk_norm ? q_lin.p : q.p;
     float* ka = d.qk_norm ? k_lin.p : k.p;
     gemm_bf<float>(hb, false, true, N, QD, H, 1.f, h1b.p, H, Wb[kLinQ].p, H, 0.f, qa, QD);
     gemm_bf<float>(hb, false, true, N, KD, H, 1.f, h1b.p, H, Wb[kLinK].p, H, 0.f, ka, KD);
     gemm_bf<bf16>(hb, false, true, N, KD, H, 1.f, h1b.p, H, Wb[kLinV].p, H, 0.f, vb.p, KD);
     if (d.qk_norm) {  // QK-norm and RoPE in one pass: q_lin / k_lin (FP32) -> qb / kb (bf16)
-        qk_norm_rope_fwd_kernel<<<warp_rows_grid(N * nq), kThreads>>>(q_lin.p, q_norm.p, N * nq, L, nq, D, eps,
+        qk_norm_rope_fwd_kernel<<<warp_rows_grid(N * nq), kThreads, 0, stream>>>(q_lin.p, q_norm.p, N * nq, L, nq, D, eps,
                                                                       cos_t.p, sin_t.p, qb.p, rstd_q.p);
-        qk_norm_rope_fwd_kernel<<<warp_rows_grid(N * nkv), kThreads>>>(k_lin.p, k_norm.p, N * nkv, L, nkv, D, eps,
+        qk_norm_rope_fwd_kernel<<<warp_rows_grid(N * nkv), kThreads, 0, stream>>>(k_lin.p, k_norm.p, N * nkv, L, nkv, D, eps,
                                                                        cos_t.p, sin_t.p, kb.p, rstd_k.p);
     } else {
-        rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f, qb.p);
-        rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, kb.p);
+        rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads, 0, stream>>>(q.p, N, L, nq, D, cos_t.p, sin_t.p, 1.f, qb.p);
+        rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads, 0, stream>>>(k.p, N, L, nkv, D, cos_t.p, sin_t.p, 1.f, kb.p);
     }
     const float scale = 1.f / std::sqrt(float(D));
     const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
     if (flash) {
-        flash_attention_forward(qb.p, kb.p, vb.p, b, L, int(nq), int(nkv), int(D), scale, attb.p, lse.p, nullptr);
+        flash_attention_forward(qb.p, kb.p, vb.p, b, L, int(nq), int(nkv), int(D), scale, attb.p, lse.p, stream);
     } else {
         for (int64_t h = 0; h < nq; ++h) {  // FP32 scores (softmax input stays FP32, as in flash attention)
             const int64_t g = h / r;
             gemm_bf_batched<float>(hb, false, true, L, L, D, scale, qb.p + h * D, QD, sQ, kb.p + g * D, KD, sK, 0.f,
                                    P.p + h * LL, L, sS, b);
         }
-        softmax_causal_kernel<bf16><<<unsigned(b * nq * L), 128>>>(P.p, L, Pb.p);
+        softmax_causal_kernel<bf16><<<unsigned(b * nq * L), 128, 0, stream>>>(P.p, L, Pb.p);
         for (int64_t h = 0; h < nq; ++h) {
             const int64_t g = h / r;
             gemm_bf_batched<bf16>(hb, false, false, L, D, L, 1.f, Pb.p + h * LL, L, sS, vb.p + g * D, KD, sK, 0.f,
@@ -731,13 +872,13 @@ void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd) 
         }
     }
     gemm_bf<float>(hb, false, true, N, H, QD, 1.f, attb.p, QD, Wb[kLinO].p, QD, 0.f, x2.p, H);
-    add_kernel<<<grid_for(N * H), kThreads>>>(x2.p, Xd, N * H, nullptr);
-    rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, H, eps, h2b.p, rstd2.p);
+    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(x2.p, Xd, N * H, nullptr);
+    rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads, 0, stream>>>(x2.p, post_norm.p, H, eps, h2b.p, rstd2.p);
     gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinGate].p, H, 0.f, gateb.p, I);
     gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinUp].p, H, 0.f, upb.p, I);
-    swiglu_forward_bf16(gateb.p, upb.p, N * I, actb.p);
+    swiglu_forward_bf16(gateb.p, upb.p, N * I, actb.p, stream);
     gemm_bf<float>(hb, false, true, N, H, I, 1.f, actb.p, I, Wb[kLinDown].p, I, 0.f, Yd, H);
-    add_kernel<<<grid_for(N * H), kThreads>>>(Yd, x2.p, N * H, nullptr);
+    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(Yd, x2.p, N * H, nullptr);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -753,7 +894,7 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
         using TC = std::remove_pointer_t<decltype(C)>;
         if (fp8 && Fp8Gemm::shapes_supported(ta, false, M, Nn, K, lda, ldb, ldc, int(sizeof(TC)))) {
             try {
-                fp8->gemm(ta, false, M, Nn, K, 1.f, A, lda, B, ldb, beta, C, ldc, nullptr);
+                fp8->gemm(ta, false, M, Nn, K, 1.f, A, lda, B, ldb, beta, C, ldc, stream);
                 return;
             } catch (const Error& e) {  // no FP8 kernel for this problem on this cuBLAS / GPU: bf16 from now on
                 std::fprintf(stderr, "warning: --fp8_backward: %s; the backward GEMMs continue in bf16\n", e.what());
@@ -768,13 +909,13 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
     // MLP
     weight_grad(kLinDown, dYb.p, actb.p, H, I);
     bwd_gemm(false, N, I, H, dYb.p, H, Wb[kLinDown].p, I, 0.f, dIb.p, I);  // d act
-    swiglu_backward_bf16(gateb.p, upb.p, dIb.p, N * I, dIb.p, actb.p);  // dIb = dgate, actb = dup
+    swiglu_backward_bf16(gateb.p, upb.p, dIb.p, N * I, dIb.p, actb.p, stream);  // dIb = dgate, actb = dup
     weight_grad(kLinGate, dIb.p, h2b.p, I, H);
     weight_grad(kLinUp, actb.p, h2b.p, I, H);
     bwd_gemm(false, N, H, I, dIb.p, I, Wb[kLinGate].p, H, 0.f, dH.p, H);
     bwd_gemm(false, N, H, I, actb.p, I, Wb[kLinUp].p, H, 1.f, dH.p, H);
-    rmsnorm_bwd_kernel<float><<<unsigned(N), kThreads>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
-    add_kernel<<<grid_for(N * H), kThreads>>>(dH.p, dYd, N * H, dX2b.p);  // dX2 (FP32 in dH, bf16 in dX2b)
+    rmsnorm_bwd_kernel<float><<<unsigned(N), kThreads, 0, stream>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
+    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(dH.p, dYd, N * H, dX2b.p);  // dX2 (FP32 in dH, bf16 in dX2b)
     // attention
     weight_grad(kLinO, dX2b.p, attb.p, H, QD);
     bwd_gemm(false, N, QD, H, dX2b.p, H, Wb[kLinO].p, QD, 0.f, dAb.p, QD);
@@ -782,14 +923,14 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
     const int64_t sQ = L * QD, sK = L * KD, LL = L * L, sS = nq * LL;
     if (flash) {  // dq, dk, dv (FP32; dk / dv summed over the r query heads of each kv head)
         flash_attention_backward(qb.p, kb.p, vb.p, attb.p, dAb.p, lse.p, b, L, int(nq), int(nkv), int(D), scale, dq.p,
-                                 dk.p, dv.p, fa_ws.p, nullptr);
+                                 dk.p, dv.p, fa_ws.p, stream);
     } else {
         for (int64_t h = 0; h < nq; ++h) {  // dP = dO·Vᵀ (FP32, into the scores buffer)
             const int64_t g = h / r;
             gemm_bf_batched<float>(hb, false, true, L, L, D, 1.f, dAb.p + h * D, QD, sQ, vb.p + g * D, KD, sK, 0.f,
                                    P.p + h * LL, L, sS, b);
         }
-        softmax_bwd_kernel<bf16, bf16><<<unsigned(b * nq * L), 128>>>(Pb.p, P.p, L, dSb.p);
+        softmax_bwd_kernel<bf16, bf16><<<unsigned(b * nq * L), 128, 0, stream>>>(Pb.p, P.p, L, dSb.p);
         for (int64_t h = 0; h < nq; ++h) {
             const int64_t g = h / r;
             const float bacc = (h % r == 0) ? 0.f : 1.f;  // the r query heads of a kv head add up (FP32)
@@ -801,16 +942,16 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
                                    dv.p + g * D, KD, sK, b);
         }
     }
-    f2bf_kernel<<<grid_for(N * KD), kThreads>>>(dv.p, dvb.p, N * KD);
+    f2bf_kernel<<<grid_for(N * KD), kThreads, 0, stream>>>(dv.p, dvb.p, N * KD);
     weight_grad(kLinV, dvb.p, h1b.p, KD, H);
     if (d.qk_norm) {  // RoPE and QK-norm backward in one pass: dq / dk (FP32, roped) -> dqb / dkb (bf16)
-        qk_norm_rope_bwd_kernel<<<warp_rows_grid(N * nq), kThreads>>>(dq.p, q_lin.p, q_norm.p, rstd_q.p, N * nq, L, nq,
+        qk_norm_rope_bwd_kernel<<<warp_rows_grid(N * nq), kThreads, 0, stream>>>(dq.p, q_lin.p, q_norm.p, rstd_q.p, N * nq, L, nq,
                                                                       D, cos_t.p, sin_t.p, dqb.p);
-        qk_norm_rope_bwd_kernel<<<warp_rows_grid(N * nkv), kThreads>>>(dk.p, k_lin.p, k_norm.p, rstd_k.p, N * nkv, L,
+        qk_norm_rope_bwd_kernel<<<warp_rows_grid(N * nkv), kThreads, 0, stream>>>(dk.p, k_lin.p, k_norm.p, rstd_k.p, N * nkv, L,
                                                                        nkv, D, cos_t.p, sin_t.p, dkb.p);
     } else {
-        rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dqb.p);
-        rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dkb.p);
+        rope_kernel<bf16><<<grid_for(N * nq * D / 2), kThreads, 0, stream>>>(dq.p, N, L, nq, D, cos_t.p, sin_t.p, -1.f, dqb.p);
+        rope_kernel<bf16><<<grid_for(N * nkv * D / 2), kThreads, 0, stream>>>(dk.p, N, L, nkv, D, cos_t.p, sin_t.p, -1.f, dkb.p);
     }
     weight_grad(kLinQ, dqb.p, h1b.p, QD, H);
     weight_grad(kLinK, dkb.p, h1b.p, KD, H);
@@ -840,6 +981,7 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
         fail("--device cuda: no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+    AR_CUDA_CHECK(cudaStreamCreate(&s.stream));
     if (s.bf) {
         int dev = 0, major = 0;
         AR_CUDA_CHECK(cudaGetDevice(&dev));
@@ -850,9 +992,11 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
         AR_CUBLAS_CHECK(cublasSetMathMode(s.blas16, CUBLAS_DEFAULT_MATH));
         s.workspace.alloc(kBf16Workspace, "the cuBLAS workspace");
         AR_CUBLAS_CHECK(cublasSetWorkspace(s.blas16, s.workspace.p, kBf16Workspace));
+        AR_CUBLAS_CHECK(cublasSetStream(s.blas16, s.stream));
     } else {
         AR_CUBLAS_CHECK(cublasCreate(&s.blas));
         AR_CUBLAS_CHECK(cublasSetMathMode(s.blas, CUBLAS_PEDANTIC_MATH));  // true FP32, like the CPU path
+        AR_CUBLAS_CHECK(cublasSetStream(s.blas, s.stream));
     }
     const int64_t H = d.hidden, D = d.head_dim;
     s.in_norm.upload(c.input_norm.data(), c.input_norm.size(), "norm weights");
@@ -940,6 +1084,9 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
         AR_CUDA_CHECK(cudaMemset(s.dAb.p, 0, s.dAb.n * sizeof(bf16)));
     }
     s.partial.alloc(N, "loss partial sums");
+    s.idx_d.alloc(size_t(s.batch), "sample indices");
+    // graphs need device-resident inputs (the gather kernels) and a workspace-backed cuBLAS handle (Bf16 mode)
+    s.graphs = opt.cuda_graphs && s.bf && !opt.host_resident_inputs;
     s.partial_host.resize(N);
     if (opt.loss_mask) {
         s.sample_mask.upload(opt.loss_mask, size_t(n * L), "the loss mask");
@@ -998,7 +1145,7 @@ void CudaBlockEngine::set_weight(int which, const float* W) {
         return;
     }
     AR_CUDA_CHECK(cudaMemcpy(s.stage.p, W, size_t(cnt) * sizeof(float), cudaMemcpyHostToDevice));
-    f2bf_kernel<<<grid_for(cnt), kThreads>>>(s.stage.p, s.Wb[which].p, cnt);
+    f2bf_kernel<<<grid_for(cnt), kThreads, 0, s.stream>>>(s.stage.p, s.Wb[which].p, cnt);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -1031,34 +1178,55 @@ int CudaBlockEngine::add_tuned_layer(int which, const FakeQuantShape& sh, const 
     return int(s.tuned.size()) - 1;
 }
 
-void CudaBlockEngine::quantize_tuned_layers() {
-    Impl& s = *p_;
-    for (auto& t : s.tuned) {
-        if (s.bf)
-            fake_quant_device_forward(t->layer(), nullptr, reinterpret_cast<uint16_t*>(s.Wb[t->which].p));
-        else
-            fake_quant_device_forward(t->layer(), s.W[t->which].p, nullptr);
-    }
-}
+void CudaBlockEngine::quantize_tuned_layers() { p_->quantize_tuned(); }
 
 void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>& lr) {
     Impl& s = *p_;
     check(lr.size() == s.tuned.size(), "CUDA block engine: ", lr.size(), " learning rates for ", s.tuned.size(),
           " tuned layers");
-    for (size_t i = 0; i < s.tuned.size(); ++i) {
-        Impl::Tuned& t = *s.tuned[i];
-        fake_quant_device_backward_step(t.layer(), s.dW[t.which].p, lr[i][0], lr[i][1], nullptr, nullptr, nullptr);
+    if (!s.graphs) {
+        for (size_t i = 0; i < s.tuned.size(); ++i) {
+            Impl::Tuned& t = *s.tuned[i];
+            fake_quant_device_backward_step(t.layer(), s.dW[t.which].p, lr[i][0], lr[i][1], nullptr, nullptr, nullptr,
+                                            s.stream);
+        }
+        return;
     }
+    // graph mode: the rates go to device memory (ordered before the replay on the stream), the steps read them
+    if (s.step_slots != s.tuned.size()) {
+        if (s.step_exec) AR_CUDA_CHECK(cudaGraphExecDestroy(s.step_exec));
+        s.step_exec = nullptr;
+        s.step_slots = s.tuned.size();
+        s.lr_d.alloc(2 * s.step_slots, "learning rates");
+        s.lr_host.resize(2 * s.step_slots);
+    }
+    for (size_t i = 0; i < lr.size(); ++i) {
+        s.lr_host[2 * i] = lr[i][0];
+        s.lr_host[2 * i + 1] = lr[i][1];
+    }
+    AR_CUDA_CHECK(cudaMemcpyAsync(s.lr_d.p, s.lr_host.data(), s.lr_host.size() * sizeof(float), cudaMemcpyHostToDevice,
+                                  s.stream));
+    if (!s.step_exec)
+        s.step_exec = capture_graph(s.stream, [&] {
+            for (size_t i = 0; i < s.tuned.size(); ++i) {
+                Impl::Tuned& t = *s.tuned[i];
+                fake_quant_device_backward_step(t.layer(), s.dW[t.which].p, 0.f, 0.f, nullptr, nullptr, nullptr,
+                                                s.stream, s.lr_d.p + 2 * i);
+            }
+        });
+    AR_CUDA_CHECK(cudaGraphLaunch(s.step_exec, s.stream));
 }
 
 void CudaBlockEngine::snapshot_tuned_layers() {
     Impl& s = *p_;
     for (auto& t : s.tuned) {
         const size_t nv = size_t(t->sh.out * t->sh.padded_in()), ng = size_t(t->sh.groups());
-        AR_CUDA_CHECK(cudaMemcpyAsync(t->bV.p, t->V.p, nv * sizeof(float), cudaMemcpyDeviceToDevice));
+        AR_CUDA_CHECK(cudaMemcpyAsync(t->bV.p, t->V.p, nv * sizeof(float), cudaMemcpyDeviceToDevice, s.stream));
         if (t->minmax) {
-            AR_CUDA_CHECK(cudaMemcpyAsync(t->balpha.p, t->alpha.p, ng * sizeof(float), cudaMemcpyDeviceToDevice));
-            AR_CUDA_CHECK(cudaMemcpyAsync(t->bbeta.p, t->beta.p, ng * sizeof(float), cudaMemcpyDeviceToDevice));
+            AR_CUDA_CHECK(cudaMemcpyAsync(t->balpha.p, t->alpha.p, ng * sizeof(float), cudaMemcpyDeviceToDevice,
+                                          s.stream));
+            AR_CUDA_CHECK(cudaMemcpyAsync(t->bbeta.p, t->beta.p, ng * sizeof(float), cudaMemcpyDeviceToDevice,
+                                          s.stream));
         }
     }
 }
@@ -1096,26 +1264,44 @@ double CudaBlockEngine::forward_backward(const int64_t* idx, int64_t b, bool mas
     Impl& s = *p_;
     check(b > 0 && b <= s.batch, "CUDA block engine: sub-batch of ", b, " samples (capacity ", s.batch, ")");
     check((s.host ? static_cast<const void*>(s.ref_h) : s.ref_d) != nullptr, "CUDA block engine: no targets were given");
-    const int64_t LH = s.L * s.d.hidden, N = b * s.L;
-    for (int64_t i = 0; i < b; ++i) {
-        check(idx[i] >= 0 && idx[i] < s.n, "CUDA block engine: sample index ", idx[i], " out of range");
-        s.load_rows(s.X.p + i * LH, s.train_rows(idx[i]), LH);
-        s.load_rows(s.R.p + i * LH, s.ref_rows(idx[i]), LH);
-        if (s.sample_mask.p)
-            AR_CUDA_CHECK(cudaMemcpyAsync(s.batch_mask.p + i * s.L, s.sample_mask.p + idx[i] * s.L, size_t(s.L),
-                                          cudaMemcpyDeviceToDevice));
+    s.upload_idx(idx, b);
+    s.gather_batch(idx, b);
+    s.forward_loss_backward(b, mask_last_token, grad_scale, accumulate);
+    return s.read_loss(b);
+}
+
+double CudaBlockEngine::quantize_forward_backward(const int64_t* idx, int64_t b, bool mask_last_token,
+                                                  double grad_scale) {
+    Impl& s = *p_;
+    if (!s.graphs) {
+        quantize_tuned_layers();
+        return forward_backward(idx, b, mask_last_token, grad_scale, false);
     }
-    s.forward(s.X.p, b, s.Y.p);
-    const double denom = double(N) * double(s.d.hidden);
-    mse_kernel<<<unsigned(N), kThreads>>>(s.Y.p, s.R.p, s.sample_mask.p ? s.batch_mask.p : nullptr, s.L, s.d.hidden,
-                                          mask_last_token, denom, grad_scale, s.dY.p,
-                                          s.bf ? s.dYb.p : nullptr, s.partial.p);
-    AR_CUDA_CHECK(cudaGetLastError());
-    s.backward(s.dY.p, accumulate);
-    AR_CUDA_CHECK(cudaMemcpy(s.partial_host.data(), s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost));
-    double total = 0.0;
-    for (int64_t i = 0; i < N; ++i) total += s.partial_host[size_t(i)];
-    return total / denom;
+    check(b > 0 && b <= s.batch, "CUDA block engine: sub-batch of ", b, " samples (capacity ", s.batch, ")");
+    check(s.ref_d != nullptr, "CUDA block engine: no targets were given");
+    if (b != s.fb_b || mask_last_token != s.fb_mask_last || grad_scale != s.fb_scale) {  // a new graph key
+        if (s.fb_exec) AR_CUDA_CHECK(cudaGraphExecDestroy(s.fb_exec));
+        s.fb_exec = nullptr;
+        s.fb_b = b;
+        s.fb_mask_last = mask_last_token;
+        s.fb_scale = grad_scale;
+        s.fb_calls = 0;
+    }
+    s.upload_idx(idx, b);  // outside the graph: its kernels read idx_d
+    auto device_work = [&] {
+        s.quantize_tuned();
+        s.gather_batch(idx, b);
+        s.forward_loss_backward(b, mask_last_token, grad_scale, false);
+    };
+    if (s.fb_exec) {
+        AR_CUDA_CHECK(cudaGraphLaunch(s.fb_exec, s.stream));
+    } else if (s.fb_calls++ == 0) {  // the first call runs eagerly (cuBLAS heuristics, FP8 fallback decisions)
+        device_work();
+    } else {
+        s.fb_exec = capture_graph(s.stream, device_work);
+        AR_CUDA_CHECK(cudaGraphLaunch(s.fb_exec, s.stream));
+    }
+    return s.read_loss(b);
 }
 
 void CudaBlockEngine::get_weight_grad(int which, float* dW) const {
@@ -1133,7 +1319,7 @@ void CudaBlockEngine::forward_all(float* out) {
         s.load_rows(s.X.p, s.train_rows(s0), b * LH);
         s.forward(s.X.p, b, s.Y.p);
         if (s.bf) {  // the block outputs of a bf16 model (see the header)
-            round_bf16_kernel<<<grid_for(b * LH), kThreads>>>(s.Y.p, b * LH);
+            round_bf16_kernel<<<grid_for(b * LH), kThreads, 0, s.stream>>>(s.Y.p, b * LH);
             AR_CUDA_CHECK(cudaGetLastError());
         }
         AR_CUDA_CHECK(cudaMemcpy(out + s0 * LH, s.Y.p, size_t(b * LH) * sizeof(float), cudaMemcpyDeviceToHost));
@@ -1153,11 +1339,11 @@ void CudaBlockEngine::forward_all(CudaActivations& out) {
         s.load_rows(s.X.p, s.train_rows(s0), cnt);  // chunk s0 is read before it is overwritten below
         s.forward(s.X.p, b, s.Y.p);
         if (out_bf16) {
-            f2bf_kernel<<<grid_for(cnt), kThreads>>>(s.Y.p, static_cast<bf16*>(out.data()) + s0 * LH, cnt);
+            f2bf_kernel<<<grid_for(cnt), kThreads, 0, s.stream>>>(s.Y.p, static_cast<bf16*>(out.data()) + s0 * LH, cnt);
         } else {
-            if (s.bf) round_bf16_kernel<<<grid_for(cnt), kThreads>>>(s.Y.p, cnt);
+            if (s.bf) round_bf16_kernel<<<grid_for(cnt), kThreads, 0, s.stream>>>(s.Y.p, cnt);
             AR_CUDA_CHECK(cudaMemcpyAsync(static_cast<float*>(out.data()) + s0 * LH, s.Y.p, size_t(cnt) * sizeof(float),
-                                          cudaMemcpyDeviceToDevice));
+                                          cudaMemcpyDeviceToDevice, s.stream));
         }
         AR_CUDA_CHECK(cudaGetLastError());
     }
@@ -1179,15 +1365,15 @@ double CudaBlockEngine::masked_mse_all(const CudaActivations& pred, const CudaAc
         const float* yp = static_cast<const float*>(pred.data()) + (bf ? 0 : s0 * LH);
         const float* rp = static_cast<const float*>(ref.data()) + (bf ? 0 : s0 * LH);
         if (bf) {  // widen the chunk into the sub-batch's Y and R scratch
-            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads>>>(static_cast<const bf16*>(pred.data()) + s0 * LH, s.Y.p,
+            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads, 0, s.stream>>>(static_cast<const bf16*>(pred.data()) + s0 * LH, s.Y.p,
                                                                 N * s.d.hidden);
-            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads>>>(static_cast<const bf16*>(ref.data()) + s0 * LH, s.R.p,
+            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads, 0, s.stream>>>(static_cast<const bf16*>(ref.data()) + s0 * LH, s.R.p,
                                                                 N * s.d.hidden);
             yp = s.Y.p;
             rp = s.R.p;
         }
         // the gradient outputs land in the sub-batch's dY scratch and are not used
-        mse_kernel<<<unsigned(N), kThreads>>>(yp, rp, s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L,
+        mse_kernel<<<unsigned(N), kThreads, 0, s.stream>>>(yp, rp, s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L,
                                               s.d.hidden, mask_last_token, denom, 0.0, s.dY.p, nullptr, s.partial.p);
         AR_CUDA_CHECK(cudaGetLastError());
         AR_CUDA_CHECK(cudaMemcpy(s.partial_host.data(), s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost));

@@ -64,6 +64,10 @@ struct CudaBlockEngineOptions {
     // only the sign of dW. Needs compute capability 8.9+ (throws otherwise); shapes that are not multiples of 16
     // fall back to the bf16 GEMM.
     bool fp8_backward = false;
+    // --enable_torch_compile: quantize_forward_backward and step_tuned_layers are captured into CUDA graphs (on their
+    // second and first call) and replayed: one tuning iteration is two graph launches instead of ~100 kernel
+    // launches. Bf16 mode with device-resident inputs only; otherwise ignored (the same work runs eagerly).
+    bool cuda_graphs = false;
 };
 
 // The activations of all n calibration samples, [n, L, H], resident on the GPU. The tuner keeps its FP chain and
@@ -130,6 +134,12 @@ public:
     // added when accumulate). Returns the loss (unscaled, like masked_mse_loss).
     double forward_backward(const int64_t* idx, int64_t b, bool mask_last_token, double grad_scale, bool accumulate);
 
+    // One tuning iteration's device work: quantize_tuned_layers(), then forward_backward(idx, b, mask_last_token,
+    // grad_scale, accumulate = false). With options.cuda_graphs the second call captures that work (the gather of
+    // the samples reads indices uploaded to the device before each launch) and later calls replay it; a different
+    // b, mask_last_token or grad_scale captures anew. Returns the loss.
+    double quantize_forward_backward(const int64_t* idx, int64_t b, bool mask_last_token, double grad_scale);
+
     // Downloads dW of weight `which` into host memory [out, in].
     void get_weight_grad(int which, float* dW) const;
 
@@ -154,7 +164,7 @@ public:
     // For every tuned layer: clamp α, β and set block weight `which` = fake_quant(W, V, α, β) (as set_weight would).
     void quantize_tuned_layers();
     // For every tuned layer: dV, dα, dβ from the device dW of the last forward_backward, then SignSGD with
-    // lr[slot] = {lr_v, lr_m}.
+    // lr[slot] = {lr_v, lr_m} (options.cuda_graphs: the rates are uploaded, the steps replayed from a graph).
     void step_tuned_layers(const std::vector<std::array<float, 2>>& lr);
     // best ← the current V, α, β of every tuned layer (device-side copies).
     void snapshot_tuned_layers();

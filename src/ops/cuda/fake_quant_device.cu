@@ -117,7 +117,11 @@ __device__ float sign_step(float p, float g, float lr) {
 
 __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, float* V, float* alpha, float* beta,
                                      const float* wmin, const float* wmax, const float* dWq, float lr_v, float lr_m,
-                                     float* gV, float* gA, float* gB) {
+                                     const float* lr_dev, float* gV, float* gA, float* gB) {
+    if (lr_dev) {  // the rates of this launch from device memory (a replayed CUDA graph)
+        lr_v = lr_dev[0];
+        lr_m = lr_dev[1];
+    }
     const int lane = threadIdx.x & 31;
     const int64_t g = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
     if (g >= groups) return;
@@ -220,20 +224,20 @@ struct Dev {  // a scratch device array for fake_quant_device_run
 
 }  // namespace
 
-void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uint16_t* Wq_bf16) {
+void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uint16_t* Wq_bf16, CUstream_st* stream) {
     const Params P = params_of(l);
     const int64_t groups = l.sh.groups();
-    forward_kernel<<<unsigned((groups + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock>>>(
+    forward_kernel<<<unsigned((groups + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
         P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, Wq_f32, reinterpret_cast<__nv_bfloat16*>(Wq_bf16));
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
 void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float* dWq, float lr_v, float lr_m, float* gV,
-                                     float* gA, float* gB) {
+                                     float* gA, float* gB, CUstream_st* stream, const float* lr_device) {
     const Params P = params_of(l);
     const int64_t groups = l.sh.groups();
-    backward_step_kernel<<<unsigned((groups + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock>>>(
-        P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, gV, gA, gB);
+    backward_step_kernel<<<unsigned((groups + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
+        P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 

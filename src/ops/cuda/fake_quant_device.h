@@ -17,6 +17,8 @@
 
 #include "ops/cpu/fake_quant.h"
 
+struct CUstream_st;  // cudaStream_t without the CUDA headers
+
 namespace autoround {
 
 // One layer's device arrays (shapes of ops/cpu/fake_quant.h).
@@ -33,14 +35,18 @@ struct FakeQuantDeviceLayer {
 };
 
 // Clamps α, β to [0, 1] in place, then writes W_q [out, in] as float32 (Wq_f32) or as bf16 bit patterns
-// (Wq_bf16), whichever is not null. Asynchronous on the default stream.
-void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uint16_t* Wq_bf16);
+// (Wq_bf16), whichever is not null. Asynchronous on `stream` (null: the default stream).
+void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uint16_t* Wq_bf16,
+                               CUstream_st* stream = nullptr);
 
 // From dWq [out, in] (the gradient wrt W_q): dV, dα, dβ as fake_quant_backward computes them (also written to
 // gV [out, G·gs] / gA / gB [out·G] when not null), then V -= lr_v·sign(dV) and, when minmax, α -= lr_m·sign(dα),
-// β -= lr_m·sign(dβ). Asynchronous on the default stream.
+// β -= lr_m·sign(dβ). Asynchronous on `stream` (null: the default stream). lr_device (optional): the two rates
+// {lr_v, lr_m} read from device memory when the kernel runs instead of lr_v / lr_m (a step captured once in a
+// CUDA graph and replayed with a new learning rate each iteration).
 void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float* dWq, float lr_v, float lr_m, float* gV,
-                                     float* gA, float* gB);
+                                     float* gA, float* gB, CUstream_st* stream = nullptr,
+                                     const float* lr_device = nullptr);
 
 // The host-array form, for tests: uploads W, V, α, β, wmin, wmax (V/α/β of `t`; α, β ignored unless minmax),
 // runs fake_quant_device_forward, then fake_quant_device_backward_step with dWq, and returns W_q (float32
