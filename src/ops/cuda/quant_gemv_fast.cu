@@ -173,14 +173,34 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
         if (active && wb0 + u < wb1) load_block_and_group<B, VEC>(a, wb0 + u, col0, qn[u], sn[u], zn[u]);
     }
 
-    // Stage x[kb0·32, kb0·32 + nb·32), each value times its position's power of two.
+    // Stage x[kb0·32, kb0·32 + nb·32), each value times its position's power of two. Four values per thread and
+    // step, all of a thread's loads issued before they are used (the prologue is a chain of memory round trips that
+    // the weight stream waits behind, so each round trip saved shows); the scalar loops where x is misaligned.
     const int64_t k0 = int64_t(kb0) * 32;
     const int cnt = nb * 32;
+    const bool v4 = (reinterpret_cast<uintptr_t>(a.src) & 15) == 0 && (a.k & 3) == 0 &&
+                    (OP != int(GemvPrologue::RmsNorm) || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
+    float inv = 1.f;  // RmsNorm: 1 / rms(x)
     if constexpr (OP == int(GemvPrologue::RmsNorm)) {
-        double ss = 0.0;
-        for (int i = threadIdx.x; i < a.k; i += kFThreads) {
-            const double v = double(a.src[i]);
-            ss += v * v;
+        double ss = 0.0;  // fixed summation order per thread, then per warp, then over warps: every CTA the same bits
+        if (v4) {
+            const float4* s4 = reinterpret_cast<const float4*>(a.src);
+            const int n4 = a.k >> 2;
+            for (int i0 = threadIdx.x; i0 < n4; i0 += 4 * kFThreads) {
+                float4 v[4];
+#pragma unroll
+                for (int u = 0; u < 4; ++u)
+                    v[u] = i0 + u * kFThreads < n4 ? __ldg(s4 + i0 + u * kFThreads) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+                for (int u = 0; u < 4; ++u)
+                    ss += double(v[u].x) * v[u].x + double(v[u].y) * v[u].y + double(v[u].z) * v[u].z +
+                          double(v[u].w) * v[u].w;
+            }
+        } else {
+            for (int i = threadIdx.x; i < a.k; i += kFThreads) {
+                const double v = double(a.src[i]);
+                ss += v * v;
+            }
         }
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
@@ -189,21 +209,28 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
         double tot = 0.0;
 #pragma unroll
         for (int i = 0; i < kFWarps; ++i) tot += redd[i];  // fixed order: every CTA gets the same bits
-        const float inv = 1.0f / sqrtf(float(tot / double(a.k)) + a.eps);
-        for (int i = threadIdx.x; i < cnt; i += kFThreads) {
+        inv = 1.0f / sqrtf(float(tot / double(a.k)) + a.eps);
+    }
+    // x value of input k (the prologue applied), before the position scale
+    auto x_of = [&](int64_t k, float src_k, float second) -> float {
+        if constexpr (OP == int(GemvPrologue::RmsNorm)) return second * (src_k * inv);  // second = norm_w[k]
+        else if constexpr (OP == int(GemvPrologue::SwiGlu)) return src_k / (1.0f + expf(-src_k)) * second;  // up[k]
+        else return src_k;
+    };
+    const float* second = OP == int(GemvPrologue::RmsNorm) ? a.norm_w : (OP == int(GemvPrologue::SwiGlu) ? a.src + a.k : nullptr);
+    if (v4) {
+        for (int i = 4 * threadIdx.x; i < cnt; i += 4 * kFThreads) {
             const int64_t k = k0 + i;
-            xs[i] = (a.norm_w[k] * (a.src[k] * inv)) * pos_scale<B>(k);
-        }
-    } else if constexpr (OP == int(GemvPrologue::SwiGlu)) {
-        for (int i = threadIdx.x; i < cnt; i += kFThreads) {
-            const int64_t k = k0 + i;
-            const float g = a.src[k];
-            xs[i] = (g / (1.0f + expf(-g)) * a.src[a.k + k]) * pos_scale<B>(k);
+            const float4 sv = __ldg(reinterpret_cast<const float4*>(a.src + k));
+            const float4 tv = second ? __ldg(reinterpret_cast<const float4*>(second + k)) : make_float4(0.f, 0.f, 0.f, 0.f);
+            *reinterpret_cast<float4*>(xs + i) =
+                make_float4(x_of(k, sv.x, tv.x) * pos_scale<B>(k), x_of(k + 1, sv.y, tv.y) * pos_scale<B>(k + 1),
+                            x_of(k + 2, sv.z, tv.z) * pos_scale<B>(k + 2), x_of(k + 3, sv.w, tv.w) * pos_scale<B>(k + 3));
         }
     } else {
         for (int i = threadIdx.x; i < cnt; i += kFThreads) {
             const int64_t k = k0 + i;
-            xs[i] = a.src[k] * pos_scale<B>(k);
+            xs[i] = x_of(k, a.src[k], second ? second[k] : 0.f) * pos_scale<B>(k);
         }
     }
     __syncthreads();
@@ -277,6 +304,8 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
 
 // The k split: S CTAs per column tile, each ≤ kFMaxBlocks blocks, none empty, ≥ 1 block per warp where k allows;
 // among those, the fewest splits whose grid fills its last wave of resident CTAs to ≥ 90 % (else the best fill).
+// Measured against two alternatives on an H200 (Qwen3-4B / 8B decode, bench_quant_gemv): the fewest splits (≤ 64
+// blocks per CTA) and the fewest splits with at least one full wave were 2–9 % slower per token (o and down lose most).
 // Returns blocks per CTA.
 int choose_blocks_per_cta(int64_t gx, int nblk, int64_t cap) {
     const int smin = (nblk + kFMaxBlocks - 1) / kFMaxBlocks;
