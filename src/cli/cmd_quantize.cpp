@@ -608,7 +608,11 @@ int run_quantize(const QuantizeArgs& a) {
             upd += b.update_seconds;
             its += b.iters_run;
         }
-        if (its > 0 && tune > 0)
+        if (its > 0 && tune > 0 && bwd == 0 && fwd > 0)  // the GPU tuner: one device call per iteration
+            std::printf("tuning: %.3f s per block-iteration (on the GPU: fake quantization + block forward + loss + "
+                        "backward %.0f%%, fake-quant backward + SignSGD %.0f%%, other %.0f%%)\n",
+                        tune / its, 100 * (fwd + qdq) / tune, 100 * upd / tune, 100 * (tune - fwd - qdq - upd) / tune);
+        else if (its > 0 && tune > 0)
             std::printf("tuning: %.3f s per block-iteration (block forward+loss %.0f%%, block backward %.0f%%, "
                         "fake-quant forward %.0f%%, fake-quant backward+SignSGD %.0f%%)\n",
                         tune / its, 100 * fwd / tune, 100 * bwd / tune, 100 * qdq / tune, 100 * upd / tune);

@@ -1165,8 +1165,9 @@ int CudaBlockEngine::add_tuned_layer(int which, const FakeQuantShape& sh, const 
     t->W.upload(W, nw, "a tuned layer's weight");
     t->wmin.upload(wmin, ng, "a tuned layer's group minima");
     t->wmax.upload(wmax, ng, "a tuned layer's group maxima");
-    const std::vector<float> zeros(nv, 0.f), ones(ng, 1.f);
-    t->V.upload(zeros.data(), nv, "a tuned layer's rounding offsets V");
+    const std::vector<float> ones(ng, 1.f);
+    t->V.alloc(nv, "a tuned layer's rounding offsets V");  // V = 0 (set on the device: no host array of zeros)
+    AR_CUDA_CHECK(cudaMemsetAsync(t->V.p, 0, nv * sizeof(float), s.stream));
     t->bV.alloc(nv, "a tuned layer's best V");
     if (minmax) {
         t->alpha.upload(ones.data(), ng, "a tuned layer's min scales");
