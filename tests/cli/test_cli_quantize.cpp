@@ -171,6 +171,10 @@ TEST(Cli, QuantizeRefusesBadRequestsBeforeWork) {
     r = run(tiny_args(t.dir) + " --format auto_gptq --nblocks 0");
     EXPECT_EQ(r.status, 1) << r.out;
     EXPECT_NE(r.out.find("--nblocks"), std::string::npos) << r.out;
+    // --enable_torch_compile and --disable_torch_compile contradict each other
+    r = run(tiny_args(t.dir) + " --format auto_gptq --enable_torch_compile --disable_torch_compile");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("--disable_torch_compile"), std::string::npos) << r.out;
     // an empty dataset is a clear error
     std::ofstream(t.dir / "empty.jsonl") << "";
     r = run("quantize --model " + kNano + " --output_dir " + (t.dir / "o2").string() + " --iters 2 --nsamples 4 " +
@@ -186,16 +190,20 @@ TEST(Cli, QuantizeRefusesBadRequestsBeforeWork) {
     unsetenv("HF_HUB_OFFLINE");
 }
 
-// --nblocks above the model's 6 blocks: clamped with a note, all blocks tuned as one group, recorded.
+// --nblocks above the model's 6 blocks: clamped with a note, all blocks tuned as one group, recorded (and
+// --enable_torch_compile noted as a GPU-only option).
 TEST(Cli, QuantizeNblocksIsClampedAndRecorded) {
     TempDir t("nblocks");
     const Result r = run("quantize --model " + kNano + " --output_dir " + t.dir.string() +
                          " --iters 2 --nsamples 4 --seqlen 32 --batch_size 4 --dataset " + kC4 +
-                         ":shuffle=false --threads 1 --nblocks 99 --format fake");
+                         ":shuffle=false --threads 1 --nblocks 99 --format fake --enable_torch_compile");
     ASSERT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("--nblocks 99 is clamped to the model's 6 decoder blocks"), std::string::npos) << r.out;
+    // on the CPU --enable_torch_compile is accepted with a note (CUDA graphs are a --device cuda feature)
+    EXPECT_NE(r.out.find("--enable_torch_compile has no effect on CPU"), std::string::npos) << r.out;
     const auto rep = nlohmann::json::parse(slurp(t.dir / "qwen3-nano-w4g128" / "quantize_report.json"));
     EXPECT_EQ(rep["settings"]["nblocks"], 6);
+    EXPECT_EQ(rep["settings"]["cuda_graphs"], false);
     ASSERT_EQ(rep["blocks"].size(), 6u);
     for (const auto& b : rep["blocks"]) {
         EXPECT_EQ(b["method"], "signround");
