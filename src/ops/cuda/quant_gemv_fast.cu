@@ -304,8 +304,10 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
 
 // The k split: S CTAs per column tile, each ≤ kFMaxBlocks blocks, none empty, ≥ 1 block per warp where k allows;
 // among those, the fewest splits whose grid fills its last wave of resident CTAs to ≥ 90 % (else the best fill).
-// Measured against two alternatives on an H200 (Qwen3-4B / 8B decode, bench_quant_gemv): the fewest splits (≤ 64
-// blocks per CTA) and the fewest splits with at least one full wave were 2–9 % slower per token (o and down lose most).
+// Measured against alternatives on an H200 (Qwen3-4B / 8B decode, bench_quant_gemv): the fewest splits (≤ 64
+// blocks per CTA) and the fewest splits with at least one full wave were 2–9 % slower per token (o and down lose most);
+// with up to 128 blocks per CTA, one CTA per SM (long per-warp streams, gate|up at S = 1) was 5–16 % slower (gate|up
+// 21.5 vs 18.0 µs): a warp keeps only one batch (4 KB) of loads ahead, so longer streams do not hide the latency.
 // Returns blocks per CTA.
 int choose_blocks_per_cta(int64_t gx, int nblk, int64_t cap) {
     const int smin = (nblk + kFMaxBlocks - 1) / kFMaxBlocks;
