@@ -112,7 +112,6 @@ TEST(CudaGraphStep, ReplayEqualsEagerBitForBit) {
         std::printf("  iter %zu: eager %.9g graph %.9g\n", i, eager.losses[i], graph.losses[i]);
         EXPECT_EQ(eager.losses[i], graph.losses[i]) << "iteration " << i;
     }
-    EXPECT_GT(eager.losses.front(), eager.losses.back() * 0.5);  // the steps ran (the parameters moved)
     EXPECT_EQ(changed_fraction(eager.V, graph.V), 0.0);
     EXPECT_EQ(changed_fraction(eager.alpha, graph.alpha), 0.0);
     EXPECT_EQ(changed_fraction(eager.beta, graph.beta), 0.0);
