@@ -199,17 +199,14 @@ int run_quantize(const QuantizeArgs& a) {
     so.low_gpu_mem_usage = so.cuda && a.low_gpu_mem_usage;
     check(!a.fp8_backward || so.cuda_bf16, "--fp8_backward needs --device cuda --gpu_precision bf16");
     so.cuda_fp8_backward = a.fp8_backward;
-    so.cuda_graphs = so.cuda && a.enable_torch_compile;
-    if (so.cuda_graphs) {  // what the CUDA graphs need; otherwise the same work runs eagerly
-        if (!so.cuda_bf16)
-            note("--enable_torch_compile: CUDA graphs need --gpu_precision bf16; tuning runs without them");
-        else if (so.low_gpu_mem_usage)
-            note("--enable_torch_compile: CUDA graphs need the activations on the GPU, not --low_gpu_mem_usage; "
-                 "tuning runs without them");
-        else if (a.gradient_accumulate_steps > 1)
-            note("--enable_torch_compile: CUDA graphs capture one sub-batch per step, not "
-                 "--gradient_accumulate_steps > 1; tuning runs without them");
-    }
+    // CUDA graphs where they apply (bf16, activations on the GPU, one sub-batch per step); otherwise the same work
+    // runs eagerly, and the note says why
+    so.cuda_graphs = so.cuda && a.enable_torch_compile && so.cuda_bf16 && !so.low_gpu_mem_usage &&
+                     so.gradient_accumulate_steps == 1;
+    if (so.cuda && a.enable_torch_compile && !so.cuda_graphs)
+        note("--enable_torch_compile: CUDA graphs need --gpu_precision bf16, the activations on the GPU (not "
+             "--low_gpu_mem_usage) and one sub-batch per step (not --gradient_accumulate_steps > 1); tuning runs "
+             "without them");
     check(so.iters >= 0, "--iters must be >= 0");
     check(so.batch_size > 0, "--batch_size must be positive");
     check(so.gradient_accumulate_steps > 0, "--gradient_accumulate_steps must be positive");
@@ -494,7 +491,7 @@ int run_quantize(const QuantizeArgs& a) {
         {"gpu_precision", so.cuda ? a.gpu_precision : "-"},
         {"low_gpu_mem_usage", so.low_gpu_mem_usage},
         {"fp8_backward", so.cuda_fp8_backward},
-        {"cuda_graphs", so.cuda_graphs && so.cuda_bf16 && !so.low_gpu_mem_usage && so.gradient_accumulate_steps == 1},
+        {"cuda_graphs", so.cuda_graphs},
         {"threads", a.threads},
     };
     json blocks = json::array();
