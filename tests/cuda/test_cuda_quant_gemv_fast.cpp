@@ -9,10 +9,13 @@
 //     x = silu(g)·u, each against the host's FP64 product with the host-computed FP32 x;
 //   * the side job zeroes its buffer, a captured graph replays y = correctly, misaligned arrays take the scalar path;
 //   * argument errors throw autoround::Error.
-// Tolerance: |y − y_ref| ≤ 1e-5 · (Σ_k |w·x| + |y0|) per row, w = s·(q − z) unrounded. The kernel forms q − z
-// exactly and multiplies in FP32: one rounding per product plus FP32 sums over ≤ 32 products, per-block scaling and
-// a few reductions, so the typical error is a few 2⁻²⁴ relative; a wrong code, group, column or power-of-two scale
-// is off by far more. The prologue x differs from the host's by ≤ 1–2 ulp (expf, sum order): also far below it.
+//   * bits 2, 4, 8 hold x per 32-input block as a 21-bit fixed-point value: x spanning 2^±20 inside a block stays
+//     within that bound, whole vectors scaled by 1e±30 keep their relative accuracy, non-finite x give non-finite y.
+// Tolerance: |y − y_ref| ≤ 1e-5 · (Σ_k |w·x| + |y0|) per row, w = s·(q − z) unrounded. Bits 3: q − z exact, one FP32
+// rounding per product plus FP32 sums over ≤ 32 products; bits 2, 4, 8: each x to ≤ 2^−21 of its block's largest
+// |x| (for Gaussian x a few 2^−21 of Σ|w·x|), exact integer sums, then FP32 scaling. A wrong code, group, column,
+// digit plane or block scale is off by far more. The prologue x differs from the host's by ≤ 1–2 ulp (expf, sum
+// order): also far below it.
 // Built only with -DAUTOROUND_CUDA=ON (label "gpu"); every test skips cleanly when no CUDA device is visible.
 #include <gtest/gtest.h>
 
@@ -21,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -178,6 +182,76 @@ TEST(CudaQuantGemvFast, OneHotGivesEveryWeightExactly) {
                                       << ", expected " << p.w[size_t(r * s.k + c)];
             }
             EXPECT_EQ(bad, 0) << label(p, "one-hot", false);
+        }
+}
+
+// The integer path's documented bound: each x off by ≤ 2^−21 of its block's largest |x| (asserted with 2^−20), with
+// x spanning 2^−20 … 2^20 inside every block; and whole vectors scaled by 1e−30 / 1e30 keep the relative tolerance.
+TEST(CudaQuantGemvFast, IntegerPathStaysInsideItsPrecisionBound) {
+    SKIP_WITHOUT_GPU();
+    uint32_t seed = 700;
+    for (const int bits : {2, 4, 8}) {
+        const int64_t n = 132, k = 480, group = 96;
+        const Packed p = make_packed(n, k, group, bits, seed++);
+        DevPacked d(p);
+        std::mt19937 g(seed++);
+        std::uniform_int_distribution<int> ex(-20, 20);
+        std::vector<float> x = randn(size_t(k), seed++);
+        for (auto& v : x) v = std::ldexp(v, ex(g));
+        Dev<float> dx(x), dy{size_t(n)};
+        ASSERT_TRUE(dx.p && dy.p);
+        quant_gemv_fast(d.w, dx.p, dy.p, false, nullptr);
+        QF_CUDA_OK(cudaDeviceSynchronize());
+        const std::vector<float> y = dy.get();
+        int bad = 0;
+        for (int64_t r = 0; r < n; ++r) {
+            double ref = 0.0, abs_sum = 0.0, bound = 0.0;
+            for (int64_t b = 0; b < k / 32; ++b) {
+                double m = 0.0;
+                for (int64_t c = 32 * b; c < 32 * b + 32; ++c) m = std::max(m, std::fabs(double(x[size_t(c)])));
+                for (int64_t c = 32 * b; c < 32 * b + 32; ++c) {
+                    const double w = p.w[size_t(r * k + c)];
+                    ref += w * double(x[size_t(c)]);
+                    abs_sum += std::fabs(w * double(x[size_t(c)]));
+                    bound += std::fabs(w) * m * std::ldexp(1.0, -20);
+                }
+            }
+            const double err = std::fabs(double(y[size_t(r)]) - ref);
+            if (!(err <= bound + 1e-6 * abs_sum) && bad++ < 5)
+                ADD_FAILURE() << "bits " << bits << " row " << r << ": y " << y[size_t(r)] << ", ref " << ref
+                              << ", error " << err << " > bound " << bound + 1e-6 * abs_sum;
+        }
+        EXPECT_EQ(bad, 0) << "bits " << bits;
+
+        for (const float scale : {1e-30f, 1e30f}) {
+            std::vector<float> xs = randn(size_t(k), seed++);
+            for (auto& v : xs) v *= scale;
+            dx.put(xs);
+            quant_gemv_fast(d.w, dx.p, dy.p, false, nullptr);
+            QF_CUDA_OK(cudaDeviceSynchronize());
+            expect_close(dy.get(), p, xs, nullptr,
+                         "bits " + std::to_string(bits) + " x scaled by " + std::to_string(scale));
+        }
+    }
+}
+
+// A NaN or an infinity in x makes every y non-finite (on the integer path the block's scale becomes NaN).
+TEST(CudaQuantGemvFast, NonFiniteXGivesNonFiniteY) {
+    SKIP_WITHOUT_GPU();
+    uint32_t seed = 800;
+    for (const int bits : {2, 3, 4, 8})
+        for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+            const Packed p = make_packed(40, 256, 128, bits, seed++);
+            DevPacked d(p);
+            std::vector<float> x = randn(256, seed++);
+            x[37] = bad;
+            Dev<float> dx(x), dy(40);
+            ASSERT_TRUE(dx.p && dy.p);
+            quant_gemv_fast(d.w, dx.p, dy.p, false, nullptr);
+            QF_CUDA_OK(cudaDeviceSynchronize());
+            const std::vector<float> y = dy.get();
+            EXPECT_EQ(std::count_if(y.begin(), y.end(), [](float v) { return std::isfinite(v); }), 0)
+                << "bits " << bits << ", x[37] = " << bad;
         }
 }
 

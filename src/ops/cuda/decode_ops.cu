@@ -53,6 +53,7 @@
 
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace autoround {
 namespace {
@@ -168,6 +169,8 @@ __global__ void __launch_bounds__(kRopeWarps * 32)
                         const int32_t* __restrict__ d_slot0, int64_t pos_delta, float* __restrict__ q_f32,
                         uint16_t* __restrict__ q_bf16, uint16_t* __restrict__ k_cache, uint16_t* __restrict__ v_cache,
                         int64_t capacity) {
+    pdl_trigger();  // launched with PDL in the decode chain (ops/cuda/pdl.cuh): everything here reads its inputs
+    pdl_wait();
     const int lane = threadIdx.x & 31;
     const int hh = blockIdx.x * kRopeWarps + (threadIdx.x >> 5);
     const int n_heads = nq + 2 * nkv;
@@ -298,6 +301,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     constexpr int HB = C::kHeads, VEC = C::kVec, NV = C::kNv, LPK = C::kLpk, W = C::kWords;
     constexpr int KS = C::kKeysPerStep, U = C::kUnroll, TILE = C::kTile, HPW = C::kHeadsPerWarp;
     constexpr int NW = C::kWarps;
+    pdl_trigger();  // PDL (ops/cuda/pdl.cuh): nothing to do before the inputs are ready
+    pdl_wait();
     __shared__ float sc[HB][TILE];                          // scores, then probabilities, of the current tile
     __shared__ float alpha_s[HB];                           // rescale of the accumulators for the current tile
     __shared__ float ml_s[HB][2];                           // final (m, l) per head
@@ -557,6 +562,8 @@ __global__ void __launch_bounds__(kMergeThreads)
     __shared__ float wgt[kMaxSplits];
     __shared__ float red[32];
     __shared__ float part[32][33];
+    pdl_trigger();  // PDL (ops/cuda/pdl.cuh)
+    pdl_wait();
     const int h = blockIdx.x;
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const int d = blockIdx.y * 32 + lane;
@@ -624,14 +631,12 @@ void launch_attention(const float* q, const uint16_t* k_cache, const uint16_t* v
     float* ws_ml = p.nsplit > 1 ? ws_o + int64_t(p.nsplit) * nq * D : nullptr;  // [nsplit, nq, 2]
     const int direct = p.nsplit == 1 ? 1 : 0;
     const dim3 grid(unsigned(p.nblk), unsigned(nkv * p.hblocks), unsigned(T));
-    attn_kernel<C><<<grid, C::kThreads, 0, stream>>>(q, k_cache, v_cache, nq, nkv, D, scale, d_slot0, int(max_keys),
-                                                      p.chunk, p.hblocks, direct, o, ws_o, ws_ml);
-    AR_CUDA_CHECK(cudaGetLastError());
+    launch_pdl(attn_kernel<C>, grid, dim3(C::kThreads), 0, stream, q, k_cache, v_cache, nq, nkv, D, scale, d_slot0,
+               int(max_keys), p.chunk, p.hblocks, direct, o, ws_o, ws_ml);
     if (!direct) {
         const dim3 mgrid(unsigned(nq), unsigned((D + 31) / 32));
-        attn_merge_kernel<<<mgrid, kMergeThreads, 0, stream>>>(ws_o, ws_ml, nq, D, d_slot0, int(max_keys), p.chunk,
-                                                              p.nsplit, o);
-        AR_CUDA_CHECK(cudaGetLastError());
+        launch_pdl(attn_merge_kernel, mgrid, dim3(kMergeThreads), 0, stream, ws_o, ws_ml, nq, D, d_slot0,
+                   int(max_keys), p.chunk, p.nsplit, o);
     }
 }
 
@@ -827,9 +832,8 @@ void qk_norm_rope_cache(const float* qkv, int64_t T, int nq, int nkv, int D, con
     if (q_bf16) check_ptr(what, "q_bf16", q_bf16, 2);
     const int n_heads = nq + 2 * nkv;
     const dim3 grid(unsigned((n_heads + kRopeWarps - 1) / kRopeWarps), unsigned(T));
-    qk_norm_rope_kernel<<<grid, kRopeWarps * 32, 0, stream>>>(qkv, nq, nkv, D, q_norm, k_norm, eps, inv_freq, d_slot0,
-                                                              pos_delta, q_f32, q_bf16, k_cache, v_cache, capacity);
-    AR_CUDA_CHECK(cudaGetLastError());
+    launch_pdl(qk_norm_rope_kernel, grid, dim3(kRopeWarps * 32), 0, stream, qkv, nq, nkv, D, q_norm, k_norm, eps,
+               inv_freq, d_slot0, pos_delta, q_f32, q_bf16, k_cache, v_cache, capacity);
 }
 
 size_t decode_attention_workspace_bytes(int64_t T, int nq, int D, int64_t max_keys) {

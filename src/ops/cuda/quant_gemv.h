@@ -69,13 +69,16 @@ struct GemvInput {
     float eps = 1e-6f;              // RmsNorm
 };
 
-// y[n] (+)= Σ_k s·(q − z)·x[k] in FP32 without rounding the weight to bf16: per 32-input block and column the integer
-// differences (q − z) are formed exactly (codes placed in the mantissa of 2^23 by one LOP3 / PRMT, then 2^23 + z
-// subtracted) and multiplied by x in FP32; the block sum is scaled by the group's fp16 scale. That is the CPU model's
-// float32 dequantization s·(q − z) before its bf16 rounding, so the result is at least as close to an FP32 reference
-// as quant_gemv's (the difference from quant_gemv: up to ~2^-9 relative per weight, the bf16 rounding it skips).
+// y[n] (+)= Σ_k s·(q − z)·x[k] without rounding the weight to bf16: per 32-input block and column the sum of
+// (q − z)·x, scaled by the group's fp16 scale in FP32. Bits 2, 4, 8: x is held per block as a 21-bit fixed-point
+// value (each x to 2^−21 of the block's largest |x|; FP32 holds it to 2^−24 of itself) and Σ (q − z)·X is exact in
+// int32; bits 3: (q − z) exact in FP32, times x rounded once. A power-of-two one-hot x gives single weights exactly.
+// That is the CPU model's float32 dequantization s·(q − z) before its bf16 rounding, so the result is at least as
+// close to an FP32 reference as quant_gemv's (which rounds every weight to bf16, ~2^-9 relative).
 // Same requirements, layout, alignment fallback and atomics as quant_gemv (x [k] / src and y must not overlap; zero
-// points ≤ 2^bits as above; products with |x| < 2^-114 may lose bits: x is pre-scaled by powers of two ≥ 2^-12).
+// points ≤ 2^bits as above). A non-finite x makes every y non-finite.
+// Launched with programmatic dependent launch on sm_90 (ops/cuda/pdl.cuh): its weight loads may overlap the kernel
+// before it on the stream; it waits for that kernel before reading x or writing anything.
 // zero / zero_count (optional): the kernel also sets zero[0 .. zero_count) to 0.0f, a buffer the caller needs zeroed
 // for a later y += (decode uses it to avoid memset nodes in its graph); it must not overlap y or the inputs.
 // Asynchronous, no allocation, graph-capturable.

@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "export/pack_layout.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/quant_gemv.h"
 
 namespace autoround {
@@ -188,10 +189,12 @@ inline int64_t column_tiles(const DeviceQuantWeight& w, int64_t cols_per_cta, co
 
 // Fills the argument members shared by both kernels (see the file header) for a grid of `splits` k splits of bpc
 // blocks each, zeroes y for y = with several splits (they add into it atomically) and launches
-// kernel<<<(gx, splits), threads>>>(a) on `stream`.
+// kernel<<<(gx, splits), threads>>>(a) on `stream` (with programmatic dependent launch when `pdl`: the kernel keeps
+// the contract of ops/cuda/pdl.cuh).
 template <typename Kernel, typename Args>
 void launch_split_grid(Kernel kernel, int threads, Args& a, const DeviceQuantWeight& w, float* y, bool accumulate,
-                       int64_t gx, int nblk, int bpc, int64_t splits, const char* fn, cudaStream_t stream) {
+                       int64_t gx, int nblk, int bpc, int64_t splits, const char* fn, cudaStream_t stream,
+                       bool pdl = false) {
     check(splits <= 65535, fn, ": k = ", w.k, " too large");
     a.qw = w.qweight;
     a.scales = w.scales;
@@ -204,6 +207,10 @@ void launch_split_grid(Kernel kernel, int threads, Args& a, const DeviceQuantWei
     a.atomic = splits > 1;
     a.accumulate = accumulate;
     if (a.atomic && !accumulate) AR_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t(w.n) * sizeof(float), stream));
+    if (pdl) {
+        launch_pdl(kernel, dim3(unsigned(gx), unsigned(splits)), dim3(unsigned(threads)), 0, stream, a);
+        return;
+    }
     kernel<<<dim3(unsigned(gx), unsigned(splits)), threads, 0, stream>>>(a);
     AR_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,19 +1,18 @@
-// ops/cuda/quant_gemv_fast.cu — quant_gemv_fast (ops/cuda/quant_gemv.h): the decode GEMV of a packed GPTQ weight in
-// FP32 without the per-weight bf16 rounding, with RMSNorm or SwiGLU fused into the staging of x.
+// ops/cuda/quant_gemv_fast.cu — quant_gemv_fast (ops/cuda/quant_gemv.h): the decode GEMV of a packed GPTQ weight
+// without the per-weight bf16 rounding, with RMSNorm or SwiGLU fused into the staging of x.
 //
 // Why: quant_gemv (quant_gemv.cu) reproduces bf16(s·(q − z)) for every weight, ~6 instructions per weight and lane,
-// so it is issue bound at 0.8–1.5 TB/s on an H200. At 4.25 TB/s a 4-bit weight arrives every ~0.12 ns, and an SM
-// issues 128 lane-instructions per clock: the budget is ~4 instructions per weight including loads and overheads.
-// Here a weight costs ~3.1: one LOP3 (code | 2^23 bits), one FADD (− (2^23 + z), exact), one FFMA with x, plus one
-// shift per 8 codes. And every decode kernel that can be fused away (RMSNorm before q|k|v and gate|up, SwiGLU before
-// down, the memsets of the y = outputs) saves the fill and drain of one more kernel per layer.
+// so it is issue bound at 0.8–1.5 TB/s on an H200. At 4.25 TB/s a 4-bit weight arrives every ~0.12 ns and an SM
+// issues 128 lane-instructions per clock: the budget is ~4 instructions per weight including loads and overheads,
+// and the kernels must leave the issue slots to the loads' latency hiding. Every decode kernel that can be fused away
+// (RMSNorm before q|k|v and gate|up, SwiGLU before down, the memsets of the y = outputs) saves the fill and drain of
+// one more kernel per layer.
 //
-// Codes without shifting every one down (bits 2 and 4): a 32-bit word is cut into halves (4-bit: q, q >> 16) or
-// bytes (2-bit: q >> 8m); inside such a piece code i sits at bit B·i, i = 0..3, so (piece & (mask << B·i)) | 2^23
-// is the float 2^23 + 2^(B·i)·q, exact (< 2^24). Subtracting 2^23 + 2^(B·i)·z (one per column, position and group)
-// leaves 2^(B·i)·(q − z) exactly; x[k] was staged pre-multiplied by 2^−(B·(k mod 4)) (k mod 4 = i for both widths),
-// so the product is (q − z)·x rounded once, as without the scaling (powers of two: exact unless |x| < 2^−114).
-// 8-bit: one PRMT per code (byte → 2^23 + q); 3-bit codes straddle words: the generic stream read, then the magic.
+// Bits 2, 4, 8 (the integer path, details above block_term_int): x is staged per 32-input block as three int8 digit
+// planes of a 21-bit fixed-point value, and Σ (q − z)·x is formed exactly in int32 by DP4A: per 8 four-bit codes one
+// shift and two masks, then two DP4A per plane (~1.3 instructions per weight; ncu: the FP32 path below needed 4.5).
+// Bits 3 (the FP32 path): codes straddle words; each code is read by the generic stream read and placed in the
+// mantissa of 2^23, 2^23 + z subtracted (exact), one FFMA with x.
 //
 // Work split (CTA = 8 warps, grid = (column tiles, k splits)): a thread owns VEC = 4 adjacent columns (16-byte loads
 // of one qweight row: a warp reads 512 contiguous bytes; VEC = 1 when n % 4 != 0 or the arrays are misaligned), all
@@ -21,10 +20,13 @@
 // pieces. The k split count S is chosen from the device's resident-CTA capacity so that the last wave is nearly full
 // (a grid of 1.15 waves takes as long as 2). Each warp walks its blocks in batches of U blocks (8 16-byte loads per
 // thread for 4 and 8 bits) with the next batch in flight while the current one is used; the first batch is issued
-// before x is staged, so the staging (and the RMSNorm reduction over all of x) hides under the weight latency.
-// Partial sums: per 32-input block in FP32 (two chains per column), scaled by the group's scale into the column's
-// running sum; then the CTA's 8 warps in shared memory (fixed order) and the S splits with atomicAdd (the low bits of
-// y depend on the order the atomics land in; S = 1: plain stores).
+// before the kernel waits for its predecessor (programmatic dependent launch, ops/cuda/pdl.cuh) and before x is
+// staged, so the launch, the staging and the RMSNorm reduction over all of x hide under the weight latency.
+// Partial sums: per 32-input block and column, scaled by the group's scale into the column's running sum; then the
+// CTA's 8 warps in shared memory (fixed order) and the S splits with atomicAdd (the low bits of y depend on the
+// order the atomics land in; S = 1: plain stores).
+// Tried and not kept (bench/results/gpu-inference-h200.md, session 10): one wave of CTAs over (column tile, block)
+// units with a per-warp cp.async ring 4 units deep — as fast on gate|up, slower on o and down.
 // The weight loads, the CTA reduction, the argument checks and the launch are shared with quant_gemv.cu
 // (ops/cuda/quant_gemv_common.cuh).
 #include <cuda_fp16.h>
@@ -51,71 +53,29 @@ constexpr int kFWarps = 8;
 constexpr int kFThreads = 32 * kFWarps;
 constexpr int kFMaxBlocks = 64;  // 32-input blocks per CTA at most: the staged x chunk is ≤ 2048 floats (8 KB)
 
-// Code positions per piece that share one zero constant: 4 for bits 2 and 4 (code i at bit B·i of its piece), 1 else.
-template <int B>
-constexpr int kPos = (B == 2 || B == 4) ? 4 : 1;
 // Blocks per batch: 8 (4-bit: 4 words × 2) or 6/4 16-byte loads per thread in flight.
 template <int B>
 constexpr int kBatch = B == 8 ? 1 : 2;
 
-// The power of two x[k] is staged with: 2^−(B·(k mod 4)) for bits 2 and 4 (undoes the code's position), else 1.
-template <int B>
-__device__ __forceinline__ float pos_scale(int64_t k) {
-    if constexpr (kPos<B> == 4) {
-        const int i = int(k & 3);
-        return __uint_as_float(uint32_t(127 - B * i) << 23);  // 2^−(B·i), a normal float
-    } else {
-        return 1.f;
-    }
-}
+// ---- the FP32 path (bits 3) ------------------------------------------------------------------------------------
+// A code q becomes the float 2^23 + q by OR-ing in 2^23's bits (exact: q < 2^23); subtracting zm = 2^23 + z (exact)
+// leaves q − z, and one FFMA with x adds (q − z)·x rounded once. 3-bit codes straddle words: the generic stream read.
 
-// Σ over the 32 codes of one column's block of (q − z)·x, as two FMA chains. q[0..B) the block's words, zm[i] =
-// 2^23 + 2^(B·i)·z, xr[0..32) the block's staged (pre-scaled) x.
-template <int B>
-__device__ __forceinline__ float dot_block_fast(const uint32_t (&q)[B], const float (&zm)[kPos<B>],
-                                                const float (&xr)[32]) {
+// Σ over the 32 codes of one column's block of (q − z)·x, as two FMA chains. q[0..3) the block's words,
+// zm = 2^23 + z, xr[0..32) the block's staged x.
+__device__ __forceinline__ float dot_block_fp32(const uint32_t (&q)[3], float zm, const float (&xr)[32]) {
     float a0 = 0.f, a1 = 0.f;
-    if constexpr (B == 2 || B == 4) {
-        // word w: codes (32/B)·w .. (32/B)·w + 32/B − 1 (code j at bit B·j), cut into 8/B pieces of 4 codes
-        // (4-bit: halves q, q >> 16; 2-bit: bytes q >> 8m); code i of a piece sits at bit B·i
-        constexpr int per_word = 32 / B, pieces = 8 / B;
 #pragma unroll
-        for (int w = 0; w < B; ++w) {
-#pragma unroll
-            for (int m = 0; m < pieces; ++m) {
-                const uint32_t t = q[w] >> (4 * B * m);
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const float v = __uint_as_float((t & (pack::code_mask(B) << (B * i))) | kF32MagicBits);
-                    const float d = __fsub_rn(v, zm[i]);
-                    if (i & 1) a1 = fmaf(d, xr[per_word * w + 4 * m + i], a1);
-                    else a0 = fmaf(d, xr[per_word * w + 4 * m + i], a0);
-                }
-            }
-        }
-    } else if constexpr (B == 8) {
-#pragma unroll
-        for (int w = 0; w < 8; ++w) {  // word w: codes 4w .. 4w + 3 (byte j)
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                // bytes (q.byte[j], 0, 0, 0x4B) = float 2^23 + q
-                const float v = __uint_as_float(__byte_perm(q[w], kF32MagicBits, 0x7540u | uint32_t(j)));
-                const float d = __fsub_rn(v, zm[0]);
-                if (j & 1) a1 = fmaf(d, xr[4 * w + j], a1);
-                else a0 = fmaf(d, xr[4 * w + j], a0);
-            }
-        }
-    } else {  // B == 3: the generic stream read (constant offsets after unrolling)
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const float v = __uint_as_float(pack::gptq_get(q, 1, i, 3) | kF32MagicBits);
-            const float d = __fsub_rn(v, zm[0]);
-            if (i & 1) a1 = fmaf(d, xr[i], a1);
-            else a0 = fmaf(d, xr[i], a0);
-        }
+    for (int i = 0; i < 32; ++i) {
+        const float v = __uint_as_float(pack::gptq_get(q, 1, i, 3) | kF32MagicBits);
+        const float d = __fsub_rn(v, zm);
+        if (i & 1) a1 = fmaf(d, xr[i], a1);
+        else a0 = fmaf(d, xr[i], a0);
     }
     return a0 + a1;
 }
+// 2^23 + z as float bits (exact).
+__device__ __forceinline__ float zero_magic(uint32_t z) { return __uint_as_float(kF32MagicBits | z); }
 
 struct FastArgs {
     const uint32_t* qw;      // [k·bits/32, n]
@@ -136,6 +96,113 @@ struct FastArgs {
     bool accumulate;       // S = 1: y += instead of y =
 };
 
+// ---- the integer path (bits 2, 4, 8) ---------------------------------------------------------------------------
+// Why: the FP32 path costs one LOP3, one FADD and one FFMA per weight plus overheads; ncu of the 4B gate|up GEMV
+// counted ~4.5 instructions per weight even with the single LOP3, and the kernel was issue bound at ~2 TB/s. Here x
+// is staged per 32-input block as a 21-bit fixed-point integer X = round(x / 2^(e−14)) (e: the smallest with
+// max|x| ≤ 126·2^e over the block, so |X| < 2^21), split into three int8 digit planes X = a1·2^14 + a2·2^7 + a3
+// (|a1| ≤ 127, a2, a3 in [−64, 63]); Σ (q − z)·X is then exact in int32 from DP4A (four code × digit products and
+// their sum per instruction): per 8 codes of 4 bits one shift and two masks to spread the codes into bytes, and two
+// DP4A per plane, ~1.3 instructions per weight. The zero point enters as the chains' start −z·Σ a_p.
+// Accuracy: each x is represented to 2^(e−15) ≤ 2^−21·max|x| of its block (FP32 represents it to 2^−24·|x|); the
+// integer sums are exact, the rest is one conversion and the FP32 scale arithmetic. A one-hot x (a power of two) is
+// represented exactly, so single weights come out exact as on the FP32 path. Non-finite x make the block's scale NaN.
+template <int B>
+constexpr bool kIntPath = B != 3;
+
+// A staged block: the digit planes p[plane][word] (byte order of plane_pos), their sums s[plane], and 2^(e−14).
+struct __align__(16) ActBlock {
+    uint32_t p[3][8];
+    int s[3];
+    float scale;
+    uint32_t pad[4];  // one 128-byte slot, as 32 staged floats on the FP32 path
+};
+static_assert(sizeof(ActBlock) == 128, "ActBlock is one x slot");
+
+// Byte offset within a plane of input r of a block: the order in which block_term_int spreads a column's codes.
+// 4-bit: word j (inputs 8j..8j+7) → (w & 0x0F0F0F0F) holds codes 0, 2, 4, 6 in bytes 0..3 and (w >> 4) & 0x0F0F0F0F
+// codes 1, 3, 5, 7 (plane words 2j, 2j + 1); 2-bit: word j (16j..16j+15) → (w >> 2m) & 0x03030303 holds codes m, m + 4,
+// m + 8, m + 12 (plane word 4j + m); 8-bit: word j holds codes 4j..4j+3 in its bytes.
+template <int B>
+__device__ __forceinline__ int plane_pos(int r) {
+    if constexpr (B == 4) return (2 * (r >> 3) + (r & 1)) * 4 + ((r & 7) >> 1);
+    else if constexpr (B == 2) return (4 * (r >> 4) + (r & 3)) * 4 + ((r & 15) >> 2);
+    else return r;
+}
+
+// d = Σ_i u8(a.byte[i]) · s8(b.byte[i]) + c (codes up to 255 on the 8-bit path).
+__device__ __forceinline__ int dp4a_us(uint32_t a, uint32_t b, int c) {
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
+// A staged block in registers (7 16-byte shared-memory loads, shared by a thread's columns).
+struct ActRegs {
+    uint32_t p[3][8];
+    int s[3];
+    float scale;
+};
+__device__ __forceinline__ void load_act(const ActBlock* b, ActRegs& r) {
+    const uint4* v = reinterpret_cast<const uint4*>(b);
+#pragma unroll
+    for (int i = 0; i < 6; ++i) {
+        const uint4 t = v[i];
+        r.p[i / 2][4 * (i % 2)] = t.x;
+        r.p[i / 2][4 * (i % 2) + 1] = t.y;
+        r.p[i / 2][4 * (i % 2) + 2] = t.z;
+        r.p[i / 2][4 * (i % 2) + 3] = t.w;
+    }
+    const uint4 t = v[6];
+    r.s[0] = int(t.x);
+    r.s[1] = int(t.y);
+    r.s[2] = int(t.z);
+    r.scale = __uint_as_float(t.w);
+}
+
+// Σ over one column's block of (q − z)·x, before the group scale: 2^(e−14) · Σ (q − z)·X.
+template <int B>
+__device__ __forceinline__ float block_term_int(const uint32_t (&q)[B], int z, const ActRegs& x) {
+    int e0 = -z * x.s[0], e1 = -z * x.s[1], e2 = -z * x.s[2];
+    if constexpr (B == 4) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int lo = int(q[j] & 0x0F0F0F0Fu), hi = int((q[j] >> 4) & 0x0F0F0F0Fu);
+            e0 = __dp4a(lo, int(x.p[0][2 * j]), e0);
+            e1 = __dp4a(lo, int(x.p[1][2 * j]), e1);
+            e2 = __dp4a(lo, int(x.p[2][2 * j]), e2);
+            e0 = __dp4a(hi, int(x.p[0][2 * j + 1]), e0);
+            e1 = __dp4a(hi, int(x.p[1][2 * j + 1]), e1);
+            e2 = __dp4a(hi, int(x.p[2][2 * j + 1]), e2);
+        }
+    } else if constexpr (B == 2) {
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+#pragma unroll
+            for (int m = 0; m < 4; ++m) {
+                const int c = int((q[j] >> (2 * m)) & 0x03030303u);
+                e0 = __dp4a(c, int(x.p[0][4 * j + m]), e0);
+                e1 = __dp4a(c, int(x.p[1][4 * j + m]), e1);
+                e2 = __dp4a(c, int(x.p[2][4 * j + m]), e2);
+            }
+    } else {
+        static_assert(B == 8, "integer path: bits 2, 4, 8");
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            e0 = dp4a_us(q[j], x.p[0][j], e0);
+            e1 = dp4a_us(q[j], x.p[1][j], e1);
+            e2 = dp4a_us(q[j], x.p[2][j], e2);
+        }
+    }
+    if constexpr (B <= 4) {
+        // |e0| ≤ 32·15·127 < 2^16: e0·2^14 + e1·2^7 + e2 < 2^31, exact
+        return float(e0 * 16384 + e1 * 128 + e2) * x.scale;
+    } else {
+        return fmaf(float(e0), 16384.f, fmaf(float(e1), 128.f, float(e2))) * x.scale;
+    }
+}
+
+
 // The raw words (q[j][c] = word j of column col0 + c) and the raw scales and zeros of its group, of block b.
 template <int B, int VEC>
 __device__ __forceinline__ void load_block_and_group(const FastArgs& a, int b, int64_t col0, uint32_t (&q)[B][VEC],
@@ -144,45 +211,14 @@ __device__ __forceinline__ void load_block_and_group(const FastArgs& a, int b, i
     load_group_raw<VEC>(a, b / a.blocks_per_group, col0, s, z);
 }
 
-template <int B, int VEC, int OP>
-__global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const FastArgs a) {
-    constexpr int U = kBatch<B>, P = kPos<B>;
-    __shared__ __align__(16) float xs[kFMaxBlocks * 32];    // staged x[kb0·32 ..) of this CTA (pre-scaled)
-    __shared__ __align__(16) float red[kFWarps][32 * VEC];  // per-warp partial sums of the CTA's columns
-    __shared__ double redd[kFWarps];                        // RmsNorm: the sum of squares per warp
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int kb0 = blockIdx.y * a.blocks_per_cta;
-    const int nb = min(a.blocks_per_cta, a.nblk - kb0);  // ≥ 1: the launch makes every CTA non-empty
-    // this warp's blocks [wb0, wb1): a near-equal contiguous share of the CTA's nb blocks (may be empty)
-    const int wb0 = kb0 + (nb * warp) / kFWarps, wb1 = kb0 + (nb * (warp + 1)) / kFWarps;
-    const int64_t col0 = (int64_t(blockIdx.x) * 32 + lane) * VEC;  // this thread's columns col0 .. col0 + VEC − 1
-    const bool active = col0 < a.n;                                 // n % VEC == 0: all VEC columns or none
-
-    // The first batch's words and group data, in flight while x is staged.
-    uint32_t qn[U][B][VEC];
-    uint2 sn[U];
-    uint32_t zn[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-        sn[u] = make_uint2(0u, 0u);
-        zn[u] = 0u;
-#pragma unroll
-        for (int j = 0; j < B; ++j)
-#pragma unroll
-            for (int c = 0; c < VEC; ++c) qn[u][j][c] = 0u;
-        if (active && wb0 + u < wb1) load_block_and_group<B, VEC>(a, wb0 + u, col0, qn[u], sn[u], zn[u]);
-    }
-
-    // Stage x[kb0·32, kb0·32 + nb·32), each value times its position's power of two. Four values per thread and
-    // step, all of a thread's loads issued before they are used (the prologue is a chain of memory round trips that
-    // the weight stream waits behind, so each round trip saved shows); the scalar loops where x is misaligned.
-    const int64_t k0 = int64_t(kb0) * 32;
-    const int cnt = nb * 32;
-    const bool v4 = (reinterpret_cast<uintptr_t>(a.src) & 15) == 0 && (a.k & 3) == 0 &&
-                    (OP != int(GemvPrologue::RmsNorm) || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
-    float inv = 1.f;  // RmsNorm: 1 / rms(x)
-    if constexpr (OP == int(GemvPrologue::RmsNorm)) {
-        double ss = 0.0;  // fixed summation order per thread, then per warp, then over warps: every CTA the same bits
+// RmsNorm: 1 / rms(x) from a reduction over all of x (every CTA in the same fixed order, so every CTA gets the same
+// bits; ends with a barrier); other prologues: 1. All of the CTA's threads call it.
+template <int OP>
+__device__ __forceinline__ float rms_inv(const FastArgs& a, bool v4, double* redd, int lane, int warp) {
+    if constexpr (OP != int(GemvPrologue::RmsNorm)) {
+        return 1.f;
+    } else {
+        double ss = 0.0;  // fixed summation order per thread, then per warp, then over warps
         if (v4) {
             const float4* s4 = reinterpret_cast<const float4*>(a.src);
             const int n4 = a.k >> 2;
@@ -208,45 +244,147 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
         __syncthreads();
         double tot = 0.0;
 #pragma unroll
-        for (int i = 0; i < kFWarps; ++i) tot += redd[i];  // fixed order: every CTA gets the same bits
-        inv = 1.0f / sqrtf(float(tot / double(a.k)) + a.eps);
+        for (int i = 0; i < kFWarps; ++i) tot += redd[i];
+        return 1.0f / sqrtf(float(tot / double(a.k)) + a.eps);
     }
-    // x value of input k (the prologue applied), before the position scale
-    auto x_of = [&](int64_t k, float src_k, float second) -> float {
-        if constexpr (OP == int(GemvPrologue::RmsNorm)) return second * (src_k * inv);  // second = norm_w[k]
-        else if constexpr (OP == int(GemvPrologue::SwiGlu)) return src_k / (1.0f + expf(-src_k)) * second;  // up[k]
-        else return src_k;
-    };
-    const float* second = OP == int(GemvPrologue::RmsNorm) ? a.norm_w : (OP == int(GemvPrologue::SwiGlu) ? a.src + a.k : nullptr);
+}
+
+// The prologue's second input (RmsNorm: the norm weight; SwiGlu: up = src[k ..]) or null.
+template <int OP>
+__device__ __forceinline__ const float* second_input(const FastArgs& a) {
+    return OP == int(GemvPrologue::RmsNorm) ? a.norm_w : (OP == int(GemvPrologue::SwiGlu) ? a.src + a.k : nullptr);
+}
+// x value of one input with the prologue applied: src_k = src[k], second = second_input[k], inv = rms_inv.
+template <int OP>
+__device__ __forceinline__ float x_value(float src_k, float second, float inv) {
+    if constexpr (OP == int(GemvPrologue::RmsNorm)) return second * (src_k * inv);
+    else if constexpr (OP == int(GemvPrologue::SwiGlu)) return src_k / (1.0f + expf(-src_k)) * second;
+    else return src_k;
+}
+
+// FP32 path (bits 3): stages xs[i] = x[k_of(i)] (the prologue applied), i in [0, cnt) (cnt a multiple of 32; k_of
+// maps a 4-aligned run of 4 slots to 4 consecutive inputs), then a barrier. Four values per thread and step, all of a
+// thread's loads issued before they are used (the prologue is a chain of memory round trips that the weight stream
+// waits behind, so each round trip saved shows); the scalar loop where x is misaligned.
+template <int OP, typename KOf>
+__device__ __forceinline__ void stage_x(const FastArgs& a, float* xs, int cnt, KOf k_of, double* redd, int lane,
+                                        int warp) {
+    const bool v4 = (reinterpret_cast<uintptr_t>(a.src) & 15) == 0 && (a.k & 3) == 0 &&
+                    (OP != int(GemvPrologue::RmsNorm) || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
+    const float inv = rms_inv<OP>(a, v4, redd, lane, warp);
+    const float* second = second_input<OP>(a);
     if (v4) {
         for (int i = 4 * threadIdx.x; i < cnt; i += 4 * kFThreads) {
-            const int64_t k = k0 + i;
+            const int64_t k = k_of(i);
             const float4 sv = __ldg(reinterpret_cast<const float4*>(a.src + k));
             const float4 tv = second ? __ldg(reinterpret_cast<const float4*>(second + k)) : make_float4(0.f, 0.f, 0.f, 0.f);
-            *reinterpret_cast<float4*>(xs + i) =
-                make_float4(x_of(k, sv.x, tv.x) * pos_scale<B>(k), x_of(k + 1, sv.y, tv.y) * pos_scale<B>(k + 1),
-                            x_of(k + 2, sv.z, tv.z) * pos_scale<B>(k + 2), x_of(k + 3, sv.w, tv.w) * pos_scale<B>(k + 3));
+            *reinterpret_cast<float4*>(xs + i) = make_float4(x_value<OP>(sv.x, tv.x, inv), x_value<OP>(sv.y, tv.y, inv),
+                                                             x_value<OP>(sv.z, tv.z, inv), x_value<OP>(sv.w, tv.w, inv));
         }
     } else {
         for (int i = threadIdx.x; i < cnt; i += kFThreads) {
-            const int64_t k = k0 + i;
-            xs[i] = x_of(k, a.src[k], second ? second[k] : 0.f) * pos_scale<B>(k);
+            const int64_t k = k_of(i);
+            xs[i] = x_value<OP>(a.src[k], second ? second[k] : 0.f, inv);
         }
     }
     __syncthreads();
+}
+
+// Integer path: stages blk[s] for slots s in [0, nslots) (slot s holds inputs k_of(32·s + r), r = 0..31), one warp per
+// slot, then a barrier.
+template <int B, int OP, typename KOf>
+__device__ __forceinline__ void stage_int(const FastArgs& a, ActBlock* blk, int nslots, KOf k_of, double* redd,
+                                          int lane, int warp) {
+    const bool v4 = (reinterpret_cast<uintptr_t>(a.src) & 15) == 0 && (a.k & 3) == 0 &&
+                    (OP != int(GemvPrologue::RmsNorm) || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
+    const float inv = rms_inv<OP>(a, v4, redd, lane, warp);
+    const float* second = second_input<OP>(a);
+    const int pos = plane_pos<B>(lane);
+    for (int s = warp; s < nslots; s += kFWarps) {
+        const int64_t k = k_of(32 * s + lane);
+        const float x = x_value<OP>(__ldg(a.src + k), second ? __ldg(second + k) : 0.f, inv);
+        // the block's max |x| (float bits of non-negative floats order as unsigned; NaN sorts above infinity)
+        const float m = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(fabsf(x))));
+        int a1 = 0, a2 = 0, a3 = 0;
+        float scale;
+        if (m <= 3.402823466e38f) {
+            // e: the smallest with m ≤ 126·2^e (r = m/126 rounded down at most one ulp: |X| ≤ 126·2^14 + 1),
+            // clamped below to −100 (inputs under 2^−115 become 0)
+            const uint32_t rb = __float_as_uint(m * (1.f / 126.f));
+            int e = int(rb >> 23) - 127 + ((rb & 0x7FFFFFu) != 0u);
+            e = max(e, -100);
+            const int X = __float2int_rn(x * __uint_as_float(uint32_t(14 - e + 127) << 23));  // x · 2^(14 − e)
+            a3 = ((X + 64) & 127) - 64;
+            const int X2 = (X - a3) >> 7;  // exact
+            a2 = ((X2 + 64) & 127) - 64;
+            a1 = (X2 - a2) >> 7;
+            scale = __uint_as_float(uint32_t(e - 14 + 127) << 23);  // 2^(e − 14)
+        } else {
+            scale = __uint_as_float(0x7FC00000u);  // NaN: a non-finite x makes the block's sums NaN
+        }
+        unsigned char* planes = reinterpret_cast<unsigned char*>(blk[s].p);
+        planes[pos] = static_cast<unsigned char>(a1);
+        planes[32 + pos] = static_cast<unsigned char>(a2);
+        planes[64 + pos] = static_cast<unsigned char>(a3);
+        const int s1 = __reduce_add_sync(0xffffffffu, a1), s2 = __reduce_add_sync(0xffffffffu, a2),
+                  s3 = __reduce_add_sync(0xffffffffu, a3);
+        if (lane == 0) {
+            blk[s].s[0] = s1;
+            blk[s].s[1] = s2;
+            blk[s].s[2] = s3;
+            blk[s].scale = scale;
+        }
+    }
+    __syncthreads();
+}
+
+template <int B, int VEC, int OP>
+__global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const FastArgs a) {
+    constexpr int U = kBatch<B>;
+    __shared__ __align__(16) float xs[kFMaxBlocks * 32];    // staged x of this CTA's blocks: 32 floats or an ActBlock
+    __shared__ __align__(16) float red[kFWarps][32 * VEC];  // per-warp partial sums of the CTA's columns
+    __shared__ double redd[kFWarps];                        // RmsNorm: the sum of squares per warp
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int kb0 = blockIdx.y * a.blocks_per_cta;
+    const int nb = min(a.blocks_per_cta, a.nblk - kb0);  // ≥ 1: the launch makes every CTA non-empty
+    // this warp's blocks [wb0, wb1): a near-equal contiguous share of the CTA's nb blocks (may be empty)
+    const int wb0 = kb0 + (nb * warp) / kFWarps, wb1 = kb0 + (nb * (warp + 1)) / kFWarps;
+    const int64_t col0 = (int64_t(blockIdx.x) * 32 + lane) * VEC;  // this thread's columns col0 .. col0 + VEC − 1
+    const bool active = col0 < a.n;                                 // n % VEC == 0: all VEC columns or none
+
+    // The first batch's words and group data, in flight while x is staged. (Two buffers used in turn instead of the
+    // copy below spilled at the 128-register bound and decoded 5 % slower.)
+    uint32_t qn[U][B][VEC];
+    uint2 sn[U];
+    uint32_t zn[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        sn[u] = make_uint2(0u, 0u);
+        zn[u] = 0u;
+#pragma unroll
+        for (int j = 0; j < B; ++j)
+#pragma unroll
+            for (int c = 0; c < VEC; ++c) qn[u][j][c] = 0u;
+        if (active && wb0 + u < wb1) load_block_and_group<B, VEC>(a, wb0 + u, col0, qn[u], sn[u], zn[u]);
+    }
+    // The weights are read-only: only now wait for the kernel before (ops/cuda/pdl.cuh), and let the next one start.
+    pdl_trigger();
+    pdl_wait();
+
+    // Stage x[kb0·32, kb0·32 + nb·32) (slot i holds block kb0 + i).
+    const auto k_of = [kb0](int i) { return int64_t(kb0) * 32 + i; };
+    if constexpr (kIntPath<B>) stage_int<B, OP>(a, reinterpret_cast<ActBlock*>(xs), nb, k_of, redd, lane, warp);
+    else stage_x<OP>(a, xs, nb * 32, k_of, redd, lane, warp);
 
     float yacc[VEC];
 #pragma unroll
     for (int c = 0; c < VEC; ++c) yacc[c] = 0.f;
     if (active) {
-        int gcur = -1;
-        float zm[VEC][P], sf[VEC];
+        int gend = -1;           // the current group ends before block gend
+        float zm[VEC], sf[VEC];  // the group's constants per column (zm: FP32 path)
+        int zi[VEC];             // integer path
 #pragma unroll
-        for (int c = 0; c < VEC; ++c) {
-            sf[c] = 0.f;
-#pragma unroll
-            for (int i = 0; i < P; ++i) zm[c][i] = kF32Magic;
-        }
+        for (int c = 0; c < VEC; ++c) sf[c] = 0.f, zm[c] = kF32Magic, zi[c] = 0;
         for (int b = wb0; b < wb1; b += U) {
             uint32_t q[U][B][VEC];
             uint2 s[U];
@@ -267,24 +405,33 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
             for (int u = 0; u < U; ++u) {
                 const int bb = b + u;
                 if (bb >= wb1) break;  // warp-uniform
-                const int g = bb / a.blocks_per_group;
-                if (g != gcur) {  // warp-uniform: a new group's constants
-                    gcur = g;
+                if (bb >= gend) {      // warp-uniform: a new group's constants (one division per group)
+                    gend = (bb / a.blocks_per_group + 1) * a.blocks_per_group;
 #pragma unroll
                     for (int c = 0; c < VEC; ++c) {
                         sf[c] = fp16_bits_to_float(group_scale_bits(s[u], c));
-                        const uint32_t zc = group_zero(z[u], c);
-#pragma unroll
-                        for (int i = 0; i < P; ++i) zm[c][i] = kF32Magic + float(zc << (B * i));  // exact: < 2^24
+                        zi[c] = int(group_zero(z[u], c));
+                        zm[c] = zero_magic(uint32_t(zi[c]));
                     }
                 }
-                float xr[32];
-                load_x32(xs + (bb - kb0) * 32, xr);
+                if constexpr (kIntPath<B>) {
+                    ActRegs xr;
+                    load_act(reinterpret_cast<const ActBlock*>(xs) + (bb - kb0), xr);
 #pragma unroll
-                for (int c = 0; c < VEC; ++c) {
-                    uint32_t qc[B];
-                    column_words<B, VEC>(q[u], c, qc);
-                    yacc[c] = fmaf(sf[c], dot_block_fast<B>(qc, zm[c], xr), yacc[c]);
+                    for (int c = 0; c < VEC; ++c) {
+                        uint32_t qc[B];
+                        column_words<B, VEC>(q[u], c, qc);
+                        yacc[c] = fmaf(sf[c], block_term_int<B>(qc, zi[c], xr), yacc[c]);
+                    }
+                } else {
+                    float xr[32];
+                    load_x32(xs + (bb - kb0) * 32, xr);
+#pragma unroll
+                    for (int c = 0; c < VEC; ++c) {
+                        uint32_t qc[3];
+                        column_words<3, VEC>(q[u], c, qc);
+                        yacc[c] = fmaf(sf[c], dot_block_fp32(qc, zm[c], xr), yacc[c]);
+                    }
                 }
             }
         }
@@ -346,7 +493,8 @@ void launch_fast(const DeviceQuantWeight& w, const GemvInput& in, float* y, bool
     a.zero = zero_count > 0 ? zero : nullptr;
     a.zero_count = zero_count;
     a.k = static_cast<int>(w.k);
-    launch_split_grid(kernel, kFThreads, a, w, y, accumulate, gx, nblk, bpc, splits, "quant_gemv_fast", stream);
+    launch_split_grid(kernel, kFThreads, a, w, y, accumulate, gx, nblk, bpc, splits, "quant_gemv_fast", stream,
+                      /*pdl=*/true);
 }
 
 template <int B, int OP>

@@ -1,0 +1,70 @@
+// ops/cuda/pdl.cuh — programmatic dependent launch (PDL, Hopper): a kernel of the decode chain may start while the
+// kernel before it drains, do the work that does not depend on it (the GEMVs issue their first weight loads), and
+// wait for it (griddepcontrol.wait) before it reads that kernel's outputs or writes anything.
+//
+// Why: a decode step is ~250 small kernels; each one's ramp (launch, first loads from device memory) used to start
+// only after the previous one had fully finished. With PDL the ramp overlaps the previous kernel's tail.
+//
+// Contract for a kernel launched with launch_pdl: it calls pdl_wait() before its first read of data another kernel
+// writes and before its first global write (so the chain stays ordered: a kernel completes only after the one
+// before it completed), and may call pdl_trigger() to let the next kernel launch early. Both are no-ops when the
+// kernel was launched normally and before sm_90. AUTOROUND_NO_PDL=1 launches normally (A/B measurements).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "ops/cuda/cuda_check.h"
+
+namespace autoround {
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether the current device takes PDL launches (compute capability ≥ 9, not disabled by AUTOROUND_NO_PDL=1).
+inline bool pdl_enabled() {
+    static const bool disabled = [] {
+        const char* e = std::getenv("AUTOROUND_NO_PDL");
+        return e && e[0] == '1';
+    }();
+    if (disabled) return false;
+    static std::atomic<int> cache[64];  // per device: 0 unknown, 1 no, 2 yes
+    int dev = 0;
+    AR_CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev < 64) {
+        const int v = cache[dev].load(std::memory_order_relaxed);
+        if (v) return v == 2;
+    }
+    int major = 0;
+    AR_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    if (dev < 64) cache[dev].store(major >= 9 ? 2 : 1, std::memory_order_relaxed);
+    return major >= 9;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization where pdl_enabled().
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl_enabled() ? 1 : 0;
+    AR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace autoround
