@@ -14,17 +14,19 @@
 // Bits 3 (the FP32 path): codes straddle words; each code is read by the generic stream read and placed in the
 // mantissa of 2^23, 2^23 + z subtracted (exact), one FFMA with x.
 //
-// Work split (CTA = 8 warps, grid = (column tiles, k splits)): a thread owns VEC = 4 adjacent columns (16-byte loads
-// of one qweight row: a warp reads 512 contiguous bytes; VEC = 1 when n % 4 != 0 or the arrays are misaligned), all
-// 8 warps of a CTA share its 32·VEC columns and cut the CTA's range of 32-input blocks into 8 near-equal contiguous
-// pieces. The k split count S is chosen from the device's resident-CTA capacity so that the last wave is nearly full
-// (a grid of 1.15 waves takes as long as 2). Each warp walks its blocks in batches of U blocks (8 16-byte loads per
-// thread for 4 and 8 bits) with the next batch in flight while the current one is used; the first batch is issued
-// before the kernel waits for its predecessor (programmatic dependent launch, ops/cuda/pdl.cuh) and before x is
-// staged, so the launch, the staging and the RMSNorm reduction over all of x hide under the weight latency.
+// Work split (CTA = 8 warps, grid = (CTA column ranges, k splits)): a thread owns VEC = 4 adjacent columns (16-byte
+// loads of one qweight row: a warp reads 512 contiguous bytes; VEC = 1 when n % 4 != 0 or the arrays are
+// misaligned), each warp one tile of 32·VEC columns and the CTA's whole range of 32-input blocks; the CTA's 8 warps
+// take 8 adjacent tiles, so one staging of x serves 8·32·VEC columns (measured on an H200, Qwen3-8B decode: 1, 2, 4
+// tiles per CTA with the k range split among the tile's warps gave 428 / 452 / 484 tok/s, 8 tiles 500). The k split
+// count S is chosen from the device's resident-CTA capacity so that the last wave is nearly full (a grid of 1.15
+// waves takes as long as 2). Each warp walks its blocks in batches of U blocks (8 16-byte loads per thread for 4 and
+// 8 bits) with the next batch in flight while the current one is used; the first batch is issued before the kernel
+// waits for its predecessor (programmatic dependent launch, ops/cuda/pdl.cuh) and before x is staged, so the launch,
+// the staging and the RMSNorm reduction over all of x hide under the weight latency.
 // Partial sums: per 32-input block and column, scaled by the group's scale into the column's running sum; then the
-// CTA's 8 warps in shared memory (fixed order) and the S splits with atomicAdd (the low bits of y depend on the
-// order the atomics land in; S = 1: plain stores).
+// tile's warps in shared memory (fixed order) and the S splits with atomicAdd (the low bits of y depend on the order
+// the atomics land in; S = 1: plain stores).
 // Tried and not kept (bench/results/gpu-inference-h200.md, session 10): one wave of CTAs over (column tile, block)
 // units with a per-warp cp.async ring 4 units deep — as fast on gate|up, slower on o and down.
 // The weight loads, the CTA reduction, the argument checks and the launch are shared with quant_gemv.cu
@@ -51,6 +53,10 @@ using namespace quant_gemv_detail;  // the loads, reductions and host checks sha
 
 constexpr int kFWarps = 8;
 constexpr int kFThreads = 32 * kFWarps;
+// Column tiles (32·VEC columns) per CTA, all served by one staging of x; each tile's kWarpsPerTile warps split the
+// CTA's k range (1 here: see the file header for the measurements that chose it).
+constexpr int kTilesPerCta = 8;
+constexpr int kWarpsPerTile = kFWarps / kTilesPerCta;
 constexpr int kFMaxBlocks = 64;  // 32-input blocks per CTA at most: the staged x chunk is ≤ 2048 floats (8 KB)
 
 // Blocks per batch: 8 (4-bit: 4 words × 2) or 6/4 16-byte loads per thread in flight.
@@ -342,14 +348,16 @@ template <int B, int VEC, int OP>
 __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const FastArgs a) {
     constexpr int U = kBatch<B>;
     __shared__ __align__(16) float xs[kFMaxBlocks * 32];    // staged x of this CTA's blocks: 32 floats or an ActBlock
-    __shared__ __align__(16) float red[kFWarps][32 * VEC];  // per-warp partial sums of the CTA's columns
+    __shared__ __align__(16) float red[kFWarps][32 * VEC];  // per-warp partial sums of its tile's columns
     __shared__ double redd[kFWarps];                        // RmsNorm: the sum of squares per warp
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int kb0 = blockIdx.y * a.blocks_per_cta;
     const int nb = min(a.blocks_per_cta, a.nblk - kb0);  // ≥ 1: the launch makes every CTA non-empty
-    // this warp's blocks [wb0, wb1): a near-equal contiguous share of the CTA's nb blocks (may be empty)
-    const int wb0 = kb0 + (nb * warp) / kFWarps, wb1 = kb0 + (nb * (warp + 1)) / kFWarps;
-    const int64_t col0 = (int64_t(blockIdx.x) * 32 + lane) * VEC;  // this thread's columns col0 .. col0 + VEC − 1
+    // this warp's tile and blocks [wb0, wb1): a near-equal contiguous share of the CTA's nb blocks (may be empty)
+    const int tile = warp / kWarpsPerTile, slice = warp % kWarpsPerTile;
+    const int wb0 = kb0 + (nb * slice) / kWarpsPerTile, wb1 = kb0 + (nb * (slice + 1)) / kWarpsPerTile;
+    // this thread's columns col0 .. col0 + VEC − 1
+    const int64_t col0 = ((int64_t(blockIdx.x) * kTilesPerCta + tile) * 32 + lane) * VEC;
     const bool active = col0 < a.n;                                 // n % VEC == 0: all VEC columns or none
 
     // The first batch's words and group data, in flight while x is staged. (Two buffers used in turn instead of the
@@ -437,7 +445,23 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
         }
     }
 
-    cta_reduce_store<kFWarps, VEC>(a, red, yacc, lane, warp);
+    // The CTA's end: each tile's column sums over its warps in warp order, then into y (atomically with k splits).
+    if constexpr (VEC == 4) {
+        reinterpret_cast<float4*>(red[warp])[lane] = make_float4(yacc[0], yacc[1], yacc[2], yacc[3]);
+    } else {
+        red[warp][lane] = yacc[0];
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < kTilesPerCta * 32 * VEC; t += kFThreads) {
+        const int tl = t / (32 * VEC), tc = t % (32 * VEC);
+        const int64_t col = (int64_t(blockIdx.x) * kTilesPerCta + tl) * 32 * VEC + tc;
+        if (col >= a.n) continue;
+        float sum = 0.f;
+#pragma unroll
+        for (int w = 0; w < kWarpsPerTile; ++w) sum += red[tl * kWarpsPerTile + w][tc];
+        if (a.atomic) atomicAdd(a.y + col, sum);
+        else a.y[col] = a.accumulate ? a.y[col] + sum : sum;
+    }
 
     // The side job: zero the caller's other buffer (grid-strided over every CTA).
     if (a.zero) {
@@ -458,7 +482,7 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
 // Returns blocks per CTA.
 int choose_blocks_per_cta(int64_t gx, int nblk, int64_t cap) {
     const int smin = (nblk + kFMaxBlocks - 1) / kFMaxBlocks;
-    const int smax = std::max(smin, std::min(nblk / kFWarps, smin + 1024));
+    const int smax = std::max(smin, std::min(nblk / kWarpsPerTile, smin + 1024));
     int best_bpc = (nblk + smin - 1) / smin;
     double best_fill = -1.0;
     for (int s = smin; s <= smax; ++s) {
@@ -481,7 +505,7 @@ void launch_fast(const DeviceQuantWeight& w, const GemvInput& in, float* y, bool
                  int64_t zero_count, cudaStream_t stream) {
     static std::atomic<int> cache[kMaxCachedDevices];
     auto kernel = quant_gemv_fast_kernel<B, VEC, OP>;
-    const int64_t gx = column_tiles(w, 32 * VEC, "quant_gemv_fast");
+    const int64_t gx = column_tiles(w, kTilesPerCta * 32 * VEC, "quant_gemv_fast");
     const int nblk = static_cast<int>(w.k / 32);
     const int bpc = choose_blocks_per_cta(gx, nblk, resident_ctas(kernel, kFThreads, cache));
     const int64_t splits = (nblk + bpc - 1) / bpc;
