@@ -35,6 +35,8 @@ void rms_norm_rows(const float* x, const float* w, int64_t T, int64_t H, float e
 //   q goes to q_f32 [T, nq·D] and/or q_bf16 [T, nq·D] (either may be null, not both);
 //   k, v go to the caches k_cache, v_cache [capacity, nkv·D] bf16 at slot slot0 + t (slot0 = *d_slot0); a row whose
 //   slot is outside [0, capacity) is not written (q still is). D even, ≤ 256; T ≤ 65535.
+// Launched with programmatic dependent launch (ops/cuda/pdl.cuh; so is decode_attention): waits for the kernel before
+// it on the stream before reading anything.
 void qk_norm_rope_cache(const float* qkv, int64_t T, int nq, int nkv, int D, const float* q_norm, const float* k_norm,
                         float eps, const float* inv_freq, const int32_t* d_slot0, int64_t pos_delta, float* q_f32,
                         uint16_t* q_bf16, uint16_t* k_cache, uint16_t* v_cache, int64_t capacity, cudaStream_t stream);
