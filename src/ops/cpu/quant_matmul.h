@@ -11,7 +11,9 @@
 // quant_matmul_ref : the plain scalar reference: dequantize each row (gguf::dequantize_row), float dot.
 // quant_matmul_q8  : the int8 path for any N (each weight row is read once and dotted with every
 //                    activation row while it is in L1), OpenMP over output rows. Without AVX2 it falls
-//                    back to the reference math.
+//                    back to the reference math. Builds for AVX-512 VNNI (-march=native on Zen 4/5, Ice Lake
+//                    and later) take 512-bit dots for Q4_0 and Q6_K (QmmIsa::Best); QmmIsa::Avx2 forces the
+//                    AVX2 dots everywhere (tests compare both with the reference).
 // linear() (ops/cpu/linear.h) picks between this and dequantized tiles + sgemm by N.
 #pragma once
 
@@ -23,7 +25,9 @@ namespace autoround {
 
 // x [N, in] f32, w packed [out, in] (w.packed()), bias [out] or null, y [N, out] f32.
 void quant_matmul_ref(const float* x, int64_t N, const WeightView& w, const float* bias, float* y);
-void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float* bias, float* y);
+enum class QmmIsa { Best, Avx2 };
+void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float* bias, float* y,
+                     QmmIsa isa = QmmIsa::Best);
 
 // Values per activation block the int8 path quantizes x in for weights of type t (32 or 256): the
 // granularity of the error bound above.
