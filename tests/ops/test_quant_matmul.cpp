@@ -7,8 +7,8 @@
 // Tolerance of the int8 path, per output: the activation is rounded to int8 per block of B values (B = 32,
 // or 256 for the K-quants) with step d = amax(block)/127, so |x_i − x̂_i| <= d/2 and
 //   |y − y_ref| <= Σ_i |w_i| · amax(block(i))/254  (+ float rounding, 1e-4 · Σ_i |w_i x_i| + 1e-6).
-// The test evaluates that bound exactly for each output, for the build's best dots (AVX-512 VNNI for Q4_0 and Q6_K
-// where targeted) and for the AVX2 dots. The sgemm path has no activation rounding: it must agree to float rounding
+// The test evaluates that bound exactly for each output, for the build's best dots (AVX-512 VNNI for Q4_0, Q4_K and
+// Q6_K where targeted) and for the AVX2 dots. The sgemm path has no activation rounding: it must agree to float rounding
 // alone.
 #include <gtest/gtest.h>
 
@@ -98,8 +98,8 @@ TEST(QuantMatmul, Int8PathWithinTheActivationRoundingBoundOfTheReference) {
             for (int64_t o = 0; o < out; ++o) bias[o] = 0.01f * static_cast<float>(o);
             std::vector<float> ref(N * out), got(N * out);
             quant_matmul_ref(x.data(), N, p.view, bias.data(), ref.data());
-            // both instruction sets of the int8 path: the build's best (AVX-512 VNNI dots for Q4_0 and Q6_K where
-            // the build targets them) and AVX2 everywhere
+            // both instruction sets of the int8 path: the build's best (AVX-512 VNNI dots for Q4_0, Q4_K and Q6_K
+            // where the build targets them) and AVX2 everywhere
             for (const QmmIsa isa : {QmmIsa::Best, QmmIsa::Avx2}) {
             const char* isa_name = isa == QmmIsa::Best ? "best" : "avx2";
             quant_matmul_q8(x.data(), N, p.view, bias.data(), got.data(), isa);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -16,7 +17,7 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #define AR_QMM_AVX2 1
-// 512-bit integer dot products (VPDPBUSD / VPDPWSSD) for Q4_0 and Q6_K where the build targets them (-march=native
+// 512-bit integer dot products (VPDPBUSD / VPDPWSSD) for Q4_0, Q4_K and Q6_K where the build targets them (-march=native
 // on Zen 4/5, Ice Lake and later): about half the instructions per weight of the AVX2 dots below.
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define AR_QMM_AVX512VNNI 1
@@ -141,6 +142,28 @@ inline __m256i dot_i8i8(__m256i x, __m256i y) {
     return dot_u8i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
+// The 8 six-bit scales (sc[0..8)) and mins (sc[8..16)) of a Q4_K / Q5_K block from its 12 packed bytes, four
+// 32-bit words at a time (the layout of gguf::q4k_get_scale_min: scales 0–3 / mins 0–3 in the low 6 bits of bytes
+// 0–3 / 4–7; scales and mins 4–7 from the nibbles of bytes 8–11 with the top 2 bits of bytes 0–3 / 4–7 above them).
+inline void q4k_scales_mins(const uint8_t* packed, uint8_t (&sc)[16]) {
+    uint32_t u[3];
+    std::memcpy(u, packed, 12);
+    const uint32_t m6 = 0x3F3F3F3Fu, m4 = 0x0F0F0F0Fu, m2 = 0x03030303u;
+    const uint32_t out[4] = {u[0] & m6, (u[2] & m4) | (((u[0] >> 6) & m2) << 4), u[1] & m6,
+                             ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4)};
+    std::memcpy(sc, out, 16);
+}
+// Σ_j mn[j] · (bsums[2j] + bsums[2j + 1]) over the 8 sub-blocks (mn = sc + 8 of q4k_scales_mins).
+inline int q4k_min_sum(const uint8_t* mn, const int16_t* bsums) {
+    const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8)));
+    const __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn)));
+    __m128i p = _mm_madd_epi16(m, pairs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(p);
+}
+
 // ---- per-type row dots: Σ_i w_i x̂_i over nb blocks ---------------------------------------------------------
 // Σ (q − 8)·qa = Σ q·qa − 8·Σ qa: unsigned nibbles straight into maddubs, the offset from the block sum.
 float dot_q4_0(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
@@ -209,11 +232,9 @@ float dot_q45_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
             prefetch_block(&b);
             scales = b.scales, qs = b.qs, d16 = b.d, dmin16 = b.dmin;
         }
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; ++j) gguf::q4k_get_scale_min(j, scales, sc[j], mn[j]);
-        int summ = 0;
-        for (int j = 0; j < 8; ++j) summ += mn[j] * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
-        mins += fp16(dmin16) * a[i].d * static_cast<float>(summ);
+        uint8_t sc[16];  // scales, then mins
+        q4k_scales_mins(scales, sc);
+        mins += fp16(dmin16) * a[i].d * static_cast<float>(q4k_min_sum(sc + 8, a[i].bsums));
 
         const __m256i hbits = kQ5 ? load256(qh) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
@@ -362,6 +383,44 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     }
     return _mm512_reduce_add_ps(acc) - offs;
 }
+// Q4_K, 128 values per step: [qs chunk c | chunk c + 1] & 0x0F are sub-blocks 2c and 2c + 2, >> 4 sub-blocks 2c + 1
+// and 2c + 3; pair sums by VPMADDUBSW against the matching activation halves, then VPDPWSSD with each sub-block's
+// 6-bit scale; the mins from the activation's 16-value sums as on the AVX2 path.
+float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
+    const auto* w = reinterpret_cast<const gguf::BlockQ4_K*>(row);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    // the scale of each int16 pair sum: sub-blocks (0, 2), (1, 3), (4, 6), (5, 7) over the two 256-bit halves
+    alignas(64) static const uint16_t kIdx[4][32] = {
+        {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
+        {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+        {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6},
+        {5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}};
+    __m512 acc = _mm512_setzero_ps();
+    float mins = 0.f;
+    for (int64_t i = 0; i < nb; ++i) {
+        const gguf::BlockQ4_K& b = w[i];
+        prefetch_block(&b);
+        alignas(16) uint8_t sc[16];  // scales, then mins
+        q4k_scales_mins(b.scales, sc);
+        mins += fp16(b.dmin) * a[i].d * static_cast<float>(q4k_min_sum(sc + 8, a[i].bsums));
+        const __m512i s16 =
+            _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc))));
+        __m512i sumi = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c += 2) {
+            const __m512i l = _mm512_loadu_si512(b.qs + 32 * c);
+            const __m512i lo = _mm512_and_si512(l, m4), hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
+            const int8_t* x = a[i].qs + 64 * c;
+            const __m512i xlo = _mm512_inserti64x4(_mm512_zextsi256_si512(load256(x)), load256(x + 64), 1);
+            const __m512i xhi = _mm512_inserti64x4(_mm512_zextsi256_si512(load256(x + 32)), load256(x + 96), 1);
+            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(lo, xlo),
+                                       _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[c]), s16));
+            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(hi, xhi),
+                                       _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[c + 1]), s16));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(fp16(b.d) * a[i].d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return _mm512_reduce_add_ps(acc) - mins;
+}
 #endif  // AR_QMM_AVX512VNNI
 
 // y[t, o] = w_o · x̂_t for every o (threads over o); Act = the activation block type, Dot = the row dot.
@@ -402,7 +461,11 @@ void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float
             return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q6_k);
         case BlockType::Q4_1: return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q4_1);
         case BlockType::Q8_0: return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q8_0);
-        case BlockType::Q4_K: return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q45_k<false>);
+        case BlockType::Q4_K:
+#ifdef AR_QMM_AVX512VNNI
+            if (isa == QmmIsa::Best) return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q4_k_vnni);
+#endif
+            return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q45_k<false>);
         case BlockType::Q5_K: return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q45_k<true>);
         default: fail("quant_matmul_q8: unsupported block type ", gguf::block_type_name(*w.block));
     }
