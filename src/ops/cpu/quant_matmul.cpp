@@ -255,6 +255,17 @@ float dot_q45_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     return hsum(acc) - mins;
 }
 
+// A Q6_K block's common start on both paths: prefetch, and d = d_w·d_a with the −32 offset's term added to offs
+// (d · 32 · Σ scales·Σqa, Σqa from the activation's 16-value sums).
+inline float q6k_block_start(const gguf::BlockQ6_K& b, const ActQ8x256& a, float& offs) {
+    prefetch_block(&b);
+    const float d = fp16(b.d) * a.d;
+    int off = 0;
+    for (int g = 0; g < 16; ++g) off += b.scales[g] * a.bsums[g];
+    offs += d * static_cast<float>(32 * off);
+    return d;
+}
+
 // Byte shuffles that broadcast int16 scale 2t (low 128-bit lane) and 2t+1 (high lane) of a lane of 8.
 const __m256i kQ6ScaleShuffle[4] = {
     _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3),
@@ -273,11 +284,7 @@ float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < nb; ++i) {
         const gguf::BlockQ6_K& b = w[i];
-        prefetch_block(&b);
-        const float d = fp16(b.d) * a[i].d;
-        int off = 0;
-        for (int g = 0; g < 16; ++g) off += b.scales[g] * a[i].bsums[g];
-        offs += d * static_cast<float>(32 * off);
+        const float d = q6k_block_start(b, a[i], offs);
         // The 16 scales as int16, scales 8h..8h+7 in both 128-bit lanes of sc[h]; shuffle t picks scale 8h+2t
         // for the low lane (values 32t..32t+15 of the half) and 8h+2t+1 for the high lane.
         const __m128i s16a = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales)));
@@ -359,11 +366,7 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     float offs = 0.f;
     for (int64_t i = 0; i < nb; ++i) {
         const gguf::BlockQ6_K& b = w[i];
-        prefetch_block(&b);
-        const float d = fp16(b.d) * a[i].d;
-        int off = 0;
-        for (int g = 0; g < 16; ++g) off += b.scales[g] * a[i].bsums[g];
-        offs += d * static_cast<float>(32 * off);
+        const float d = q6k_block_start(b, a[i], offs);
         __m512i sumi = _mm512_setzero_si512();
         for (int h = 0; h < 2; ++h) {
             const __m512i l = _mm512_loadu_si512(b.ql + 64 * h);

@@ -446,6 +446,9 @@ __global__ void __launch_bounds__(kFThreads, 2) quant_gemv_fast_kernel(const Fas
     }
 
     // The CTA's end: each tile's column sums over its warps in warp order, then into y (atomically with k splits).
+    // With one warp per tile this is a transpose through shared memory: consecutive threads then add into
+    // consecutive columns. (Each thread adding its own 4 columns directly, 16 bytes apart across the warp, decoded
+    // 15 % slower: 538 / 461 tok/s for 4B / 8B instead of 637 / 500.)
     if constexpr (VEC == 4) {
         reinterpret_cast<float4*>(red[warp])[lane] = make_float4(yacc[0], yacc[1], yacc[2], yacc[3]);
     } else {
