@@ -2,7 +2,7 @@
 // with gguf::dequantize_row, float dot) for every packed GGUF type, on awkward shapes: out = 37 (not a
 // multiple of 8 or of the thread count), in = 3 super-blocks (K-quants) or 5 blocks (32-value types),
 // N = 1, 3, 17 activation rows; also linear()'s dispatch (int8 path for few rows, dequantized tiles + sgemm
-// for many) and the rejection of ragged packed views.
+// for many), the rejection of ragged packed views, and the threaded shapes (1 vs 2 threads bit-identical).
 //
 // Tolerance of the int8 path, per output: the activation is rounded to int8 per block of B values (B = 32,
 // or 256 for the K-quants) with step d = amax(block)/127, so |x_i − x̂_i| <= d/2 and
@@ -11,6 +11,7 @@
 // Q6_K where targeted) and for the AVX2 dots. The sgemm path has no activation rounding: it must agree to float rounding
 // alone.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -172,4 +173,35 @@ TEST(QuantMatmul, RaggedOrNonPackedViewsAreRejectedNamingTheTensor) {
     expect_error([&] { packed_weight_view("tensor 'x'", BlockType::Q4_K, buf.data(), 2, 0); }, {"'x'"});
     expect_error([&] { packed_weight_view("tensor 'y'", BlockType::F16, buf.data(), 2, 64); },
                  {"'y'", "F16", "not a packed block type"});
+}
+
+// Shapes the threaded path takes (out·in >= 2^16: rows split over threads in dynamic chunks), with row lengths that
+// end on an odd 32-value block (the VNNI Q4_0 dot takes blocks in pairs) and on an even one: within the bound of the
+// reference, and bit-identical with 1 and 2 threads (each output is one row's dot, whichever thread runs it).
+TEST(QuantMatmul, ThreadedShapesMatchTheReferenceAndOneThread) {
+    const int prev = omp_get_max_threads();
+    for (BlockType t : kTypes) {
+        const bool k = gguf::block_elems(t) == 256;
+        for (const int64_t in : k ? std::vector<int64_t>{256 * 3, 256 * 4} : std::vector<int64_t>{32 * 7, 32 * 10}) {
+            const int64_t out = 1037, B = quant_act_block(t);
+            const Packed p = make_weights(t, out, in, 31 + static_cast<uint32_t>(t));
+            for (int64_t N : {1, 2}) {
+                const std::vector<float> x = make_x(N, in, 300 + static_cast<uint32_t>(N));
+                std::vector<float> ref(N * out), one(N * out), two(N * out);
+                quant_matmul_ref(x.data(), N, p.view, nullptr, ref.data());
+                omp_set_num_threads(1);
+                quant_matmul_q8(x.data(), N, p.view, nullptr, one.data());
+                omp_set_num_threads(2);
+                quant_matmul_q8(x.data(), N, p.view, nullptr, two.data());
+                for (int64_t r = 0; r < N; ++r)
+                    for (int64_t o = 0; o < out; ++o) {
+                        const size_t i = static_cast<size_t>(r * out + o);
+                        ASSERT_EQ(one[i], two[i]) << gguf::block_type_name(t) << " in=" << in << " out " << o;
+                        ASSERT_LE(std::fabs(double(two[i]) - ref[i]), q8_bound(p, x.data() + r * in, in, o, B))
+                            << gguf::block_type_name(t) << " in=" << in << " N=" << N << " out " << o;
+                    }
+            }
+        }
+    }
+    omp_set_num_threads(prev);
 }

@@ -19,7 +19,7 @@
 #define AR_QMM_AVX2 1
 // 512-bit integer dot products (VPDPBUSD / VPDPWSSD) for Q4_0, Q4_K and Q6_K where the build targets them (-march=native
 // on Zen 4/5, Ice Lake and later): about half the instructions per weight of the AVX2 dots below.
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
 #define AR_QMM_AVX512VNNI 1
 #endif
 #endif
@@ -87,6 +87,24 @@ inline float quantize_i8(const float* x, int n, int8_t* q) {
     return d;
 }
 
+#ifdef AR_QMM_AVX512VNNI
+// Two 32-value blocks per element, laid out for the VNNI Q4_0 dot: the 64 codes in order (one 512-bit load), the
+// VPDPBUSD accumulator start −8·Σ of each 4 consecutive codes (Q4_0's −8 offset, in integers), and each int32 lane's
+// activation scale (block 2p's d in lanes 0–7, block 2p+1's in 8–15). An odd last block leaves the second half zero.
+struct alignas(64) ActQ8x64 {
+    int8_t qs[2 * kQK];
+    int32_t neg8[16];
+    float d[16];
+};
+#endif
+
+// Activation elements of type Act covering a row of n values (n a whole number of 32-value blocks).
+inline int64_t act_count(const ActQ8x32*, int64_t n) { return n / kQK; }
+inline int64_t act_count(const ActQ8x256*, int64_t n) { return n / kQKK; }
+#ifdef AR_QMM_AVX512VNNI
+inline int64_t act_count(const ActQ8x64*, int64_t n) { return (n / kQK + 1) / 2; }
+#endif
+
 void quantize_act(const float* x, int64_t n, ActQ8x32* a) {
     for (int64_t b = 0; b < n / kQK; ++b) {
         a[b].d = quantize_i8(x + b * kQK, kQK, a[b].qs);
@@ -105,6 +123,23 @@ void quantize_act(const float* x, int64_t n, ActQ8x256* a) {
         }
     }
 }
+
+#ifdef AR_QMM_AVX512VNNI
+void quantize_act(const float* x, int64_t n, ActQ8x64* a) {
+    const int64_t nb = n / kQK;
+    std::memset(static_cast<void*>(a), 0, sizeof(ActQ8x64) * static_cast<size_t>(act_count(a, n)));
+    for (int64_t b = 0; b < nb; ++b) {
+        ActQ8x64& p = a[b / 2];
+        const int h = static_cast<int>(b % 2);
+        int8_t* q = p.qs + kQK * h;
+        const float d = quantize_i8(x + b * kQK, kQK, q);
+        for (int l = 0; l < 8; ++l) {
+            p.neg8[8 * h + l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+            p.d[8 * h + l] = d;
+        }
+    }
+}
+#endif
 
 // ---- AVX2 helpers ------------------------------------------------------------------------------------------
 inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
@@ -255,15 +290,14 @@ float dot_q45_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     return hsum(acc) - mins;
 }
 
-// A Q6_K block's common start on both paths: prefetch, and d = d_w·d_a with the −32 offset's term added to offs
-// (d · 32 · Σ scales·Σqa, Σqa from the activation's 16-value sums).
-inline float q6k_block_start(const gguf::BlockQ6_K& b, const ActQ8x256& a, float& offs) {
+// A Q6_K block's common start on both paths: prefetch, d = d_w·d_a, and the −32 offset's integer term in 8 int32
+// lanes (32 · scales·Σqa over the 16-value groups, Σqa from the activation's 16-value sums, one VPMADDWD) that the
+// caller subtracts from its integer sum before the block's one float multiply: no scalar loop per block.
+inline float q6k_block_start(const gguf::BlockQ6_K& b, const ActQ8x256& a, __m256i& off) {
     prefetch_block(&b);
-    const float d = fp16(b.d) * a.d;
-    int off = 0;
-    for (int g = 0; g < 16; ++g) off += b.scales[g] * a.bsums[g];
-    offs += d * static_cast<float>(32 * off);
-    return d;
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    off = _mm256_slli_epi32(_mm256_madd_epi16(s16, load256(a.bsums)), 5);
+    return fp16(b.d) * a.d;
 }
 
 // Byte shuffles that broadcast int16 scale 2t (low 128-bit lane) and 2t+1 (high lane) of a lane of 8.
@@ -280,17 +314,17 @@ const __m256i kQ6ScaleShuffle[4] = {
 float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ6_K*>(row);
     __m256 acc = _mm256_setzero_ps();
-    float offs = 0.f;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < nb; ++i) {
         const gguf::BlockQ6_K& b = w[i];
-        const float d = q6k_block_start(b, a[i], offs);
+        __m256i off;
+        const float d = q6k_block_start(b, a[i], off);
         // The 16 scales as int16, scales 8h..8h+7 in both 128-bit lanes of sc[h]; shuffle t picks scale 8h+2t
         // for the low lane (values 32t..32t+15 of the half) and 8h+2t+1 for the high lane.
         const __m128i s16a = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales)));
         const __m128i s16b = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales + 8)));
         const __m256i sc[2] = {_mm256_broadcastsi128_si256(s16a), _mm256_broadcastsi128_si256(s16b)};
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), off);
         for (int h = 0; h < 2; ++h) {  // 128-value halves
             const __m256i qh = load256(b.qh + 32 * h);
             const __m256i ql0 = load256(b.ql + 64 * h), ql1 = load256(b.ql + 64 * h + 32);
@@ -311,42 +345,45 @@ float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum(acc) - offs;
+    return hsum(acc);
 }
 
 #ifdef AR_QMM_AVX512VNNI
 // ---- AVX-512 VNNI dots ---------------------------------------------------------------------------------------
-// Two Q4_0 blocks per step: 128-bit lanes [low nibbles of i, high of i, low of i+1, high of i+1] against the two
-// activation blocks, summed by one VPDPBUSD into 16 int32 (8 per block), scaled per block in FP32.
-float dot_q4_0_vnni(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
+// Two Q4_0 blocks (36 bytes) per step from one masked load: VPERMB spreads their codes to the 128-bit lanes [codes of
+// i, codes of i, codes of i+1, codes of i+1], lanes 1 and 3 shifted to the high nibbles, so the 64 nibbles line up
+// with the 64 activation codes of ActQ8x64; one VPDPBUSD starting from the activation's −8·Σ terms gives the
+// 8 int32 partial sums of each block, exact. The two fp16 scales come out of the same load by VPERMW (word 0 for lanes
+// 0–7, word 9 for 8–15), times the activation scales, into one FMA per two blocks: no scalar work per block.
+// An odd last block loads 18 bytes only (the activation's second half is zero).
+inline __m512 q4_0_pair_vnni(const uint8_t* wp, __mmask64 load, const ActQ8x64& a, __m512 acc) {
+    const __m512i kPerm = _mm512_set_epi8(
+        35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24,
+        23, 22, 21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7,
+        6, 5, 4, 3, 2);
+    const __m512i kScaleIdx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9,
+                                               0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i raw = _mm512_maskz_loadu_epi8(load, wp);
+    __m512i q = _mm512_permutexvar_epi8(kPerm, raw);
+    q = _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4), _mm512_set1_epi8(0x0F));
+    const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(a.neg8), q, _mm512_load_si512(a.qs));
+    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(kScaleIdx, raw)));
+    return _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_load_ps(a.d)), _mm512_cvtepi32_ps(p), acc);
+}
+
+float dot_q4_0_vnni(const uint8_t* row, const ActQ8x64* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ4_0*>(row);
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps();
-    float offs = 0.f;  // Σ d_w · d_a·Σqa (times 8 at the end)
+    constexpr __mmask64 kTwo = (__mmask64(1) << 36) - 1, kOne = (__mmask64(1) << 18) - 1;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
+    for (; i + 4 <= nb; i += 4) {
         prefetch_ahead(w + i);
-        const __m256i q01 = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].qs))),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i + 1].qs)), 1);
-        __m512i q = _mm512_zextsi256_si512(q01);
-        q = _mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(1, 1, 0, 0));  // [q_i, q_i, q_i+1, q_i+1]
-        q = _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4), m4);  // lanes 1, 3: the high nibbles
-        const __m512i x = _mm512_inserti64x4(_mm512_zextsi256_si512(load256(a[i].qs)), load256(a[i + 1].qs), 1);
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
-        const float d0 = fp16(w[i].d), d1 = fp16(w[i + 1].d);
-        const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(d0 * a[i].d), _mm256_set1_ps(d1 * a[i + 1].d), 1);
-        acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc);
-        offs += d0 * a[i].s + d1 * a[i + 1].s;
+        prefetch_ahead(w + i + 2);
+        acc0 = q4_0_pair_vnni(reinterpret_cast<const uint8_t*>(w + i), kTwo, a[i / 2], acc0);
+        acc1 = q4_0_pair_vnni(reinterpret_cast<const uint8_t*>(w + i + 2), kTwo, a[i / 2 + 1], acc1);
     }
-    float tail = 0.f;
-    for (; i < nb; ++i) {
-        const float d0 = fp16(w[i].d);
-        const __m256i p = dot_u8i8(nibbles32(w[i].qs), load256(a[i].qs));
-        tail += hsum(_mm256_mul_ps(_mm256_set1_ps(d0 * a[i].d), _mm256_cvtepi32_ps(p)));
-        offs += d0 * a[i].s;
-    }
-    return _mm512_reduce_add_ps(acc) + tail - 8.f * offs;
+    for (; i < nb; i += 2) acc0 = q4_0_pair_vnni(reinterpret_cast<const uint8_t*>(w + i), i + 2 <= nb ? kTwo : kOne, a[i / 2], acc0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
 // Q6_K, 128 values (one half of a block) per step as two 64-value vectors in value order: [ql0 | ql1] & 0x0F with
@@ -363,11 +400,11 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
         {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
     const __m512i idx_lo = _mm512_load_si512(kIdx[0]), idx_hi = _mm512_load_si512(kIdx[1]);
     __m512 acc = _mm512_setzero_ps();
-    float offs = 0.f;
     for (int64_t i = 0; i < nb; ++i) {
         const gguf::BlockQ6_K& b = w[i];
-        const float d = q6k_block_start(b, a[i], offs);
-        __m512i sumi = _mm512_setzero_si512();
+        __m256i off;
+        const float d = q6k_block_start(b, a[i], off);
+        __m512i sumi = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), off));
         for (int h = 0; h < 2; ++h) {
             const __m512i l = _mm512_loadu_si512(b.ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(load256(b.qh + 32 * h));
@@ -384,7 +421,7 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
-    return _mm512_reduce_add_ps(acc) - offs;
+    return _mm512_reduce_add_ps(acc);
 }
 // Q4_K, 128 values per step: [qs chunk c | chunk c + 1] & 0x0F are sub-blocks 2c and 2c + 2, >> 4 sub-blocks 2c + 1
 // and 2c + 3; pair sums by VPMADDUBSW against the matching activation halves, then VPDPWSSD with each sub-block's
@@ -429,9 +466,9 @@ float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
 // y[t, o] = w_o · x̂_t for every o (threads over o); Act = the activation block type, Dot = the row dot.
 template <typename Act, typename Dot>
 void run_rows(const float* x, int64_t N, const WeightView& w, const float* bias, float* y, int64_t qa, Dot dot) {
-    const int64_t nb = w.in / qa, rb = w.row_bytes();
-    std::vector<Act> act(static_cast<size_t>(N * nb));  // [N, in/qa]
-    for (int64_t t = 0; t < N; ++t) quantize_act(x + t * w.in, w.in, act.data() + t * nb);
+    const int64_t nb = w.in / qa, rb = w.row_bytes(), na = act_count(static_cast<const Act*>(nullptr), w.in);
+    std::vector<Act> act(static_cast<size_t>(N * na));  // [N, na]
+    for (int64_t t = 0; t < N; ++t) quantize_act(x + t * w.in, w.in, act.data() + t * na);
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     // Dynamic chunks of rows (about 8 per thread): a thread that loses its core to another process does not
     // hold up the others at the join.
@@ -439,7 +476,7 @@ void run_rows(const float* x, int64_t N, const WeightView& w, const float* bias,
 #pragma omp parallel for schedule(dynamic, chunk) if (w.out * w.in >= (1 << 16))
     for (int64_t o = 0; o < w.out; ++o) {
         const uint8_t* row = base + o * rb;
-        for (int64_t t = 0; t < N; ++t) y[t * w.out + o] = dot(row, act.data() + t * nb, nb) + (bias ? bias[o] : 0.f);
+        for (int64_t t = 0; t < N; ++t) y[t * w.out + o] = dot(row, act.data() + t * na, nb) + (bias ? bias[o] : 0.f);
     }
 }
 
@@ -454,7 +491,7 @@ void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float
     switch (*w.block) {
         case BlockType::Q4_0:
 #ifdef AR_QMM_AVX512VNNI
-            if (isa == QmmIsa::Best) return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q4_0_vnni);
+            if (isa == QmmIsa::Best) return run_rows<ActQ8x64>(x, N, w, bias, y, kQK, dot_q4_0_vnni);
 #endif
             return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q4_0);
         case BlockType::Q6_K:
