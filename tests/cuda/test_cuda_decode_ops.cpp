@@ -402,6 +402,96 @@ TEST(CudaDecodeOps, DecodeAttentionGraphReplay) {
     cudaStreamDestroy(stream);
 }
 
+// ---- decode_attention_step ----------------------------------------------------------------------------------------
+
+// decode_attention_step against its definition, qk_norm_rope_cache + decode_attention (each checked above against
+// the CPU): the same cache bits, o within the attention tolerance of a float64 reference built from the two-call q.
+struct StepCase {
+    int nq, nkv, D;
+    int64_t capacity;
+    bool qk_norm;
+};
+
+std::string step_name(const StepCase& c) {
+    return "nq " + std::to_string(c.nq) + " nkv " + std::to_string(c.nkv) + " D " + std::to_string(c.D) +
+           " capacity " + std::to_string(c.capacity) + " norm " + std::to_string(c.qk_norm);
+}
+
+// Steps at the given slots, in order, each with a new random qkv row, through one captured graph of
+// decode_attention_step on one pair of caches and through the two calls on another.
+void run_step_case(const StepCase& c, const std::vector<int64_t>& slots, std::mt19937& g) {
+    SCOPED_TRACE(step_name(c));
+    const int64_t D = c.D, nh = c.nq + 2 * c.nkv, ld = c.nkv * D, cap = c.capacity;
+    const float eps = 1e-6f, scale = 1.0f / std::sqrt(float(D));
+    std::vector<uint16_t> cache0 = randn_bf16(size_t(cap * ld), g, 1.f);  // rows the steps do not write: old keys
+    const std::vector<float> qn = randn(size_t(D), g, 1.f, 0.1f), kn = randn(size_t(D), g, 1.f, 0.1f);
+    Dev<float> d_qkv(size_t(nh * D)), d_qn(qn), d_kn(kn), d_inv(inv_freq_for(c.D)), d_o(size_t(c.nq * D)),
+        d_o2(size_t(c.nq * D)), d_q(size_t(c.nq * D));
+    Dev<uint16_t> d_k(cache0), d_v(cache0), d_k2(cache0), d_v2(cache0);
+    Dev<int32_t> d_slot(std::vector<int32_t>{0});
+    const size_t ws_bytes = decode_attention_step_workspace_bytes(c.nq, c.D, cap);
+    Dev<unsigned char> d_ws(ws_bytes), d_ws2(decode_attention_workspace_bytes(1, c.nq, c.D, cap));
+    const float* qn_p = c.qk_norm ? d_qn.p : nullptr;
+    const float* kn_p = c.qk_norm ? d_kn.p : nullptr;
+    cudaStream_t stream = nullptr;
+    cuda_ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    cuda_ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
+    decode_attention_step(d_qkv.p, c.nq, c.nkv, c.D, qn_p, kn_p, eps, d_inv.p, d_slot.p, 7, d_k.p, d_v.p, cap, scale,
+                          d_o.p, d_ws.p, stream);
+    cuda_ok(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
+    cuda_ok(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+    for (int64_t slot : slots) {
+        SCOPED_TRACE("slot " + std::to_string(slot));
+        d_qkv.upload(randn(size_t(nh * D), g, 0.f, 1.5f));
+        d_slot.upload({int32_t(slot)});
+        cuda_ok(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+        cuda_ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+        qk_norm_rope_cache(d_qkv.p, 1, c.nq, c.nkv, c.D, qn_p, kn_p, eps, d_inv.p, d_slot.p, 7, d_q.p, nullptr, d_k2.p,
+                           d_v2.p, cap, nullptr);
+        decode_attention(d_q.p, d_k2.p, d_v2.p, 1, c.nq, c.nkv, c.D, scale, d_slot.p, cap, d_o2.p,
+                         d_ws2.n > 0 ? d_ws2.p : nullptr, nullptr);
+        const std::vector<uint16_t> k = d_k.download(), v = d_v.download(), k2 = d_k2.download();
+        ASSERT_EQ(k, k2) << "k cache";
+        ASSERT_EQ(v, d_v2.download()) << "v cache";
+        const AttnCase ac{1, c.nq, c.nkv, c.D, std::min(slot, cap - 1), cap};  // keys 0 .. min(slot, cap − 1)
+        const std::vector<double> ref = slot < 0 ? std::vector<double>(size_t(c.nq * D), 0.0)
+                                                 : attention_ref(ac, d_q.download(), k, v, scale);
+        expect_attention_close(d_o.download(), ref, ac);
+        if (::testing::Test::HasFatalFailure()) break;
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(stream);
+}
+
+TEST(CudaDecodeOps, DecodeAttentionStep) {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    std::mt19937 g(9);
+    // heads: GQA groups of 2, 8, 1, 12 (two head blocks of 8), 4 (the Qwen3-4B shape); head dims: the three fast
+    // paths and the generic one; capacities: one chunk, a partial cluster, 9 chunks (cluster of 8, one CTA with
+    // two chunks)
+    const int heads[5][2] = {{4, 2}, {8, 1}, {2, 2}, {24, 2}, {32, 8}};
+    for (int D : {128, 64, 256, 96})
+        for (const auto& hd : heads)
+            for (int64_t cap : {int64_t(40), int64_t(200), int64_t(513)}) {
+                run_step_case(StepCase{hd[0], hd[1], D, cap, D != 64}, {0, 1, 39, 64, 130, cap - 1, cap + 5, -1}, g);
+                if (HasFatalFailure()) return;
+            }
+    // many consecutive steps (the graph replayed as the cache fills); the largest fused cache (1024 keys) and the
+    // two-kernel path beyond it
+    std::vector<int64_t> run(150);
+    for (size_t i = 0; i < run.size(); ++i) run[i] = int64_t(i);
+    run_step_case(StepCase{32, 8, 128, 300, true}, run, g);
+    if (HasFatalFailure()) return;
+    run_step_case(StepCase{16, 8, 128, 1024, true}, {0, 700, 1023, 1030}, g);
+    if (HasFatalFailure()) return;
+    run_step_case(StepCase{16, 8, 128, 1025, true}, {0, 1024}, g);
+    if (HasFatalFailure()) return;
+    run_step_case(StepCase{16, 8, 128, 5000, true}, {0, 4200, 4999}, g);
+}
+
 // ---- swiglu_rows --------------------------------------------------------------------------------------------------
 
 TEST(CudaDecodeOps, SwigluRows) {

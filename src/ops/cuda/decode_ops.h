@@ -55,6 +55,20 @@ void decode_attention(const float* q, const uint16_t* k_cache, const uint16_t* v
                       int D, float scale, const int32_t* d_slot0, int64_t max_keys, float* o, void* workspace,
                       cudaStream_t stream);
 
+// One decode step's attention (T = 1) from the fused projection qkv [(nq + 2·nkv)·D] FP32: exactly
+// qk_norm_rope_cache (T = 1, capacity) followed by decode_attention (T = 1, max_keys = capacity) into o [nq·D] FP32,
+// the new key and value written to the caches [capacity, nkv·D] at slot *d_slot0. For capacity ≤ 1024 on sm_90 and
+// newer it is one kernel (thread-block clusters of up to 8 CTAs per kv head split the keys and merge through
+// distributed shared memory: no kernel boundary between the norms, RoPE, cache append, attention and merge);
+// otherwise the two calls. workspace: decode_attention_step_workspace_bytes(nq, D, capacity) bytes, 16-byte aligned
+// (it holds q on the two-kernel path). Launched with programmatic dependent launch. Graph-capturable (the launch
+// shape depends on capacity, never on *d_slot0).
+size_t decode_attention_step_workspace_bytes(int nq, int D, int64_t capacity);
+void decode_attention_step(const float* qkv, int nq, int nkv, int D, const float* q_norm, const float* k_norm,
+                           float eps, const float* inv_freq, const int32_t* d_slot0, int64_t pos_delta,
+                           uint16_t* k_cache, uint16_t* v_cache, int64_t capacity, float scale, float* o,
+                           void* workspace, cudaStream_t stream);
+
 // act[t][i] = silu(gu[t][i]) · gu[t][I + i] for gu [T, 2I] FP32 (gate | up); act_f32 and/or act_bf16 [T, I].
 void swiglu_rows(const float* gu, int64_t T, int64_t I, float* act_f32, uint16_t* act_bf16, cudaStream_t stream);
 

@@ -2,8 +2,8 @@
 //
 // Buffers (FP32 unless noted; H hidden, W = (nq + 2·nkv)·D, I intermediate, C = prefill chunk rows):
 //   decode (fixed, allocated once, so the captured graph's pointers never change):
-//     tok [1] int32, slot [1] int32, x [H] residual, h [H], qkv [W], q [nq·D], att [nq·D], gu [2I], act [I],
-//     logits [V], attention workspace
+//     tok [1] int32, slot [1] int32, x [H] residual, h [H], qkv [W], att [nq·D], gu [2I], act [I],
+//     logits [V], attention workspace (decode_attention_step)
 //   prefill (grown on demand): xT [C, H], hT [C, H] bf16, qkvT [C, W], qT [C, nq·D] bf16 (+ FP32 for the cached-
 //     attention fallback), oT [C, nq·D] bf16 (+ FP32), lse [nq·C], guT [C, 2I], actT [C, I] bf16, logits rows
 //     [R, V], nll [C] FP64, the dequantized weight scratch [max out·in] bf16
@@ -229,7 +229,7 @@ struct CudaDecoder::Impl {
 
     // decode buffers
     DevBuf<int32_t> tok, slot;
-    DevBuf<float> x, h, qkv, q, att, gu, act, logits;
+    DevBuf<float> x, h, qkv, att, gu, act, logits;
     DevBuf<unsigned char> att_ws;
     float* logits_host = nullptr;  // pinned [V]
     cudaGraphExec_t graph = nullptr;
@@ -318,7 +318,7 @@ struct CudaDecoder::Impl {
             L.v_cache = std::move(v);
         }
         drop_graph();
-        att_ws.ensure(decode_attention_workspace_bytes(1, d.n_q_heads, d.head_dim, new_cap), "the attention workspace");
+        att_ws.ensure(decode_attention_step_workspace_bytes(d.n_q_heads, d.head_dim, new_cap), "the attention workspace");
         cap = new_cap;  // last: a failed allocation above leaves cap as it was, so the next reserve retries
     }
     void drop_graph() {
@@ -354,10 +354,9 @@ struct CudaDecoder::Impl {
                 gu_zero = false;
             }
             qkv_zero = false;
-            qk_norm_rope_cache(qkv.p, 1, d.n_q_heads, d.n_kv_heads, d.head_dim, L.q_norm.p, L.k_norm.p, d.rms_eps,
-                               inv_freq.p, slot.p, pos_delta, q.p, nullptr, L.k_cache.p, L.v_cache.p, cap, stream);
-            decode_attention(q.p, L.k_cache.p, L.v_cache.p, 1, d.n_q_heads, d.n_kv_heads, d.head_dim, scale, slot.p,
-                             cap, att.p, att_ws.p, stream);
+            decode_attention_step(qkv.p, d.n_q_heads, d.n_kv_heads, d.head_dim, L.q_norm.p, L.k_norm.p, d.rms_eps,
+                                  inv_freq.p, slot.p, pos_delta, L.k_cache.p, L.v_cache.p, cap, scale, att.p, att_ws.p,
+                                  stream);
             gemv(L.o, att.p, x.p, true);
             if (fuse_gu) {
                 fused_norm_gemv(L.gate_up, x.p, L.post_attn_norm.p, gu.p, gu_zero, next_fuses_qkv ? qkv.p : nullptr,
@@ -588,7 +587,6 @@ CudaDecoder::CudaDecoder(const DecoderDims& dims, const CudaDecoderOptions& opt)
     m.x.alloc(size_t(H), "decode buffers");
     m.h.alloc(size_t(H), "decode buffers");
     m.qkv.alloc(size_t(m.W), "decode buffers");
-    m.q.alloc(size_t(QD), "decode buffers");
     m.att.alloc(size_t(QD), "decode buffers");
     m.gu.alloc(size_t(2 * I), "decode buffers");
     m.act.alloc(size_t(I), "decode buffers");

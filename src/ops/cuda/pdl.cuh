@@ -31,13 +31,8 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 
-// Whether the current device takes PDL launches (compute capability ≥ 9, not disabled by AUTOROUND_NO_PDL=1).
-inline bool pdl_enabled() {
-    static const bool disabled = [] {
-        const char* e = std::getenv("AUTOROUND_NO_PDL");
-        return e && e[0] == '1';
-    }();
-    if (disabled) return false;
+// Whether the current device has compute capability 9 or more (PDL, thread-block clusters); cached per device.
+inline bool device_is_sm90_or_newer() {
     static std::atomic<int> cache[64];  // per device: 0 unknown, 1 no, 2 yes
     int dev = 0;
     AR_CUDA_CHECK(cudaGetDevice(&dev));
@@ -51,20 +46,48 @@ inline bool pdl_enabled() {
     return major >= 9;
 }
 
-// kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization where pdl_enabled().
+// Whether the current device takes PDL launches (compute capability ≥ 9, not disabled by AUTOROUND_NO_PDL=1).
+inline bool pdl_enabled() {
+    static const bool disabled = [] {
+        const char* e = std::getenv("AUTOROUND_NO_PDL");
+        return e && e[0] == '1';
+    }();
+    return !disabled && device_is_sm90_or_newer();
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization where pdl_enabled(), in
+// thread-block clusters of cluster_x CTAs along x when cluster_x > 1 (sm_90 and newer only; grid.x a multiple of it).
 template <typename... KArgs, typename... Args>
-void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+void launch_pdl_cluster(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                        unsigned cluster_x, Args&&... args) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchAttribute attr[2];
+    unsigned n = 0;
+    if (pdl_enabled()) {
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n].val.programmaticStreamSerializationAllowed = 1;
+        ++n;
+    }
+    if (cluster_x > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n].val.clusterDim.x = cluster_x;
+        attr[n].val.clusterDim.y = 1;
+        attr[n].val.clusterDim.z = 1;
+        ++n;
+    }
     cfg.attrs = attr;
-    cfg.numAttrs = pdl_enabled() ? 1 : 0;
+    cfg.numAttrs = n;
     AR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization where pdl_enabled().
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+    launch_pdl_cluster(kernel, grid, block, smem, stream, 1u, std::forward<Args>(args)...);
 }
 
 }  // namespace autoround
