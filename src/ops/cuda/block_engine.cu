@@ -22,6 +22,7 @@
 #include "ops/cuda/flash_attention.h"
 #include "ops/cuda/fp8_gemm.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/device_buffer.h"
 #include "ops/cuda/fake_quant_device.h"
 
 namespace autoround {
@@ -32,32 +33,13 @@ using bf16 = __nv_bfloat16;
 
 // ---- device buffers -----------------------------------------------------------------------------------------
 
-template <typename T>
-struct DevBuf {
-    T* p = nullptr;
-    size_t n = 0;
-    DevBuf() = default;
-    DevBuf(const DevBuf&) = delete;
-    DevBuf& operator=(const DevBuf&) = delete;
-    ~DevBuf() {
-        if (p) cudaFree(p);
-    }
-    void alloc(size_t count, const char* what) {
-        if (count <= n) return;
-        if (p) cudaFree(p);
-        p = nullptr;
-        n = 0;
-        const cudaError_t e = cudaMalloc(&p, count * sizeof(T));
-        if (e != cudaSuccess)
-            fail("CUDA: cannot allocate ", count * sizeof(T) / 1048576.0, " MiB for ", what, " (", cudaGetErrorString(e),
-                 "); use a smaller --batch_size, --seqlen or --nsamples");
-        n = count;
-    }
-    void upload(const T* host, size_t count, const char* what) {
-        alloc(count, what);
-        AR_CUDA_CHECK(cudaMemcpy(p, host, count * sizeof(T), cudaMemcpyHostToDevice));
-    }
+// Out of GPU memory while tuning: what to change (ops/cuda/device_buffer.h). Buffers grow only (ensure), so a
+// block of the same shape reuses them.
+struct TuningOom {
+    static constexpr const char* advice = "use a smaller --batch_size, --seqlen or --nsamples, or --low_gpu_mem_usage";
 };
+template <typename T>
+using DevBuf = DeviceBuffer<T, TuningOom>;
 
 // ---- GEMM (row-major through column-major cuBLAS: C^T = op(B)^T · op(A)^T) --------------------------------------
 
@@ -990,7 +972,7 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
               ".x); use the FP32 precision");
         AR_CUBLAS_CHECK(cublasCreate(&s.blas16));
         AR_CUBLAS_CHECK(cublasSetMathMode(s.blas16, CUBLAS_DEFAULT_MATH));
-        s.workspace.alloc(kBf16Workspace, "the cuBLAS workspace");
+        s.workspace.ensure(kBf16Workspace, "the cuBLAS workspace");
         AR_CUBLAS_CHECK(cublasSetWorkspace(s.blas16, s.workspace.p, kBf16Workspace));
         AR_CUBLAS_CHECK(cublasSetStream(s.blas16, s.stream));
     } else {
@@ -1021,29 +1003,29 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
         const size_t cnt = size_t(sh[0] * sh[1]);
         max_w = std::max(max_w, cnt);
         if (s.bf)
-            s.Wb[i].alloc(cnt, "block weights (bf16)");
+            s.Wb[i].ensure(cnt, "block weights (bf16)");
         else
-            s.W[i].alloc(cnt, "block weights");
-        s.dW[i].alloc(cnt, "weight gradients");
+            s.W[i].ensure(cnt, "block weights");
+        s.dW[i].ensure(cnt, "weight gradients");
     }
-    if (s.bf) s.stage.alloc(max_w, "the weight upload buffer");
+    if (s.bf) s.stage.ensure(max_w, "the weight upload buffer");
     const size_t N = size_t(s.batch * L), nq = size_t(d.n_q_heads), nkv = size_t(d.n_kv_heads), I = size_t(d.intermediate);
     const size_t QD = nq * size_t(D), KD = nkv * size_t(D), HH = size_t(H);
     const size_t LL = size_t(s.batch) * nq * size_t(L) * size_t(L);
     for (DevBuf<float>* bf : {&s.X, &s.R, &s.x2, &s.Y, &s.dY, &s.dH}) bf->alloc(N * HH, "activations");
-    s.dq.alloc(N * QD, "activations");
+    s.dq.ensure(N * QD, "activations");
     for (DevBuf<float>* bf : {&s.dk, &s.dv}) bf->alloc(N * KD, "activations");
     if (!(s.bf && d.qk_norm)) {  // the FP32 normed / roped q and k (Bf16 mode with QK-norm goes straight to bf16)
-        s.q.alloc(N * QD, "activations");
-        s.k.alloc(N * KD, "activations");
+        s.q.ensure(N * QD, "activations");
+        s.k.ensure(N * KD, "activations");
     }
     if (d.qk_norm) {
-        s.q_lin.alloc(N * QD, "activations");
-        s.k_lin.alloc(N * KD, "activations");
+        s.q_lin.ensure(N * QD, "activations");
+        s.k_lin.ensure(N * KD, "activations");
     }
-    s.rstd_q.alloc(N * nq, "activations");
-    s.rstd_k.alloc(N * nkv, "activations");
-    s.rstd2.alloc(N, "activations");
+    s.rstd_q.ensure(N * nq, "activations");
+    s.rstd_k.ensure(N * nkv, "activations");
+    s.rstd2.ensure(N, "activations");
     s.flash = s.bf && opt.flash_attention && flash_attention_supports_head_dim(int(D));
     if (opt.fp8_backward) {
         int dev = 0;
@@ -1055,11 +1037,11 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
         s.fp8->set_formats(Fp8Format::E5M2, Fp8Format::E4M3);  // A: the gradient operand (dY, dI, dX2, ...)
     }
     if (s.flash) {
-        s.lse.alloc(size_t(s.batch) * nq * size_t(L), "flash attention statistics");
-        s.fa_ws.alloc((flash_attention_backward_workspace_bytes(s.batch, L, int(nq)) + 3) / 4,
+        s.lse.ensure(size_t(s.batch) * nq * size_t(L), "flash attention statistics");
+        s.fa_ws.ensure((flash_attention_backward_workspace_bytes(s.batch, L, int(nq)) + 3) / 4,
                       "flash attention workspace");
     } else {
-        s.P.alloc(LL, "attention scores/probabilities");
+        s.P.ensure(LL, "attention scores/probabilities");
     }
     if (s.bf) {
         for (DevBuf<bf16>* bf : {&s.h1b, &s.h2b, &s.dYb, &s.dX2b}) bf->alloc(N * HH, "activations (bf16)");
@@ -1067,15 +1049,15 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
         for (DevBuf<bf16>* bf : {&s.kb, &s.vb, &s.dkb, &s.dvb}) bf->alloc(N * KD, "activations (bf16)");
         for (DevBuf<bf16>* bf : {&s.gateb, &s.upb, &s.actb, &s.dIb}) bf->alloc(N * I, "activations (bf16)");
         if (!s.flash) {
-            s.Pb.alloc(LL, "attention probabilities (bf16)");
-            s.dSb.alloc(LL, "attention probability gradients (bf16)");
+            s.Pb.ensure(LL, "attention probabilities (bf16)");
+            s.dSb.ensure(LL, "attention probability gradients (bf16)");
         }
     } else {
         for (DevBuf<float>* bf : {&s.h1, &s.h2}) bf->alloc(N * HH, "activations");
         for (DevBuf<float>* bf : {&s.att, &s.dA}) bf->alloc(N * QD, "activations");
-        s.v.alloc(N * KD, "activations");
+        s.v.ensure(N * KD, "activations");
         for (DevBuf<float>* bf : {&s.gate, &s.up, &s.act, &s.dI}) bf->alloc(N * I, "activations");
-        s.dP.alloc(LL, "attention probability gradients");
+        s.dP.ensure(LL, "attention probability gradients");
     }
     if (s.fp8) {  // the FP8 GEMMs read beta from device memory, so C is read even when beta is 0: no NaN garbage
         for (auto& g : s.dW) AR_CUDA_CHECK(cudaMemset(g.p, 0, g.n * sizeof(float)));
@@ -1083,14 +1065,14 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
         AR_CUDA_CHECK(cudaMemset(s.dIb.p, 0, s.dIb.n * sizeof(bf16)));
         AR_CUDA_CHECK(cudaMemset(s.dAb.p, 0, s.dAb.n * sizeof(bf16)));
     }
-    s.partial.alloc(N, "loss partial sums");
-    s.idx_d.alloc(size_t(s.batch), "sample indices");
+    s.partial.ensure(N, "loss partial sums");
+    s.idx_d.ensure(size_t(s.batch), "sample indices");
     // graphs need device-resident inputs (the gather kernels) and a workspace-backed cuBLAS handle (Bf16 mode)
     s.graphs = opt.cuda_graphs && s.bf && !opt.host_resident_inputs;
     s.partial_host.resize(N);
     if (opt.loss_mask) {
         s.sample_mask.upload(opt.loss_mask, size_t(n * L), "the loss mask");
-        s.batch_mask.alloc(N, "the loss mask");
+        s.batch_mask.ensure(N, "the loss mask");
     }
 }
 
@@ -1166,14 +1148,14 @@ int CudaBlockEngine::add_tuned_layer(int which, const FakeQuantShape& sh, const 
     t->wmin.upload(wmin, ng, "a tuned layer's group minima");
     t->wmax.upload(wmax, ng, "a tuned layer's group maxima");
     const std::vector<float> ones(ng, 1.f);
-    t->V.alloc(nv, "a tuned layer's rounding offsets V");  // V = 0 (set on the device: no host array of zeros)
+    t->V.ensure(nv, "a tuned layer's rounding offsets V");  // V = 0 (set on the device: no host array of zeros)
     AR_CUDA_CHECK(cudaMemsetAsync(t->V.p, 0, nv * sizeof(float), s.stream));
-    t->bV.alloc(nv, "a tuned layer's best V");
+    t->bV.ensure(nv, "a tuned layer's best V");
     if (minmax) {
         t->alpha.upload(ones.data(), ng, "a tuned layer's min scales");
         t->beta.upload(ones.data(), ng, "a tuned layer's max scales");
-        t->balpha.alloc(ng, "a tuned layer's best min scales");
-        t->bbeta.alloc(ng, "a tuned layer's best max scales");
+        t->balpha.ensure(ng, "a tuned layer's best min scales");
+        t->bbeta.ensure(ng, "a tuned layer's best max scales");
     }
     s.tuned.push_back(std::move(t));
     return int(s.tuned.size()) - 1;
@@ -1198,7 +1180,7 @@ void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>&
         if (s.step_exec) AR_CUDA_CHECK(cudaGraphExecDestroy(s.step_exec));
         s.step_exec = nullptr;
         s.step_slots = s.tuned.size();
-        s.lr_d.alloc(2 * s.step_slots, "learning rates");
+        s.lr_d.ensure(2 * s.step_slots, "learning rates");
         s.lr_host.resize(2 * s.step_slots);
     }
     for (size_t i = 0; i < lr.size(); ++i) {
@@ -1427,7 +1409,7 @@ void CudaActivations::download(float* host) const {
         return;
     }
     DevBuf<float> stage;
-    stage.alloc(size_t(std::min<int64_t>(kStageRows, int64_t(count()))), "the activation download stage");
+    stage.ensure(size_t(std::min<int64_t>(kStageRows, int64_t(count()))), "the activation download stage");
     for (int64_t i = 0; i < int64_t(count()); i += kStageRows) {
         const int64_t c = std::min<int64_t>(kStageRows, int64_t(count()) - i);
         bf2f_kernel<<<grid_for(c), kThreads>>>(static_cast<const bf16*>(p_) + i, stage.p, c);
@@ -1442,7 +1424,7 @@ void CudaActivations::upload(const float* host) {
         return;
     }
     DevBuf<float> stage;
-    stage.alloc(size_t(std::min<int64_t>(kStageRows, int64_t(count()))), "the activation upload stage");
+    stage.ensure(size_t(std::min<int64_t>(kStageRows, int64_t(count()))), "the activation upload stage");
     for (int64_t i = 0; i < int64_t(count()); i += kStageRows) {
         const int64_t c = std::min<int64_t>(kStageRows, int64_t(count()) - i);
         AR_CUDA_CHECK(cudaMemcpy(stage.p, host + i, size_t(c) * sizeof(float), cudaMemcpyHostToDevice));

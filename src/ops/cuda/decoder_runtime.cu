@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/decode_ops.h"
+#include "ops/cuda/device_buffer.h"
 #include "ops/cuda/flash_attention.h"
 #include "ops/cuda/quant_gemv.h"
 
@@ -31,53 +32,16 @@ namespace {
 constexpr int64_t kLogitRows = 256;  // rows of [·, V] logits computed at once by a prefill / window_nll
 constexpr int64_t kMaxChunk = 32768;  // prefill rows per pass (the row kernels of decode_ops.h take at most 65535)
 
-std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
-
-// Device allocation with an out-of-memory message that says what was being allocated and how much was free.
-void* device_alloc(size_t bytes, const char* what) {
-    if (bytes == 0) return nullptr;
-    void* p = nullptr;
-    const cudaError_t e = cudaMalloc(&p, bytes);
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        size_t free_b = 0, total_b = 0;
-        cudaMemGetInfo(&free_b, &total_b);
-        fail("out of GPU memory: ", what, " needs ", mib(bytes), " but only ", mib(free_b), " of ", mib(total_b),
-             " are free (", cudaGetErrorString(e), "); the whole model and its KV cache must fit on one GPU for "
-             "--device cuda inference: use a smaller --max_new_tokens / --seqlen, a quantized model, or --device cpu");
-    }
-    return p;
-}
-
-template <typename T>
-struct DevBuf {
-    T* p = nullptr;
-    size_t n = 0;
-    DevBuf() = default;
-    DevBuf(const DevBuf&) = delete;
-    DevBuf& operator=(const DevBuf&) = delete;
-    DevBuf(DevBuf&& o) noexcept : p(o.p), n(o.n) { o.p = nullptr; o.n = 0; }
-    DevBuf& operator=(DevBuf&& o) noexcept {
-        if (this != &o) { release(); p = o.p; n = o.n; o.p = nullptr; o.n = 0; }
-        return *this;
-    }
-    ~DevBuf() { release(); }
-    void release() { if (p) cudaFree(p); p = nullptr; n = 0; }
-    void alloc(size_t count, const char* what) {
-        release();
-        p = static_cast<T*>(device_alloc(count * sizeof(T), what));
-        n = count;
-    }
-    // Grows to at least `count` elements (contents dropped).
-    void ensure(size_t count, const char* what) { if (n < count) alloc(count, what); }
-    // A pageable cudaMemcpy may return before the data reaches the device, and the runtime's stream does not wait
-    // for the legacy stream: every setter ends with cudaDeviceSynchronize (sync_uploads below).
-    void upload(const T* src, size_t count, const char* what) {
-        alloc(count, what);
-        if (count) AR_CUDA_CHECK(cudaMemcpy(p, src, count * sizeof(T), cudaMemcpyHostToDevice));
-    }
-    size_t bytes() const { return n * sizeof(T); }
+// Out of GPU memory during inference: what to change (ops/cuda/device_buffer.h).
+struct InferenceOom {
+    static constexpr const char* advice =
+        "the whole model and its KV cache must fit on one GPU for --device cuda inference: use a smaller "
+        "--max_new_tokens / --seqlen, a quantized model, or --device cpu";
 };
+// A pageable cudaMemcpy may return before the data reaches the device, and the runtime's stream does not wait for
+// the legacy stream: every setter ends with cudaDeviceSynchronize (sync_uploads below).
+template <typename T>
+using DevBuf = DeviceBuffer<T, InferenceOom>;
 
 // Sets the decode step's token id and cache slot from kernel arguments (launched before each graph replay).
 __global__ void set_step_kernel(int32_t* tok, int32_t token, int32_t* slot, int32_t s) {

@@ -268,6 +268,13 @@ __device__ __forceinline__ float x_value(float src_k, float second, float inv) {
     else return src_k;
 }
 
+// Whether the staging may read x (and the RMSNorm weight) as float4: 16-byte aligned, k a multiple of 4.
+template <int OP>
+__device__ __forceinline__ bool x_loads_vec4(const FastArgs& a) {
+    return (reinterpret_cast<uintptr_t>(a.src) & 15) == 0 && (a.k & 3) == 0 &&
+           (OP != int(GemvPrologue::RmsNorm) || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
+}
+
 // FP32 path (bits 3): stages xs[i] = x[k_of(i)] (the prologue applied), i in [0, cnt) (cnt a multiple of 32; k_of
 // maps a 4-aligned run of 4 slots to 4 consecutive inputs), then a barrier. Four values per thread and step, all of a
 // thread's loads issued before they are used (the prologue is a chain of memory round trips that the weight stream
@@ -275,8 +282,7 @@ __device__ __forceinline__ float x_value(float src_k, float second, float inv) {
 template <int OP, typename KOf>
 __device__ __forceinline__ void stage_x(const FastArgs& a, float* xs, int cnt, KOf k_of, double* redd, int lane,
                                         int warp) {
-    const bool v4 = (reinterpret_cast<uintptr_t>(a.src) & 15) == 0 && (a.k & 3) == 0 &&
-                    (OP != int(GemvPrologue::RmsNorm) || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
+    const bool v4 = x_loads_vec4<OP>(a);
     const float inv = rms_inv<OP>(a, v4, redd, lane, warp);
     const float* second = second_input<OP>(a);
     if (v4) {
@@ -301,8 +307,7 @@ __device__ __forceinline__ void stage_x(const FastArgs& a, float* xs, int cnt, K
 template <int B, int OP, typename KOf>
 __device__ __forceinline__ void stage_int(const FastArgs& a, ActBlock* blk, int nslots, KOf k_of, double* redd,
                                           int lane, int warp) {
-    const bool v4 = (reinterpret_cast<uintptr_t>(a.src) & 15) == 0 && (a.k & 3) == 0 &&
-                    (OP != int(GemvPrologue::RmsNorm) || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
+    const bool v4 = x_loads_vec4<OP>(a);
     const float inv = rms_inv<OP>(a, v4, redd, lane, warp);
     const float* second = second_input<OP>(a);
     const int pos = plane_pos<B>(lane);
