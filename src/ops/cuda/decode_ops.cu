@@ -323,6 +323,19 @@ struct AttnLane {
     __device__ __forceinline__ int dim0(int v) const { return (v * C::kLpk + sub) * C::kVec; }  // first dim of load v
 };
 
+// The query heads of a CTA (blockIdx.y = kv head g · hblocks + head block hb): h0 .. h0 + nh − 1 with
+// h0 = g·r + hb·HB, r = nq / nkv, nh = min(HB, r − hb·HB).
+template <class C>
+struct AttnHeads {
+    int g, h0, nh;
+    __device__ __forceinline__ AttnHeads(int nq, int nkv, int hblocks) {
+        const int hb = int(blockIdx.y) % hblocks, r = nq / nkv;
+        g = int(blockIdx.y) / hblocks;
+        h0 = g * r + hb * C::kHeads;
+        nh = min(C::kHeads, r - hb * C::kHeads);
+    }
+};
+
 // The online-softmax state of a CTA's lanes over the keys it has walked.
 template <class C>
 struct AttnState {
@@ -549,7 +562,7 @@ __device__ __forceinline__ void publish_partials(AttnState<C>& st, int nh, int D
 }
 
 // grid (nblk, nkv · hblocks, T), block C::kThreads. See the file header. Row t, kv head g = blockIdx.y / hblocks,
-// query heads h0 .. h0 + nh − 1 with h0 = g·r + (blockIdx.y % hblocks)·HB, r = nq / nkv, nh = min(HB, r − hb·HB).
+// query heads h0 .. h0 + nh − 1 (AttnHeads).
 // The CTA walks the splits s = blockIdx.x, + nblk, ... that hold keys (s·chunk < n_keys; n_keys from *d_slot0).
 //   q [T, nq·D] FP32; k_cache, v_cache [≥ max_keys, nkv·D] bf16;
 //   direct (one split, nblk 1): o [T, nq·D] = acc / l;
@@ -566,10 +579,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     __shared__ AttnSmem<C> sm;
 
     const int t = blockIdx.z;
-    const int g = blockIdx.y / hblocks, hb = blockIdx.y % hblocks;
-    const int r = nq / nkv;
-    const int h0 = g * r + hb * HB;
-    const int nh = min(HB, r - hb * HB);
+    const AttnHeads<C> hd(nq, nkv, hblocks);
+    const int g = hd.g, h0 = hd.h0, nh = hd.nh;
     const AttnLane<C> ln;
     const int64_t ldkv = int64_t(nkv) * D;
     const uint16_t* kbase = k_cache + int64_t(g) * D;
@@ -651,10 +662,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 
     const cg::cluster_group cluster = cg::this_cluster();
     const int rank = int(cluster.block_rank()), ncl = int(cluster.num_blocks());
-    const int g = blockIdx.y / hblocks, hb = blockIdx.y % hblocks;
-    const int r = nq / nkv;
-    const int h0 = g * r + hb * HB;
-    const int nh = min(HB, r - hb * HB);
+    const AttnHeads<C> hd(nq, nkv, hblocks);
+    const int g = hd.g, h0 = hd.h0, nh = hd.nh;
     const AttnLane<C> ln;
     const int64_t ldkv = int64_t(nkv) * D;
     const int64_t slot = *d_slot0;
