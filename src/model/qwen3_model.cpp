@@ -218,9 +218,11 @@ void Qwen3Model::forward(std::span<const int32_t> tokens, KvCache& cache, float*
     for (int l = 0; l < c.num_hidden_layers; ++l) {
         const Qwen3Layer& L = layers_[l];
         rmsnorm(x.data(), L.input_norm.data(), T, H, c.rms_norm_eps, h.data());
-        linear(h.data(), T, L.q, L.q_bias.empty() ? nullptr : L.q_bias.data(), q.data());
-        linear(h.data(), T, L.k, L.k_bias.empty() ? nullptr : L.k_bias.data(), k.data());
-        linear(h.data(), T, L.v, L.v_bias.empty() ? nullptr : L.v_bias.data(), v.data());
+        // q|k|v (and gate|up below) as one group: packed GGUF decode quantizes h once and forks once for the three
+        const LinearOut qkv[3] = {{&L.q, L.q_bias.empty() ? nullptr : L.q_bias.data(), q.data()},
+                                  {&L.k, L.k_bias.empty() ? nullptr : L.k_bias.data(), k.data()},
+                                  {&L.v, L.v_bias.empty() ? nullptr : L.v_bias.data(), v.data()}};
+        linear_group(h.data(), T, qkv);
         if (c.qk_norm) {
             rmsnorm(q.data(), L.q_norm.data(), T * nq, D, c.rms_norm_eps, q.data());
             rmsnorm(k.data(), L.k_norm.data(), T * nkv, D, c.rms_norm_eps, k.data());
@@ -240,8 +242,8 @@ void Qwen3Model::forward(std::span<const int32_t> tokens, KvCache& cache, float*
         for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
 
         rmsnorm(x.data(), L.post_attn_norm.data(), T, H, c.rms_norm_eps, h.data());
-        linear(h.data(), T, L.gate, nullptr, g.data());
-        linear(h.data(), T, L.up, nullptr, u.data());
+        const LinearOut gate_up[2] = {{&L.gate, nullptr, g.data()}, {&L.up, nullptr, u.data()}};
+        linear_group(h.data(), T, gate_up);
         swiglu(g.data(), u.data(), T * I, g.data());
         linear(g.data(), T, L.down, nullptr, tmp.data());
         for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];

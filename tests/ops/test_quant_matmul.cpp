@@ -2,7 +2,8 @@
 // with gguf::dequantize_row, float dot) for every packed GGUF type, on awkward shapes: out = 37 (not a
 // multiple of 8 or of the thread count), in = 3 super-blocks (K-quants) or 5 blocks (32-value types),
 // N = 1, 3, 17 activation rows; also linear()'s dispatch (int8 path for few rows, dequantized tiles + sgemm
-// for many), the rejection of ragged packed views, and the threaded shapes (1 vs 2 threads bit-identical).
+// for many), the rejection of ragged packed views, the threaded shapes (1 vs 2 threads bit-identical), and grouped
+// weights on one input (quant_matmul_q8_group / linear_group) equal to separate calls bit for bit.
 //
 // Tolerance of the int8 path, per output: the activation is rounded to int8 per block of B values (B = 32,
 // or 256 for the K-quants) with step d = amax(block)/127, so |x_i − x̂_i| <= d/2 and
@@ -204,4 +205,47 @@ TEST(QuantMatmul, ThreadedShapesMatchTheReferenceAndOneThread) {
         }
     }
     omp_set_num_threads(prev);
+}
+
+// A group of weights of mixed types on one input (as q|k|v of a Q4_K_M file: Q4_K and Q6_K; here also the 32-value
+// types, whose activation layouts are quantized alongside): each output bit-identical to quant_matmul_q8 on that weight
+// alone, with 1 and 2 threads; linear_group likewise equals linear() per weight, for decode rows and for prefill rows
+// (which take the sgemm path weight by weight).
+TEST(QuantMatmul, GroupEqualsSeparateCallsBitForBit) {
+    const int prev = omp_get_max_threads();
+    const int64_t in = 512;
+    const BlockType types[] = {BlockType::Q4_0, BlockType::Q6_K, BlockType::Q4_K, BlockType::Q8_0};
+    const int64_t outs[] = {1037, 300, 129, 64};
+    std::vector<Packed> ws;
+    for (int i = 0; i < 4; ++i) ws.push_back(make_weights(types[i], outs[i], in, 50 + static_cast<uint32_t>(i)));
+    std::vector<float> bias(1037);
+    for (size_t o = 0; o < bias.size(); ++o) bias[o] = 0.001f * static_cast<float>(o);
+    for (int threads : {1, 2})
+        for (int64_t N : {1, 2, 17}) {
+            omp_set_num_threads(threads);
+            const std::vector<float> x = make_x(N, in, 400 + static_cast<uint32_t>(N));
+            std::vector<std::vector<float>> sep(4), grp(4), lsep(4), lgrp(4);
+            std::vector<QmmOut> q;
+            std::vector<LinearOut> l;
+            for (int i = 0; i < 4; ++i) {
+                sep[i].resize(N * outs[i]); grp[i].resize(N * outs[i]);
+                lsep[i].resize(N * outs[i]); lgrp[i].resize(N * outs[i]);
+                const float* b = i == 1 ? bias.data() : nullptr;
+                quant_matmul_q8(x.data(), N, ws[i].view, b, sep[i].data());
+                linear(x.data(), N, ws[i].view, b, lsep[i].data());
+                q.push_back(QmmOut{&ws[i].view, b, grp[i].data()});
+                l.push_back(LinearOut{&ws[i].view, b, lgrp[i].data()});
+            }
+            quant_matmul_q8_group(x.data(), N, q);
+            linear_group(x.data(), N, l);
+            for (int i = 0; i < 4; ++i) {
+                EXPECT_EQ(sep[i], grp[i]) << gguf::block_type_name(types[i]) << " threads=" << threads << " N=" << N;
+                EXPECT_EQ(lsep[i], lgrp[i]) << gguf::block_type_name(types[i]) << " threads=" << threads << " N=" << N;
+            }
+        }
+    omp_set_num_threads(prev);
+    std::vector<float> x(256), y(8);
+    const Packed a = make_weights(BlockType::Q4_0, 8, 256, 1), b = make_weights(BlockType::Q4_0, 8, 512, 2);
+    const QmmOut bad[2] = {{&a.view, nullptr, y.data()}, {&b.view, nullptr, y.data()}};
+    expect_error([&] { quant_matmul_q8_group(x.data(), 1, bad); }, {"one input"});
 }

@@ -145,6 +145,18 @@ static void init_blas_once() {
     (void)done;
 }
 
+void linear_group(const float* x, int64_t T, std::span<const LinearOut> outs) {
+    bool grouped = T <= kPackedInt8MaxRows && outs.size() <= 8;
+    for (const LinearOut& o : outs) grouped = grouped && o.w->packed() && o.w->in == outs[0].w->in;
+    if (grouped) {
+        QmmOut q[8];
+        for (size_t i = 0; i < outs.size(); ++i) q[i] = QmmOut{outs[i].w, outs[i].bias, outs[i].y};
+        quant_matmul_q8_group(x, T, std::span<const QmmOut>(q, outs.size()));
+        return;
+    }
+    for (const LinearOut& o : outs) linear(x, T, *o.w, o.bias, o.y);
+}
+
 void linear(const float* x, int64_t T, const WeightView& w, const float* bias, float* y) {
     if (w.packed()) {
         if (T <= kPackedInt8MaxRows) {

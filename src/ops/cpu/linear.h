@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "ops/weight_view.h"
 
@@ -17,6 +18,16 @@ namespace autoround {
 // x [T, in] f32, w [out, in], bias [out] or null, y [T, out] f32.
 void linear_ref(const float* x, int64_t T, const WeightView& w, const float* bias, float* y);
 void linear(const float* x, int64_t T, const WeightView& w, const float* bias, float* y);
+
+// Several weights applied to the same x (q|k|v, gate|up): outs[i].y = linear(x, T, *outs[i].w, outs[i].bias).
+// When every weight is packed and T takes the int8 path, they run as one group (quant_matmul_q8_group: x
+// quantized once, one fork/join), bit-identical to the separate calls; otherwise one linear() each.
+struct LinearOut {
+    const WeightView* w;
+    const float* bias;  // [w->out] or null
+    float* y;           // [T, w->out]
+};
+void linear_group(const float* x, int64_t T, std::span<const LinearOut> outs);
 
 // Dot product of a 16-bit/32-bit (not packed) weight row with a float32 vector (the GEMV kernel's inner loop).
 float dot_row(const WeightView& w, int64_t r, const float* x);

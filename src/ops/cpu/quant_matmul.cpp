@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -80,6 +81,20 @@ struct ActQ8x256 {
 
 // q[j] = round(x[j] * 127 / amax), |q| <= 127; returns d = amax / 127 (0 for an all-zero block).
 inline float quantize_i8(const float* x, int n, int8_t* q) {
+#ifdef AR_QMM_AVX512VNNI
+    // the same values 16 at a time: VCVTPS2DQ rounds to nearest even like nearbyint in the default rounding mode
+    if (n % 16 == 0) {
+        __m512 m = _mm512_setzero_ps();
+        for (int j = 0; j < n; j += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+        const float amax = _mm512_reduce_max_ps(m);
+        const float d = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
+        const __m512 vid = _mm512_set1_ps(id);
+        for (int j = 0; j < n; j += 16)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j),
+                             _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), vid))));
+        return d;
+    }
+#endif
     float amax = 0.f;
     for (int j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
@@ -88,11 +103,12 @@ inline float quantize_i8(const float* x, int n, int8_t* q) {
 }
 
 #ifdef AR_QMM_AVX512VNNI
-// Two 32-value blocks per element, laid out for the VNNI Q4_0 dot: the 64 codes in order (one 512-bit load), the
-// VPDPBUSD accumulator start −8·Σ of each 4 consecutive codes (Q4_0's −8 offset, in integers), and each int32 lane's
-// activation scale (block 2p's d in lanes 0–7, block 2p+1's in 8–15). An odd last block leaves the second half zero.
-struct alignas(64) ActQ8x64 {
-    int8_t qs[2 * kQK];
+// Four 32-value blocks per element, laid out for the VNNI Q4_0 dot: the codes 0–15 of blocks 0..3 (16 bytes each, in
+// the 128-bit lanes the low nibbles of the four weight blocks land in), then codes 16–31 (the high nibbles), the
+// VPDPBUSD accumulator start −8·Σ of the 8 codes each int32 lane takes (Q4_0's −8 offset, in integers), and each
+// lane's activation scale (block b's d in lanes 4b..4b+3). Blocks past the row's end stay zero.
+struct alignas(64) ActQ8x128 {
+    int8_t lo[64], hi[64];
     int32_t neg8[16];
     float d[16];
 };
@@ -102,7 +118,7 @@ struct alignas(64) ActQ8x64 {
 inline int64_t act_count(const ActQ8x32*, int64_t n) { return n / kQK; }
 inline int64_t act_count(const ActQ8x256*, int64_t n) { return n / kQKK; }
 #ifdef AR_QMM_AVX512VNNI
-inline int64_t act_count(const ActQ8x64*, int64_t n) { return (n / kQK + 1) / 2; }
+inline int64_t act_count(const ActQ8x128*, int64_t n) { return (n / kQK + 3) / 4; }
 #endif
 
 void quantize_act(const float* x, int64_t n, ActQ8x32* a) {
@@ -125,17 +141,21 @@ void quantize_act(const float* x, int64_t n, ActQ8x256* a) {
 }
 
 #ifdef AR_QMM_AVX512VNNI
-void quantize_act(const float* x, int64_t n, ActQ8x64* a) {
+void quantize_act(const float* x, int64_t n, ActQ8x128* a) {
     const int64_t nb = n / kQK;
-    std::memset(static_cast<void*>(a), 0, sizeof(ActQ8x64) * static_cast<size_t>(act_count(a, n)));
-    for (int64_t b = 0; b < nb; ++b) {
-        ActQ8x64& p = a[b / 2];
-        const int h = static_cast<int>(b % 2);
-        int8_t* q = p.qs + kQK * h;
-        const float d = quantize_i8(x + b * kQK, kQK, q);
-        for (int l = 0; l < 8; ++l) {
-            p.neg8[8 * h + l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
-            p.d[8 * h + l] = d;
+    std::memset(static_cast<void*>(a), 0, sizeof(ActQ8x128) * static_cast<size_t>(act_count(a, n)));
+    for (int64_t blk = 0; blk < nb; ++blk) {
+        ActQ8x128& p = a[blk / 4];
+        const int b = static_cast<int>(blk % 4);
+        int8_t q[kQK];
+        const float d = quantize_i8(x + blk * kQK, kQK, q);
+        std::memcpy(p.lo + 16 * b, q, 16);
+        std::memcpy(p.hi + 16 * b, q + 16, 16);
+        for (int k = 0; k < 4; ++k) {
+            int sum = 0;
+            for (int j = 0; j < 4; ++j) sum += q[4 * k + j] + q[16 + 4 * k + j];
+            p.neg8[4 * b + k] = -8 * sum;
+            p.d[4 * b + k] = d;
         }
     }
 }
@@ -350,39 +370,47 @@ float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
 
 #ifdef AR_QMM_AVX512VNNI
 // ---- AVX-512 VNNI dots ---------------------------------------------------------------------------------------
-// Two Q4_0 blocks (36 bytes) per step from one masked load: VPERMB spreads their codes to the 128-bit lanes [codes of
-// i, codes of i, codes of i+1, codes of i+1], lanes 1 and 3 shifted to the high nibbles, so the 64 nibbles line up
-// with the 64 activation codes of ActQ8x64; one VPDPBUSD starting from the activation's −8·Σ terms gives the
-// 8 int32 partial sums of each block, exact. The two fp16 scales come out of the same load by VPERMW (word 0 for lanes
-// 0–7, word 9 for 8–15), times the activation scales, into one FMA per two blocks: no scalar work per block.
-// An odd last block loads 18 bytes only (the activation's second half is zero).
-inline __m512 q4_0_pair_vnni(const uint8_t* wp, __mmask64 load, const ActQ8x64& a, __m512 acc) {
+// Four Q4_0 blocks (72 bytes) per step: VPERMT2B gathers their 4 × 16 code bytes into the four 128-bit lanes, the low
+// nibbles (codes 0–15 of each block) and high nibbles (16–31) go through two VPDPBUSD against ActQ8x128's matching
+// halves, starting from its −8·Σ terms, so lanes 4b..4b+3 hold block b's exact integer dot; the four fp16 scales come
+// from the same load by VPERMW (words 0, 9, 18, 27), times the activation scales, into one FMA per four blocks. No
+// scalar work per block; a last group of 1–3 blocks loads only its own bytes (the activation's rest is zero).
+inline __m512 q4_0_quad_vnni(const uint8_t* wp, int nblk, const ActQ8x128& a, __m512 acc) {
     const __m512i kPerm = _mm512_set_epi8(
-        35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24,
-        23, 22, 21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7,
-        6, 5, 4, 3, 2);
-    const __m512i kScaleIdx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9,
-                                               0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i raw = _mm512_maskz_loadu_epi8(load, wp);
-    __m512i q = _mm512_permutexvar_epi8(kPerm, raw);
-    q = _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4), _mm512_set1_epi8(0x0F));
-    const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(a.neg8), q, _mm512_load_si512(a.qs));
-    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(kScaleIdx, raw)));
+        71, 70, 69, 68, 67, 66, 65, 64, 63, 62, 61, 60, 59, 58, 57, 56, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42,
+        41, 40, 39, 38, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9,
+        8, 7, 6, 5, 4, 3, 2);
+    const __m512i kScaleIdx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27, 27, 27, 18, 18,
+                                               18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    __m512i r0, r1;
+    if (nblk == 4) {
+        r0 = _mm512_loadu_si512(wp);
+        r1 = _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wp + 64)));
+    } else {  // 18·nblk <= 54 bytes
+        r0 = _mm512_maskz_loadu_epi8((__mmask64(1) << (18 * nblk)) - 1, wp);
+        r1 = _mm512_setzero_si512();
+    }
+    const __m512i q = _mm512_permutex2var_epi8(r0, kPerm, r1);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(a.neg8), _mm512_and_si512(q, m4), _mm512_load_si512(a.lo));
+    p = _mm512_dpbusd_epi32(p, _mm512_and_si512(_mm512_srli_epi16(q, 4), m4), _mm512_load_si512(a.hi));
+    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(kScaleIdx, r0)));
     return _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_load_ps(a.d)), _mm512_cvtepi32_ps(p), acc);
 }
 
-float dot_q4_0_vnni(const uint8_t* row, const ActQ8x64* a, int64_t nb) {
+float dot_q4_0_vnni(const uint8_t* row, const ActQ8x128* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ4_0*>(row);
-    constexpr __mmask64 kTwo = (__mmask64(1) << 36) - 1, kOne = (__mmask64(1) << 18) - 1;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
+    for (; i + 8 <= nb; i += 8) {
         prefetch_ahead(w + i);
-        prefetch_ahead(w + i + 2);
-        acc0 = q4_0_pair_vnni(reinterpret_cast<const uint8_t*>(w + i), kTwo, a[i / 2], acc0);
-        acc1 = q4_0_pair_vnni(reinterpret_cast<const uint8_t*>(w + i + 2), kTwo, a[i / 2 + 1], acc1);
+        prefetch_ahead(w + i + 4);
+        acc0 = q4_0_quad_vnni(reinterpret_cast<const uint8_t*>(w + i), 4, a[i / 4], acc0);
+        acc1 = q4_0_quad_vnni(reinterpret_cast<const uint8_t*>(w + i + 4), 4, a[i / 4 + 1], acc1);
     }
-    for (; i < nb; i += 2) acc0 = q4_0_pair_vnni(reinterpret_cast<const uint8_t*>(w + i), i + 2 <= nb ? kTwo : kOne, a[i / 2], acc0);
+    for (; i < nb; i += 4)
+        acc0 = q4_0_quad_vnni(reinterpret_cast<const uint8_t*>(w + i), static_cast<int>(std::min<int64_t>(4, nb - i)),
+                              a[i / 4], acc0);
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
@@ -463,54 +491,143 @@ float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
 }
 #endif  // AR_QMM_AVX512VNNI
 
-// y[t, o] = w_o · x̂_t for every o (threads over o); Act = the activation block type, Dot = the row dot.
-template <typename Act, typename Dot>
-void run_rows(const float* x, int64_t N, const WeightView& w, const float* bias, float* y, int64_t qa, Dot dot) {
-    const int64_t nb = w.in / qa, rb = w.row_bytes(), na = act_count(static_cast<const Act*>(nullptr), w.in);
-    std::vector<Act> act(static_cast<size_t>(N * na));  // [N, na]
-    for (int64_t t = 0; t < N; ++t) quantize_act(x + t * w.in, w.in, act.data() + t * na);
-    const uint8_t* base = static_cast<const uint8_t*>(w.data);
-    // Dynamic chunks of rows (about 8 per thread): a thread that loses its core to another process does not
-    // hold up the others at the join.
-    const int64_t chunk = std::max<int64_t>(8, w.out / (8 * omp_get_max_threads()));
-#pragma omp parallel for schedule(dynamic, chunk) if (w.out * w.in >= (1 << 16))
-    for (int64_t o = 0; o < w.out; ++o) {
-        const uint8_t* row = base + o * rb;
-        for (int64_t t = 0; t < N; ++t) y[t * w.out + o] = dot(row, act.data() + t * na, nb) + (bias ? bias[o] : 0.f);
+// One weight's share of a (grouped) matmul: y[t, o] = w_o · x̂_t (+ bias[o]) for rows [o0, o1), the row dot inlined
+// into the row loop (one indirect call per chunk of rows, not per row).
+struct RowJob {
+    const uint8_t* base;
+    int64_t rb, nb, out, na, N;  // row bytes, weight blocks per row, rows, activation elements per x row, x rows
+    const void* act;             // [N, na] of the dot's activation type
+    const float* bias;
+    float* y;
+    void (*run)(const RowJob&, int64_t o0, int64_t o1);
+};
+
+template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t)>
+void run_chunk(const RowJob& j, int64_t o0, int64_t o1) {
+    const Act* act = static_cast<const Act*>(j.act);
+    for (int64_t o = o0; o < o1; ++o) {
+        const uint8_t* row = j.base + o * j.rb;
+        for (int64_t t = 0; t < j.N; ++t)
+            j.y[t * j.out + o] = Dot(row, act + t * j.na, j.nb) + (j.bias ? j.bias[o] : 0.f);
+    }
+}
+
+// x [N, in] quantized at most once per activation layout, whichever weights of a group need it.
+class ActCache {
+public:
+    ActCache(const float* x, int64_t N, int64_t in) : x_(x), N_(N), in_(in) {}
+    template <typename Act>
+    const Act* get() {
+        std::vector<Act>& v = store<Act>();
+        if (v.empty()) {
+            const int64_t na = act_count(static_cast<const Act*>(nullptr), in_);
+            v.resize(static_cast<size_t>(N_ * na));
+            for (int64_t t = 0; t < N_; ++t) quantize_act(x_ + t * in_, in_, v.data() + t * na);
+        }
+        return v.data();
+    }
+
+private:
+    template <typename Act>
+    std::vector<Act>& store() {
+        if constexpr (std::is_same_v<Act, ActQ8x32>) return a32_;
+        else if constexpr (std::is_same_v<Act, ActQ8x256>) return a256_;
+#ifdef AR_QMM_AVX512VNNI
+        else if constexpr (std::is_same_v<Act, ActQ8x128>) return a128_;
+#endif
+        else static_assert(sizeof(Act) == 0, "no activation store for this type");
+    }
+    const float* x_;
+    int64_t N_, in_;
+    std::vector<ActQ8x32> a32_;
+    std::vector<ActQ8x256> a256_;
+#ifdef AR_QMM_AVX512VNNI
+    std::vector<ActQ8x128> a128_;
+#endif
+};
+
+template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t)>
+RowJob job(const WeightView& w, int64_t N, ActCache& acts, const float* bias, float* y) {
+    return RowJob{static_cast<const uint8_t*>(w.data), w.row_bytes(), w.in / gguf::block_elems(*w.block), w.out,
+                  act_count(static_cast<const Act*>(nullptr), w.in), N, acts.get<Act>(), bias, y,
+                  run_chunk<Act, Dot>};
+}
+
+RowJob make_job(const WeightView& w, int64_t N, ActCache& acts, const float* bias, float* y, QmmIsa isa) {
+    (void)isa;
+    switch (*w.block) {
+        case BlockType::Q4_0:
+#ifdef AR_QMM_AVX512VNNI
+            if (isa == QmmIsa::Best) return job<ActQ8x128, dot_q4_0_vnni>(w, N, acts, bias, y);
+#endif
+            return job<ActQ8x32, dot_q4_0>(w, N, acts, bias, y);
+        case BlockType::Q6_K:
+#ifdef AR_QMM_AVX512VNNI
+            if (isa == QmmIsa::Best) return job<ActQ8x256, dot_q6_k_vnni>(w, N, acts, bias, y);
+#endif
+            return job<ActQ8x256, dot_q6_k>(w, N, acts, bias, y);
+        case BlockType::Q4_1: return job<ActQ8x32, dot_q4_1>(w, N, acts, bias, y);
+        case BlockType::Q8_0: return job<ActQ8x32, dot_q8_0>(w, N, acts, bias, y);
+        case BlockType::Q4_K:
+#ifdef AR_QMM_AVX512VNNI
+            if (isa == QmmIsa::Best) return job<ActQ8x256, dot_q4_k_vnni>(w, N, acts, bias, y);
+#endif
+            return job<ActQ8x256, dot_q45_k<false>>(w, N, acts, bias, y);
+        case BlockType::Q5_K: return job<ActQ8x256, dot_q45_k<true>>(w, N, acts, bias, y);
+        default: fail("quant_matmul_q8: unsupported block type ", gguf::block_type_name(*w.block));
+    }
+}
+
+// All jobs' rows in one parallel region: dynamic chunks of rows (about 8 per thread and weight), so a thread that
+// loses its core to another process does not hold up the others at the join; `nowait` lets a thread that runs out
+// of one weight's chunks go on to the next weight's, so a group pays one fork/join.
+// Groups of fewer than 2^16 weights (summed) run on the calling thread.
+void run_jobs(const RowJob* jobs, int n, int64_t weights) {
+    const int threads = omp_get_max_threads();
+#pragma omp parallel if (weights >= (1 << 16))
+    for (int i = 0; i < n; ++i) {
+        const RowJob& j = jobs[i];
+        const int64_t chunk = std::max<int64_t>(8, j.out / (8 * threads)), nc = (j.out + chunk - 1) / chunk;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int64_t c = 0; c < nc; ++c) j.run(j, c * chunk, std::min(j.out, (c + 1) * chunk));
     }
 }
 
 }  // namespace
 #endif  // AR_QMM_AVX2
 
-void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float* bias, float* y, QmmIsa isa) {
+namespace {
+void check_packed(const WeightView& w) {
     check(w.packed(), "quant_matmul_q8: weight is not packed");
     check(w.in % gguf::block_elems(*w.block) == 0, "quant_matmul_q8: row of ", w.in, " values is not whole ",
           gguf::block_type_name(*w.block), " blocks");
-#ifdef AR_QMM_AVX2
-    switch (*w.block) {
-        case BlockType::Q4_0:
-#ifdef AR_QMM_AVX512VNNI
-            if (isa == QmmIsa::Best) return run_rows<ActQ8x64>(x, N, w, bias, y, kQK, dot_q4_0_vnni);
-#endif
-            return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q4_0);
-        case BlockType::Q6_K:
-#ifdef AR_QMM_AVX512VNNI
-            if (isa == QmmIsa::Best) return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q6_k_vnni);
-#endif
-            return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q6_k);
-        case BlockType::Q4_1: return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q4_1);
-        case BlockType::Q8_0: return run_rows<ActQ8x32>(x, N, w, bias, y, kQK, dot_q8_0);
-        case BlockType::Q4_K:
-#ifdef AR_QMM_AVX512VNNI
-            if (isa == QmmIsa::Best) return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q4_k_vnni);
-#endif
-            return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q45_k<false>);
-        case BlockType::Q5_K: return run_rows<ActQ8x256>(x, N, w, bias, y, kQKK, dot_q45_k<true>);
-        default: fail("quant_matmul_q8: unsupported block type ", gguf::block_type_name(*w.block));
+}
+}  // namespace
+
+void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float* bias, float* y, QmmIsa isa) {
+    const QmmOut one{&w, bias, y};
+    quant_matmul_q8_group(x, N, std::span<const QmmOut>(&one, 1), isa);
+}
+
+void quant_matmul_q8_group(const float* x, int64_t N, std::span<const QmmOut> outs, QmmIsa isa) {
+    check(!outs.empty() && outs.size() <= 8, "quant_matmul_q8_group: 1 to 8 weights, got ", outs.size());
+    for (const QmmOut& o : outs) {
+        check_packed(*o.w);
+        check(o.w->in == outs[0].w->in, "quant_matmul_q8_group: weights read ", o.w->in, " and ", outs[0].w->in,
+              " values: a group shares one input");
     }
+#ifdef AR_QMM_AVX2
+    ActCache acts(x, N, outs[0].w->in);
+    RowJob jobs[8];
+    int64_t weights = 0;
+    for (size_t i = 0; i < outs.size(); ++i) {
+        jobs[i] = make_job(*outs[i].w, N, acts, outs[i].bias, outs[i].y, isa);
+        weights += outs[i].w->out * outs[i].w->in;
+    }
+    run_jobs(jobs, static_cast<int>(outs.size()), weights);
 #else
-    quant_matmul_ref(x, N, w, bias, y);
+    (void)isa;
+    for (const QmmOut& o : outs) quant_matmul_ref(x, N, *o.w, o.bias, o.y);
 #endif
 }
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "ops/weight_view.h"
 
@@ -29,6 +30,16 @@ void quant_matmul_ref(const float* x, int64_t N, const WeightView& w, const floa
 enum class QmmIsa { Best, Avx2 };
 void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float* bias, float* y,
                      QmmIsa isa = QmmIsa::Best);
+
+// Up to 8 weights that read the same x [N, in] (q|k|v, gate|up): x is quantized once per activation layout and
+// all their rows run in one parallel region (one fork/join for the group instead of one per weight); each
+// output equals quant_matmul_q8's for that weight alone, bit for bit.
+struct QmmOut {
+    const WeightView* w;
+    const float* bias;  // [w->out] or null
+    float* y;           // [N, w->out]
+};
+void quant_matmul_q8_group(const float* x, int64_t N, std::span<const QmmOut> outs, QmmIsa isa = QmmIsa::Best);
 
 // Values per activation block the int8 path quantizes x in for weights of type t (32 or 256): the
 // granularity of the error bound above.
