@@ -110,9 +110,10 @@ int main(int argc, char** argv) {
         std::printf("shape            batch %d x seqlen %d, W%dG%lld, %d iterations, %d threads, %s\n", batch, seqlen,
                     bits, (long long)group, b.iters_run, omp_get_max_threads(), cuda ? "GPU block math" : "CPU");
         std::printf("per iteration    %.4f s  (%.1f GFLOP/s of useful block math)\n", per, flops / per / 1e9);
-        std::printf("  fake-quant fwd %.4f s, block fwd+loss %.4f s, block bwd %.4f s, fq bwd+update %.4f s\n",
+        std::printf("  fake-quant fwd %.4f s, block fwd+loss %.4f s, block bwd %.4f s, device fwd+loss+bwd %.4f s, "
+                    "fq bwd+update %.4f s\n",
                     b.qdq_seconds / b.iters_run, b.forward_seconds / b.iters_run, b.backward_seconds / b.iters_run,
-                    b.update_seconds / b.iters_run);
+                    b.device_step_seconds / b.iters_run, b.update_seconds / b.iters_run);
         const double tot = prof.total();
         for (const auto& [op, s] : prof.seconds)
             std::printf("  %-26s %8.4f s/it  %5.1f%%\n", op.c_str(), s / b.iters_run, 100 * s / tot);

@@ -509,6 +509,7 @@ int run_quantize(const QuantizeArgs& a) {
             j["resumed"] = b.resumed;
             j["profile_seconds"] = {{"fake_quant_forward", b.qdq_seconds}, {"block_forward_and_loss", b.forward_seconds},
                                     {"block_backward", b.backward_seconds},
+                                    {"device_forward_loss_backward", b.device_step_seconds},
                                     {"fake_quant_backward_and_update", b.update_seconds},
                                     {"fp_targets", b.targets_seconds}, {"setup", b.setup_seconds},
                                     {"codes_and_qdq", b.finish_seconds}, {"quantized_chain", b.chain_seconds}};

@@ -420,23 +420,23 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
                     for (const LayerState& s : st) gpu->set_weight(s.spec.which, s.Wq.data());
             }
             // one sub-batch with the device fake quantization: the engine's single call (replayed from a CUDA graph
-            // with opt.cuda_graphs), timed as "forward" (it includes the device fake quantization)
+            // with opt.cuda_graphs), timed as the device step (it includes the device fake quantization)
             const bool single_call = dev_fq && global <= batch;
             double total = 0.0;
             if (single_call) {
                 total = gpu->quantize_forward_backward(idx.data(), global, opt.mask_last_token, 1000.0);
-                rep.forward_seconds += seconds_since(tp);
+                rep.device_step_seconds += seconds_since(tp);
             } else {
                 if (dev_fq) gpu->quantize_tuned_layers();
                 rep.qdq_seconds += seconds_since(tp);
             }
             for (int64_t s0 = 0; !single_call && s0 < global; s0 += batch) {
                 const int64_t b = std::min(batch, global - s0);
-                if (gpu) {  // forward + loss + backward on the device (timed as "forward")
+                if (gpu) {  // forward + loss + backward on the device (timed as the device step)
                     tp = Clock::now();
                     const double w = double(b) / double(global);
                     total += gpu->forward_backward(idx.data() + s0, b, opt.mask_last_token, 1000.0 * w, s0 > 0) * w;
-                    rep.forward_seconds += seconds_since(tp);
+                    rep.device_step_seconds += seconds_since(tp);
                     continue;
                 }
                 tp = Clock::now();

@@ -122,8 +122,9 @@ struct BlockReport {
     double seconds = 0;          // the whole block (reference outputs, tuning, packing, next inputs)
     double tune_seconds = 0;     // the iteration loop only
     // where the loop's time went (hot spots): fake-quant forward of the weights, block forward (+ loss),
-    // block backward, fake-quant backward + SignSGD update
-    double qdq_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0;
+    // block backward, fake-quant backward + SignSGD update; on the GPU the block's forward, loss and backward are
+    // one engine call (device_step_seconds; with the device fake quantization of one sub-batch it includes that too)
+    double qdq_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0, device_step_seconds = 0;
     // and outside the loop: the FP targets (this block's unquantized forward over all samples), the tuner's setup
     // (state, GPU engine, uploads), best parameters -> codes and QDQ weights, the quantized chain's forward + loss
     double targets_seconds = 0, setup_seconds = 0, finish_seconds = 0, chain_seconds = 0;

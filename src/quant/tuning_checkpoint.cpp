@@ -84,6 +84,7 @@ json report_to_json(const BlockReport& r) {
             {"forward_seconds", r.forward_seconds},
             {"backward_seconds", r.backward_seconds},
             {"update_seconds", r.update_seconds},
+            {"device_step_seconds", r.device_step_seconds},
             {"group", r.group}};
 }
 
@@ -106,6 +107,7 @@ BlockReport report_from_json(const json& j) {
     r.forward_seconds = j.at("forward_seconds").get<double>();
     r.backward_seconds = j.at("backward_seconds").get<double>();
     r.update_seconds = j.at("update_seconds").get<double>();
+    r.device_step_seconds = j.value("device_step_seconds", 0.0);  // absent in checkpoints of earlier versions
     r.group = j.value("group", std::string());  // absent in checkpoints written before --nblocks
     return r;
 }
