@@ -112,6 +112,13 @@ struct alignas(64) ActQ8x128 {
     int32_t neg8[16];
     float d[16];
 };
+// ActQ8x256 with the codes of each 128-value half reordered [0–31, 64–95, 32–63, 96–127], the order the VNNI Q4_K
+// dot pairs its sub-blocks in (low nibbles of two 32-byte chunks, then high nibbles): one aligned load per operand.
+struct alignas(64) ActQ8x256K {
+    float d;
+    int16_t bsums[kQKK / 16];
+    alignas(64) int8_t qs[kQKK];
+};
 #endif
 
 // Activation elements of type Act covering a row of n values (n a whole number of 32-value blocks).
@@ -119,6 +126,7 @@ inline int64_t act_count(const ActQ8x32*, int64_t n) { return n / kQK; }
 inline int64_t act_count(const ActQ8x256*, int64_t n) { return n / kQKK; }
 #ifdef AR_QMM_AVX512VNNI
 inline int64_t act_count(const ActQ8x128*, int64_t n) { return (n / kQK + 3) / 4; }
+inline int64_t act_count(const ActQ8x256K*, int64_t n) { return n / kQKK; }
 #endif
 
 void quantize_act(const float* x, int64_t n, ActQ8x32* a) {
@@ -157,6 +165,16 @@ void quantize_act(const float* x, int64_t n, ActQ8x128* a) {
             p.neg8[4 * b + k] = -8 * sum;
             p.d[4 * b + k] = d;
         }
+    }
+}
+void quantize_act(const float* x, int64_t n, ActQ8x256K* a) {
+    ActQ8x256 t;
+    for (int64_t b = 0; b < n / kQKK; ++b) {
+        quantize_act(x + b * kQKK, kQKK, &t);
+        a[b].d = t.d;
+        std::memcpy(a[b].bsums, t.bsums, sizeof t.bsums);
+        for (int h = 0; h < 2; ++h)
+            for (int k = 0; k < 4; ++k) std::memcpy(a[b].qs + 128 * h + 32 * k, t.qs + 128 * h + 32 * ((k & 1) * 2 + (k >> 1)), 32);
     }
 }
 #endif
@@ -453,8 +471,8 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
 }
 // Q4_K, 128 values per step: [qs chunk c | chunk c + 1] & 0x0F are sub-blocks 2c and 2c + 2, >> 4 sub-blocks 2c + 1
 // and 2c + 3; pair sums by VPMADDUBSW against the matching activation halves, then VPDPWSSD with each sub-block's
-// 6-bit scale; the mins from the activation's 16-value sums as on the AVX2 path.
-float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
+// 6-bit scale (the activation codes pre-ordered to match, ActQ8x256K); the mins from the 16-value sums as on the AVX2 path.
+float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256K* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ4_K*>(row);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     // the scale of each int16 pair sum: sub-blocks (0, 2), (1, 3), (4, 6), (5, 7) over the two 256-bit halves
@@ -477,9 +495,8 @@ float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
         for (int c = 0; c < 4; c += 2) {
             const __m512i l = _mm512_loadu_si512(b.qs + 32 * c);
             const __m512i lo = _mm512_and_si512(l, m4), hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
-            const int8_t* x = a[i].qs + 64 * c;
-            const __m512i xlo = _mm512_inserti64x4(_mm512_zextsi256_si512(load256(x)), load256(x + 64), 1);
-            const __m512i xhi = _mm512_inserti64x4(_mm512_zextsi256_si512(load256(x + 32)), load256(x + 96), 1);
+            const int8_t* x = a[i].qs + 64 * c;  // [codes 64c..64c+31, 64c+64..+95], then the 32..63 / 96..127 pair
+            const __m512i xlo = _mm512_load_si512(x), xhi = _mm512_load_si512(x + 64);
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(lo, xlo),
                                        _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[c]), s16));
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(hi, xhi),
@@ -534,6 +551,7 @@ private:
         else if constexpr (std::is_same_v<Act, ActQ8x256>) return a256_;
 #ifdef AR_QMM_AVX512VNNI
         else if constexpr (std::is_same_v<Act, ActQ8x128>) return a128_;
+        else if constexpr (std::is_same_v<Act, ActQ8x256K>) return a256k_;
 #endif
         else static_assert(sizeof(Act) == 0, "no activation store for this type");
     }
@@ -543,6 +561,7 @@ private:
     std::vector<ActQ8x256> a256_;
 #ifdef AR_QMM_AVX512VNNI
     std::vector<ActQ8x128> a128_;
+    std::vector<ActQ8x256K> a256k_;
 #endif
 };
 
@@ -570,7 +589,7 @@ RowJob make_job(const WeightView& w, int64_t N, ActCache& acts, const float* bia
         case BlockType::Q8_0: return job<ActQ8x32, dot_q8_0>(w, N, acts, bias, y);
         case BlockType::Q4_K:
 #ifdef AR_QMM_AVX512VNNI
-            if (isa == QmmIsa::Best) return job<ActQ8x256, dot_q4_k_vnni>(w, N, acts, bias, y);
+            if (isa == QmmIsa::Best) return job<ActQ8x256K, dot_q4_k_vnni>(w, N, acts, bias, y);
 #endif
             return job<ActQ8x256, dot_q45_k<false>>(w, N, acts, bias, y);
         case BlockType::Q5_K: return job<ActQ8x256, dot_q45_k<true>>(w, N, acts, bias, y);
