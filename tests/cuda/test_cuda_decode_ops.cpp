@@ -466,6 +466,19 @@ void run_step_case(const StepCase& c, const std::vector<int64_t>& slots, std::mt
     cudaStreamDestroy(stream);
 }
 
+// The architecture of the code that runs (it decides the fused step and PDL): one this binary was built for
+// (CMake's AUTOROUND_CUDA_ARCHS: 80 or 90 here), not newer than the device.
+TEST(CudaDecodeOps, DeviceCodeSm) {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    const std::vector<CudaDeviceInfo> devs = cuda_list_devices();
+    int dev = 0;
+    cuda_ok(cudaGetDevice(&dev), "cudaGetDevice");
+    const int sm = device_code_sm();
+    EXPECT_GE(sm, 80);
+    EXPECT_LE(sm, devs[size_t(dev)].sm_major * 10 + devs[size_t(dev)].sm_minor);
+    EXPECT_EQ(device_code_sm(), sm);  // cached
+}
+
 TEST(CudaDecodeOps, DecodeAttentionStep) {
     if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
     std::mt19937 g(9);

@@ -6,5 +6,6 @@ namespace autoround {
 std::vector<CudaDeviceInfo> cuda_list_devices() { return {}; }
 bool cuda_available() { return false; }
 int64_t cuda_memory_used() { return 0; }
+int device_code_sm() { return 0; }
 }  // namespace autoround
 #endif

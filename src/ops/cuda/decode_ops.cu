@@ -56,7 +56,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -968,27 +967,9 @@ void launch_attention_step_hb(const float* qkv, int nq, int nkv, int D, const fl
 #undef AR_STEP_ARGS
 }
 
-// Whether the fused kernel's code that runs on this device was compiled for sm_90 or newer: its body needs thread-
-// block clusters and is empty below sm_90, and a binary built only for sm_80 also runs on a Hopper GPU.
-bool step_kernel_has_clusters() {
-    static std::atomic<int> cache[64];  // per device: 0 unknown, 1 no, 2 yes
-    int dev = 0;
-    AR_CUDA_CHECK(cudaGetDevice(&dev));
-    if (dev < 64) {
-        const int v = cache[dev].load(std::memory_order_relaxed);
-        if (v) return v == 2;
-    }
-    cudaFuncAttributes fa{};
-    AR_CUDA_CHECK(cudaFuncGetAttributes(&fa, attn_step_kernel<AttnCfg<8, 1, 16, 128, 4>>));
-    const bool ok = fa.binaryVersion >= 90;
-    if (dev < 64) cache[dev].store(ok ? 2 : 1, std::memory_order_relaxed);
-    return ok;
-}
-
-// Whether decode_attention_step runs the fused kernel (else the two-kernel path).
-bool step_fused(int64_t capacity) {
-    return capacity <= kStepMaxKeys && device_is_sm90_or_newer() && step_kernel_has_clusters();
-}
+// Whether decode_attention_step runs the fused kernel (else the two-kernel path): its body needs thread-block
+// clusters and is compiled out below sm_90.
+bool step_fused(int64_t capacity) { return capacity <= kStepMaxKeys && device_runs_sm90_code(); }
 
 // ---- argument checks --------------------------------------------------------------------------------------------
 

@@ -3,7 +3,28 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
+
+#include "ops/cuda/cuda_check.h"
+
 namespace autoround {
+namespace {
+__global__ void code_arch_probe_kernel() {}  // device_code_sm(): never launched
+}  // namespace
+
+int device_code_sm() {
+    static std::atomic<int> cache[64];  // per device: 0 unknown, else the SM version
+    int dev = 0;
+    AR_CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev < 64) {
+        const int v = cache[dev].load(std::memory_order_relaxed);
+        if (v) return v;
+    }
+    cudaFuncAttributes fa{};
+    AR_CUDA_CHECK(cudaFuncGetAttributes(&fa, code_arch_probe_kernel));
+    if (dev < 64) cache[dev].store(fa.binaryVersion, std::memory_order_relaxed);
+    return fa.binaryVersion;
+}
 
 std::vector<CudaDeviceInfo> cuda_list_devices() {
     std::vector<CudaDeviceInfo> out;

@@ -21,5 +21,9 @@ std::vector<CudaDeviceInfo> cuda_list_devices();
 bool cuda_available();
 // Bytes of the current device's memory in use by anyone (total − free, cudaMemGetInfo); 0 without a GPU.
 int64_t cuda_memory_used();
+// The SM version (e.g. 90) of this library's kernel code that runs on the current device: its best-matching cubin,
+// or the target its PTX was JIT-compiled for (every kernel of the library is built for the same architectures; a
+// binary built only for sm_80 also runs on a Hopper GPU, and then reports 80). Cached per device. 0 without CUDA.
+int device_code_sm();
 
 }  // namespace autoround

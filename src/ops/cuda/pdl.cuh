@@ -13,10 +13,10 @@
 
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cstdlib>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/device_info.h"
 
 namespace autoround {
 
@@ -31,28 +31,17 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 
-// Whether the current device has compute capability 9 or more (PDL, thread-block clusters); cached per device.
-inline bool device_is_sm90_or_newer() {
-    static std::atomic<int> cache[64];  // per device: 0 unknown, 1 no, 2 yes
-    int dev = 0;
-    AR_CUDA_CHECK(cudaGetDevice(&dev));
-    if (dev < 64) {
-        const int v = cache[dev].load(std::memory_order_relaxed);
-        if (v) return v == 2;
-    }
-    int major = 0;
-    AR_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    if (dev < 64) cache[dev].store(major >= 9 ? 2 : 1, std::memory_order_relaxed);
-    return major >= 9;
-}
+// Whether the kernels that run on the current device were compiled for sm_90 or newer — what PDL and thread-block
+// clusters need: a binary built only for sm_80 also runs on a Hopper GPU, with griddepcontrol compiled out.
+inline bool device_runs_sm90_code() { return device_code_sm() >= 90; }
 
-// Whether the current device takes PDL launches (compute capability ≥ 9, not disabled by AUTOROUND_NO_PDL=1).
+// Whether the current device takes PDL launches (its kernel code is sm_90+, not disabled by AUTOROUND_NO_PDL=1).
 inline bool pdl_enabled() {
     static const bool disabled = [] {
         const char* e = std::getenv("AUTOROUND_NO_PDL");
         return e && e[0] == '1';
     }();
-    return !disabled && device_is_sm90_or_newer();
+    return !disabled && device_runs_sm90_code();
 }
 
 // kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialization where pdl_enabled(), in
