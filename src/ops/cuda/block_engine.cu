@@ -161,6 +161,53 @@ __global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, 
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (xr[i] * r));
 }
 
+// The residual add then the RMSNorm of its result in one pass over the row (Bf16 mode after the o projection):
+// x += res, y = w ∘ (x · r). Per element and per thread the same float math, in the same order, as add_kernel
+// followed by rmsnorm_fwd_kernel with the same block size, so the results are bit-identical to the two kernels.
+template <typename TO>
+__global__ void add_rmsnorm_fwd_kernel(float* x, const float* res, const float* w, int64_t dim, float eps, TO* y,
+                                       float* rstd) {
+    __shared__ float sh[32];
+    const int64_t row = blockIdx.x;
+    float* xr = x + row * dim;
+    const float* rr = res + row * dim;
+    const bool v4 = vec4_ok(x, dim) && vec4_ok(res, dim) && vec4_ok(w, dim);
+    float s = 0.f;
+    if (v4) {
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            float4 a = reinterpret_cast<const float4*>(xr)[i];
+            const float4 b = reinterpret_cast<const float4*>(rr)[i];
+            a.x += b.x;
+            a.y += b.y;
+            a.z += b.z;
+            a.w += b.w;
+            reinterpret_cast<float4*>(xr)[i] = a;
+            s += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+            const float v = xr[i] + rr[i];
+            xr[i] = v;
+            s += v * v;
+        }
+    }
+    s = block_sum(s, sh);  // its barriers also order each thread's stores above before the reads below
+    const float r = rsqrtf(s / float(dim) + eps);
+    if (rstd && threadIdx.x == 0) rstd[row] = r;
+    if (v4) {
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i];
+            const int64_t o = row * dim + 4 * i;
+            st(y, o, g.x * (a.x * r));
+            st(y, o + 1, g.y * (a.y * r));
+            st(y, o + 2, g.z * (a.z * r));
+            st(y, o + 3, g.w * (a.w * r));
+        }
+        return;
+    }
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (xr[i] * r));
+}
+
 // dx_i = r·w_i·dy_i − x_i·r³/dim · Σ_k w_k·dy_k·x_k (dx may alias dy when both are float).
 template <typename TO>
 __global__ void rmsnorm_bwd_kernel(const float* x, const float* w, const float* rstd, const float* dy, int64_t dim,
@@ -196,6 +243,54 @@ __global__ void rmsnorm_bwd_kernel(const float* x, const float* w, const float* 
         return;
     }
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(dx, row * dim + i, r * w[i] * dyr[i] - xr[i] * c);
+}
+
+// The post-attention RMSNorm's backward plus the residual's gradient, straight to bf16 (Bf16 mode):
+// out = bf16(rmsnorm_bwd(dy) + res). The same float math per element as rmsnorm_bwd_kernel<float> followed by
+// add_kernel, without the FP32 round trip of the sum (nothing reads it).
+__global__ void rmsnorm_bwd_add_kernel(const float* x, const float* w, const float* rstd, const float* dy,
+                                       const float* res, int64_t dim, bf16* out) {
+    __shared__ float sh[32];
+    const int64_t row = blockIdx.x;
+    const float* xr = x + row * dim;
+    const float* dyr = dy + row * dim;
+    const float* rr = res + row * dim;
+    const bool v4 = vec4_ok(x, dim) && vec4_ok(w, dim) && vec4_ok(dy, dim) && vec4_ok(res, dim) &&
+                    (reinterpret_cast<uintptr_t>(out) & 7) == 0;
+    float s = 0.f;
+    if (v4) {
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i],
+                         e = reinterpret_cast<const float4*>(dyr)[i];
+            s += g.x * e.x * a.x + g.y * e.y * a.y + g.z * e.z * a.z + g.w * e.w * a.w;
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += w[i] * dyr[i] * xr[i];
+    }
+    s = block_sum(s, sh);
+    const float r = rstd[row];
+    const float c = r * r * r / float(dim) * s;
+    if (v4) {
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i],
+                         e = reinterpret_cast<const float4*>(dyr)[i], b = reinterpret_cast<const float4*>(rr)[i];
+            float vx = r * g.x * e.x - a.x * c, vy = r * g.y * e.y - a.y * c, vz = r * g.z * e.z - a.z * c,
+                  vw = r * g.w * e.w - a.w * c;
+            vx += b.x;
+            vy += b.y;
+            vz += b.z;
+            vw += b.w;
+            const __nv_bfloat162 lo = __floats2bfloat162_rn(vx, vy), hi = __floats2bfloat162_rn(vz, vw);
+            reinterpret_cast<uint2*>(out + row * dim)[i] =
+                make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+        }
+        return;
+    }
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = r * w[i] * dyr[i] - xr[i] * c;
+        v += rr[i];
+        out[row * dim + i] = __float2bfloat16(v);
+    }
 }
 
 // rotate-half RoPE of x [N, nh, D] into out (out may be x: in place), position of row n = n % L;
@@ -465,14 +560,19 @@ __global__ void softmax_bwd_kernel(const TP* P, const float* dP, int64_t L, TO* 
 // Per row of [N, H]: partial[row] = Σ mask·(pred − ref)²; grad = scale·2·mask·(pred − ref)/denom (and its bf16
 // copy in grad_b when not null).
 // mask (optional, [rows]): 1 = in the loss; it replaces the last-token rule.
-__global__ void mse_kernel(const float* pred, const float* ref, const uint8_t* mask, int64_t L, int64_t H,
-                           bool mask_last, double denom, double scale, float* grad, bf16* grad_b, double* partial) {
+// pred_res (optional): the block's last residual, not yet added to pred (forward_bf16 with add_final_residual
+// false); the prediction is then the float sum pred + pred_res, as add_kernel would have stored it.
+__global__ void mse_kernel(const float* pred, const float* pred_res, const float* ref, const uint8_t* mask, int64_t L,
+                           int64_t H, bool mask_last, double denom, double scale, float* grad, bf16* grad_b,
+                           double* partial) {
     __shared__ double shd[32];
     const int64_t row = blockIdx.x;
     const bool on = mask ? mask[row] != 0 : !(mask_last && row % L == L - 1);
     double acc = 0.0;
     for (int64_t h = threadIdx.x; h < H; h += blockDim.x) {
-        const double e = on ? double(pred[row * H + h]) - double(ref[row * H + h]) : 0.0;
+        float y = pred[row * H + h];
+        if (pred_res) y += pred_res[row * H + h];
+        const double e = on ? double(y) - double(ref[row * H + h]) : 0.0;
         acc += e * e;
         const float gv = float(scale * 2.0 * e / denom);
         grad[row * H + h] = gv;
@@ -686,9 +786,10 @@ struct CudaBlockEngine::Impl {
     // forward, masked MSE (per-row partial sums into `partial`) and backward of the gathered sub-batch
     void forward_loss_backward(int64_t b, bool mask_last_token, double grad_scale, bool accumulate) {
         const int64_t N = b * L;
-        forward(X.p, b, Y.p);
+        // Bf16 mode: the block's last residual add is done by the loss kernel (Y itself is not read again)
+        forward(X.p, b, Y.p, /*add_final_residual=*/!bf);
         const double denom = double(N) * double(d.hidden);
-        mse_kernel<<<unsigned(N), kThreads, 0, stream>>>(Y.p, R.p, sample_mask.p ? batch_mask.p : nullptr, L, d.hidden,
+        mse_kernel<<<unsigned(N), kThreads, 0, stream>>>(Y.p, bf ? x2.p : nullptr, R.p, sample_mask.p ? batch_mask.p : nullptr, L, d.hidden,
                                                          mask_last_token, denom, grad_scale, dY.p, bf ? dYb.p : nullptr,
                                                          partial.p);
         AR_CUDA_CHECK(cudaGetLastError());
@@ -713,11 +814,14 @@ struct CudaBlockEngine::Impl {
     }
     void setup(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch, const CudaBlockEngineOptions& opt);
 
-    void forward(const float* Xd, int64_t b, float* Yd) { bf ? forward_bf16(Xd, b, Yd) : forward_fp32(Xd, b, Yd); }
+    // add_final_residual false (Bf16 mode only): Yd is left without the last residual x2 (the loss kernel adds it)
+    void forward(const float* Xd, int64_t b, float* Yd, bool add_final_residual = true) {
+        bf ? forward_bf16(Xd, b, Yd, add_final_residual) : forward_fp32(Xd, b, Yd);
+    }
     void backward(const float* dYd, bool accumulate) { bf ? backward_bf16(dYd, accumulate) : backward_fp32(dYd, accumulate); }
     void forward_fp32(const float* Xd, int64_t b, float* Yd);
     void backward_fp32(const float* dYd, bool accumulate);
-    void forward_bf16(const float* Xd, int64_t b, float* Yd);
+    void forward_bf16(const float* Xd, int64_t b, float* Yd, bool add_final_residual);
     void backward_bf16(const float* dYd, bool accumulate);
 };
 
@@ -815,7 +919,7 @@ void CudaBlockEngine::Impl::backward_fp32(const float* dYd, bool accumulate) {
 }
 
 // Bf16 mode: the same dataflow as forward_fp32 with bf16 GEMM operands (see block_engine.h).
-void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd) {
+void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd, bool add_final_residual) {
     const int64_t N = b * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim, I = d.intermediate,
                   QD = nq * D, KD = nkv * D, r = nq / nkv;
     const float eps = float(d.rms_eps);
@@ -854,13 +958,12 @@ void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd) 
         }
     }
     gemm_bf<float>(hb, false, true, N, H, QD, 1.f, attb.p, QD, Wb[kLinO].p, QD, 0.f, x2.p, H);
-    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(x2.p, Xd, N * H, nullptr);
-    rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads, 0, stream>>>(x2.p, post_norm.p, H, eps, h2b.p, rstd2.p);
+    add_rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads, 0, stream>>>(x2.p, Xd, post_norm.p, H, eps, h2b.p, rstd2.p);
     gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinGate].p, H, 0.f, gateb.p, I);
     gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinUp].p, H, 0.f, upb.p, I);
     swiglu_forward_bf16(gateb.p, upb.p, N * I, actb.p, stream);
     gemm_bf<float>(hb, false, true, N, H, I, 1.f, actb.p, I, Wb[kLinDown].p, I, 0.f, Yd, H);
-    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(Yd, x2.p, N * H, nullptr);
+    if (add_final_residual) add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(Yd, x2.p, N * H, nullptr);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -896,8 +999,8 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
     weight_grad(kLinUp, actb.p, h2b.p, I, H);
     bwd_gemm(false, N, H, I, dIb.p, I, Wb[kLinGate].p, H, 0.f, dH.p, H);
     bwd_gemm(false, N, H, I, actb.p, I, Wb[kLinUp].p, H, 1.f, dH.p, H);
-    rmsnorm_bwd_kernel<float><<<unsigned(N), kThreads, 0, stream>>>(x2.p, post_norm.p, rstd2.p, dH.p, H, dH.p);
-    add_kernel<<<grid_for(N * H), kThreads, 0, stream>>>(dH.p, dYd, N * H, dX2b.p);  // dX2 (FP32 in dH, bf16 in dX2b)
+    // dX2 = RMSNorm backward of dH + dY, in bf16 only
+    rmsnorm_bwd_add_kernel<<<unsigned(N), kThreads, 0, stream>>>(x2.p, post_norm.p, rstd2.p, dH.p, dYd, H, dX2b.p);
     // attention
     weight_grad(kLinO, dX2b.p, attb.p, H, QD);
     bwd_gemm(false, N, QD, H, dX2b.p, H, Wb[kLinO].p, QD, 0.f, dAb.p, QD);
@@ -1356,7 +1459,7 @@ double CudaBlockEngine::masked_mse_all(const CudaActivations& pred, const CudaAc
             rp = s.R.p;
         }
         // the gradient outputs land in the sub-batch's dY scratch and are not used
-        mse_kernel<<<unsigned(N), kThreads, 0, s.stream>>>(yp, rp, s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L,
+        mse_kernel<<<unsigned(N), kThreads, 0, s.stream>>>(yp, nullptr, rp, s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L,
                                               s.d.hidden, mask_last_token, denom, 0.0, s.dY.p, nullptr, s.partial.p);
         AR_CUDA_CHECK(cudaGetLastError());
         AR_CUDA_CHECK(cudaMemcpy(s.partial_host.data(), s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost));
@@ -1376,16 +1479,11 @@ CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, ActivationStor
     : n_(n), L_(L), H_(H), storage_(storage) {
     check(n > 0 && L > 0 && H > 0, "CUDA activations: empty shape [", n, ", ", L, ", ", H, "]");
     const size_t bytes = count() * element_bytes(storage);
-    const cudaError_t e = cudaMalloc(&p_, bytes);
-    if (e != cudaSuccess) {
-        p_ = nullptr;
-        (void)cudaGetLastError();
-        size_t free_b = 0, total_b = 0;
-        (void)cudaMemGetInfo(&free_b, &total_b);
-        fail("CUDA: cannot allocate ", bytes / 1048576.0, " MiB for the calibration activations [", n, ", ", L, ", ",
-             H, "] (", free_b / 1048576.0, " MiB free): use --low_gpu_mem_usage (activations in host memory), or "
-             "fewer --nsamples or a shorter --seqlen");
-    }
+    const std::string what = "the calibration activations [" + std::to_string(n) + ", " + std::to_string(L) + ", " +
+                             std::to_string(H) + "]";
+    p_ = device_alloc_or_fail(bytes, what.c_str(),
+                              "use --low_gpu_mem_usage (activations in host memory), or fewer --nsamples or a "
+                              "shorter --seqlen");
 }
 
 CudaActivations::CudaActivations(int64_t n, int64_t L, int64_t H, const float* host, ActivationStorage storage)

@@ -1078,10 +1078,14 @@ void decode_attention(const float* q, const uint16_t* k_cache, const uint16_t* v
         launch_attention_hb<8>(q, k_cache, v_cache, T, nq, nkv, D, scale, d_slot0, max_keys, o, workspace, p, stream);
 }
 
+namespace {
+// The two-kernel path's q at the start of the workspace, rounded up to 16 bytes (the split attention's part follows).
+size_t step_q_bytes(int nq, int D) { return (size_t(nq) * size_t(D) * sizeof(float) + 15) / 16 * 16; }
+}  // namespace
+
 size_t decode_attention_step_workspace_bytes(int nq, int D, int64_t capacity) {
     if (nq < 1 || D < 1 || capacity < 1) return 0;
-    const size_t q_bytes = (size_t(nq) * size_t(D) * sizeof(float) + 15) / 16 * 16;
-    return q_bytes + decode_attention_workspace_bytes(1, nq, D, capacity);
+    return step_q_bytes(nq, D) + decode_attention_workspace_bytes(1, nq, D, capacity);
 }
 
 void decode_attention_step(const float* qkv, int nq, int nkv, int D, const float* q_norm, const float* k_norm,
@@ -1095,11 +1099,10 @@ void decode_attention_step(const float* qkv, int nq, int nkv, int D, const float
     if (!step_fused(capacity)) {  // two kernels; q through the workspace
         check_ptr(what, "workspace", workspace, 16);
         float* q = static_cast<float*>(workspace);
-        const size_t q_bytes = (size_t(nq) * size_t(D) * sizeof(float) + 15) / 16 * 16;
         qk_norm_rope_cache(qkv, 1, nq, nkv, D, q_norm, k_norm, eps, inv_freq, d_slot0, pos_delta, q, nullptr, k_cache,
                            v_cache, capacity, stream);
         decode_attention(q, k_cache, v_cache, 1, nq, nkv, D, scale, d_slot0, capacity, o,
-                         static_cast<unsigned char*>(workspace) + q_bytes, stream);
+                         static_cast<unsigned char*>(workspace) + step_q_bytes(nq, D), stream);
         return;
     }
     const AttnPlan p = plan_attention(1, nq, nkv, capacity);

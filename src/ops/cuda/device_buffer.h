@@ -77,8 +77,8 @@ struct DeviceBuffer {
         if (count > cap) alloc(count, what);
         n = count;
     }
-    // ensure(count), then the host array copied in (synchronous with respect to the host for pageable memory only
-    // up to the copy's staging: callers synchronise the device before other streams read it).
+    // ensure(count), then the host array copied in with a plain cudaMemcpy on the legacy default stream (callers
+    // synchronise the device before a kernel on another stream reads it).
     void upload(const T* host, size_t count, const char* what) {
         ensure(count, what);
         if (count) AR_CUDA_CHECK(cudaMemcpy(p, host, count * sizeof(T), cudaMemcpyHostToDevice));

@@ -36,10 +36,12 @@
 #include <cfloat>
 #include <cstdint>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/device_buffer.h"
 
 namespace autoround {
 namespace {
@@ -221,10 +223,9 @@ struct DevPtr {
         if (p) AR_CUDA_CHECK(cudaFree(p));
         p = nullptr;
         n = 0;
-        const cudaError_t e = cudaMalloc(&p, count * sizeof(T));
-        if (e != cudaSuccess)
-            fail("CUDA: cannot allocate ", double(count * sizeof(T)) / 1048576.0, " MiB for the FP8 GEMM's ", what,
-                 " (", cudaGetErrorString(e), ")");
+        p = static_cast<T*>(device_alloc_or_fail(count * sizeof(T), (std::string("the FP8 GEMM's ") + what).c_str(),
+                                                 "run without --fp8_backward, or with --low_gpu_mem_usage or a "
+                                                 "smaller --batch_size"));
         n = count;
     }
     void release() noexcept {
