@@ -1,8 +1,11 @@
 // model/qwen3_model.cpp — see qwen3_model.h.
 #include "model/qwen3_model.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "core/bf16.h"
 #include "core/error.h"
@@ -12,7 +15,10 @@
 #include "ops/cpu/attention.h"
 #include "ops/cpu/linear.h"
 #include "ops/cpu/norm.h"
+#include "ops/cpu/prefetch_stream.h"
+#include "ops/cpu/quant_matmul.h"
 #include "ops/cpu/rope.h"
+#include "ops/cpu/spin_barrier.h"
 #include "quant/quantized_loader.h"
 
 namespace autoround {
@@ -174,11 +180,193 @@ void Qwen3Model::lm_head(const float* hidden, int64_t T, float* logits) const {
     linear(hidden, T, head_, nullptr, logits);
 }
 
+// ---- the persistent-team decode step (DecodeSchedule::Team, qwen3_model.h) -------------------------------------
+namespace {
+
+// Software prefetch distance of each thread's stream (bytes ahead of its reads).
+constexpr int64_t kTeamPrefetchBytes = 4096;
+
+// Rows [r0, r1) of n that thread t of nt owns.
+inline std::pair<int64_t, int64_t> share(int64_t n, int t, int nt) { return {n * t / nt, n * (t + 1) / nt}; }
+
+}  // namespace
+
+bool Qwen3Model::team_decode_ok(int64_t T, const MultimodalInput* mm) const {
+    if (schedule_ != DecodeSchedule::Team || mm || T > 4 || layers_.empty()) return false;
+    for (const Qwen3Layer& L : layers_)
+        for (const WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+            if (!w->packed()) return false;
+    return cfg_.num_attention_heads % cfg_.num_key_value_heads == 0;
+}
+
+// One decode step on one OpenMP team (see DecodeSchedule::Team). Thread t of nt owns kv heads [t·nkv/nt, ..) with
+// their q heads, and a 1/nt share of the rows of o, gate, up, down and the LM head. Per layer:
+//   h = rmsnorm(x)                   every thread, on its own copy of the residual stream x (no sync)
+//   own q/k/v rows, q/k-norm, RoPE, KV-cache rows, attention   (only this thread's heads: no sync)   | barrier
+//   own rows of o -> tmp                                                                               | barrier
+//   x += tmp; h = rmsnorm(x); own rows of gate and up, SwiGLU of those rows                           | barrier
+//   own rows of down -> tmp                                                                            | barrier
+//   x += tmp
+// Each value is computed by the same arithmetic as in the per-op path, so the logits are the same bit for bit.
+void Qwen3Model::forward_team(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits,
+                              const HiddenHook& hook) const {
+    const ModelConfig& c = cfg_;
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    const int64_t H = c.hidden_size, D = c.head_dim, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
+                  I = c.intermediate_size, V = c.vocab_size, half = D / 2, group = nq / nkv;
+    const float eps = c.rms_norm_eps;
+    const int64_t past = cache.size();
+    cache.reserve(T);
+    std::vector<int32_t> pos(T);
+    for (int64_t t = 0; t < T; ++t) {
+        const int32_t id = tokens[t];
+        check(id >= 0 && id < V, "token id ", id, " at position ", t, " is outside the vocabulary [0, ", V, ")");
+        pos[t] = static_cast<int32_t>(past + t + cache.position_delta());
+    }
+    const bool head_in_team = logits && head_.packed();
+    const int64_t nlog = all_logits ? T : 1;
+    const int64_t hrow0 = all_logits ? 0 : T - 1;  // first row of h the LM head reads
+    // every part validated once here: nothing inside the parallel region may throw
+    for (const Qwen3Layer& L : layers_) {
+        const QmmPart qkv[3] = {{&L.q, nullptr, nullptr, 0, L.q.out}, {&L.k, nullptr, nullptr, 0, L.k.out},
+                                {&L.v, nullptr, nullptr, 0, L.v.out}};
+        const QmmPart gu[2] = {{&L.gate, nullptr, nullptr, 0, I}, {&L.up, nullptr, nullptr, 0, I}};
+        const QmmPart o[1] = {{&L.o, nullptr, nullptr, 0, H}}, dn[1] = {{&L.down, nullptr, nullptr, 0, H}};
+        check_qmm_parts(qkv), check_qmm_parts(gu), check_qmm_parts(o), check_qmm_parts(dn);
+    }
+    if (head_in_team) {
+        const QmmPart hd[1] = {{&head_, nullptr, nullptr, 0, V}};
+        check_qmm_parts(hd);
+    }
+
+    std::vector<float> q(T * nq * D), att(T * nq * D), k(T * nkv * D), v(T * nkv * D), tmp(T * H), g(T * I),
+        u(T * I), cs(T * half), sn(T * half), h_final(T * H);
+    rope_cos_sin(pos.data(), T, inv_freq_, cs.data(), sn.data());
+    const int nt = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+    SpinBarrier bar(nt);
+    const AttentionShape shape{T, past, nq, nkv, D, cache.stride()};
+    const int64_t stride = cache.stride();
+
+#pragma omp parallel num_threads(nt)
+    {
+        const int tid = omp_get_thread_num();
+        // (a smaller team than asked for — omp_get_dynamic — would deadlock at the barrier: the master then runs
+        // every share itself)
+        const int team = omp_get_num_threads();
+        const bool solo = team != nt;
+        if (!solo || tid == 0) {
+            const int t0 = solo ? 0 : tid, t1 = solo ? nt : tid + 1;
+            // this thread's shares (a solo master runs all of them, one after another, per step)
+            struct Share {
+                int64_t kv0, kv1, o0, o1, i0, i1, v0, v1;
+            };
+            std::vector<Share> sh;
+            for (int t = t0; t < t1; ++t) {
+                const auto [kv0, kv1] = share(nkv, t, nt);
+                const auto [o0, o1] = share(H, t, nt);
+                const auto [i0, i1] = share(I, t, nt);
+                const auto [v0, v1] = share(V, t, nt);
+                sh.push_back(Share{kv0, kv1, o0, o1, i0, i1, v0, v1});
+            }
+            std::vector<float> x(T * H), hb(T * H), scratch;
+            QmmScratch qs;
+            PrefetchStream pf;
+            // the thread's reads, in order
+            for (const Qwen3Layer& L : layers_)
+                for (const Share& s : sh) {
+                    const auto add = [&](const WeightView& w, int64_t r0, int64_t r1) {
+                        pf.add(w.packed_row(r0), (r1 - r0) * w.row_bytes());
+                    };
+                    add(L.q, s.kv0 * group * D, s.kv1 * group * D);
+                    add(L.k, s.kv0 * D, s.kv1 * D);
+                    add(L.v, s.kv0 * D, s.kv1 * D);
+                    add(L.o, s.o0, s.o1);
+                    add(L.gate, s.i0, s.i1);
+                    add(L.up, s.i0, s.i1);
+                    add(L.down, s.o0, s.o1);
+                }
+            if (head_in_team)
+                for (const Share& s : sh) pf.add(head_.packed_row(s.v0), (s.v1 - s.v0) * head_.row_bytes());
+            pf.start(kTeamPrefetchBytes);
+            for (int64_t t = 0; t < T; ++t) weight_row_to_f32(embed_, tokens[t], x.data() + t * H);
+            if (hook && tid == 0) hook("embeddings", -1, x.data(), T, H);
+
+            for (int l = 0; l < c.num_hidden_layers; ++l) {
+                const Qwen3Layer& L = layers_[l];
+                rmsnorm_serial(x.data(), L.input_norm.data(), T, H, eps, hb.data());
+                for (const Share& s : sh) {
+                    const int64_t qh0 = s.kv0 * group, qh1 = s.kv1 * group;
+                    const QmmPart qkv[3] = {
+                        {&L.q, L.q_bias.empty() ? nullptr : L.q_bias.data(), q.data(), qh0 * D, qh1 * D},
+                        {&L.k, L.k_bias.empty() ? nullptr : L.k_bias.data(), k.data(), s.kv0 * D, s.kv1 * D},
+                        {&L.v, L.v_bias.empty() ? nullptr : L.v_bias.data(), v.data(), s.kv0 * D, s.kv1 * D}};
+                    quant_matmul_q8_part(hb.data(), T, qkv, qs, &pf);
+                    for (int64_t t = 0; t < T; ++t) {
+                        float* qt = q.data() + t * nq * D + qh0 * D;
+                        float* kt = k.data() + t * nkv * D + s.kv0 * D;
+                        if (c.qk_norm) {
+                            rmsnorm_serial(qt, L.q_norm.data(), qh1 - qh0, D, eps, qt);
+                            rmsnorm_serial(kt, L.k_norm.data(), s.kv1 - s.kv0, D, eps, kt);
+                        }
+                        rope_rotate(qt, qh1 - qh0, D, cs.data() + t * half, sn.data() + t * half);
+                        rope_rotate(kt, s.kv1 - s.kv0, D, cs.data() + t * half, sn.data() + t * half);
+                        const size_t n = sizeof(float) * static_cast<size_t>((s.kv1 - s.kv0) * D);
+                        std::memcpy(cache.k(l) + (past + t) * stride + s.kv0 * D, kt, n);
+                        std::memcpy(cache.v(l) + (past + t) * stride + s.kv0 * D,
+                                    v.data() + t * nkv * D + s.kv0 * D, n);
+                    }
+                    attention_causal_heads(q.data(), cache.k(l), cache.v(l), shape, qh0, qh1, att.data(), scratch);
+                }
+                if (!solo) bar.wait();
+                for (const Share& s : sh) {
+                    const QmmPart o[1] = {{&L.o, nullptr, tmp.data(), s.o0, s.o1}};
+                    quant_matmul_q8_part(att.data(), T, o, qs, &pf);
+                }
+                if (!solo) bar.wait();
+                for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
+                rmsnorm_serial(x.data(), L.post_attn_norm.data(), T, H, eps, hb.data());
+                for (const Share& s : sh) {
+                    const QmmPart gu[2] = {{&L.gate, nullptr, g.data(), s.i0, s.i1},
+                                           {&L.up, nullptr, u.data(), s.i0, s.i1}};
+                    quant_matmul_q8_part(hb.data(), T, gu, qs, &pf);
+                    for (int64_t t = 0; t < T; ++t)
+                        swiglu_serial(g.data() + t * I + s.i0, u.data() + t * I + s.i0, s.i1 - s.i0,
+                                      g.data() + t * I + s.i0);
+                }
+                if (!solo) bar.wait();
+                for (const Share& s : sh) {
+                    const QmmPart dn[1] = {{&L.down, nullptr, tmp.data(), s.o0, s.o1}};
+                    quant_matmul_q8_part(g.data(), T, dn, qs, &pf);
+                }
+                if (!solo) bar.wait();
+                for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
+                if (hook && tid == 0) hook("block_out", l, x.data(), T, H);
+            }
+            rmsnorm_serial(x.data(), final_norm_.data(), T, H, eps, hb.data());
+            if (tid == 0) {
+                if (hook) hook("final_norm", -1, hb.data(), T, H);
+                std::memcpy(h_final.data(), hb.data(), sizeof(float) * static_cast<size_t>(T * H));
+            }
+            if (head_in_team)
+                for (const Share& s : sh) {
+                    const QmmPart hd[1] = {{&head_, nullptr, logits, s.v0, s.v1}};
+                    quant_matmul_q8_part(hb.data() + hrow0 * H, nlog, hd, qs, &pf);
+                }
+        }
+    }
+    cache.advance(T);
+    if (logits && !head_in_team) lm_head(h_final.data() + hrow0 * H, nlog, logits);
+}
+
 void Qwen3Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits,
                          const HiddenHook& hook, const MultimodalInput* mm) const {
     const ModelConfig& c = cfg_;
     const int64_t T = static_cast<int64_t>(tokens.size());
     check(T > 0, "forward: no tokens");
+    if (team_decode_ok(T, mm)) {
+        forward_team(tokens, cache, logits, all_logits, hook);
+        return;
+    }
     const int64_t H = c.hidden_size, D = c.head_dim, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
                   I = c.intermediate_size, V = c.vocab_size;
     const int64_t past = cache.size();

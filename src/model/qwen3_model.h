@@ -69,8 +69,20 @@ struct MultimodalInput {
                                               // position delta is set from them for the decode steps after
 };
 
+// How Qwen3Model::forward runs decode steps (T <= 4) of a model whose layer weights are all packed GGUF blocks.
+//   Team  : one OpenMP team for the whole step; each thread owns fixed rows of every matmul (and its share of the
+//           attention heads and SwiGLU), the threads sync at a spin barrier only where a step needs the other's
+//           rows (4 times per layer), and each thread's software prefetch runs on across matmul boundaries
+//           (ops/cpu/prefetch_stream.h). The default.
+//   PerOp : one parallel region per op (dynamic chunks), as for prefill.
+// Both give the same logits bit for bit (every value is computed by the same arithmetic, whichever thread).
+enum class DecodeSchedule { Team, PerOp };
+
 class Qwen3Model {
 public:
+    void set_decode_schedule(DecodeSchedule s) { schedule_ = s; }
+    DecodeSchedule decode_schedule() const { return schedule_; }
+
     // Loads config.json + safetensors from a model folder; validates every tensor's shape/dtype.
     // A .gguf file, or a folder whose only model file is a .gguf, loads through load_gguf.
     static Qwen3Model load(const std::filesystem::path& dir, PackedLayers packed = PackedLayers::Dequantize);
@@ -113,6 +125,10 @@ private:
     std::shared_ptr<const GgufFile> gguf_;      // the mapped GGUF file (GGUF models only)
 
     PackedLayers packed_ = PackedLayers::Dequantize;
+    DecodeSchedule schedule_ = DecodeSchedule::Team;
+    bool team_decode_ok(int64_t T, const MultimodalInput* mm) const;
+    void forward_team(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits,
+                      const HiddenHook& hook) const;
     WeightView linear_weight(const std::string& prefix, int64_t out, int64_t in);
 };
 

@@ -2,8 +2,10 @@
 // awkward shapes (odd sizes, tails shorter than a SIMD vector, 1..N rows, GQA, cached prefixes).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "core/bf16.h"
@@ -180,4 +182,55 @@ TEST(CpuActivation, SwiGluMatchesFormula) {
     std::vector<float> o(1001);
     swiglu(g.data(), u.data(), 1001, o.data());
     for (int i = 0; i < 1001; ++i) EXPECT_NEAR(o[i], g[i] / (1 + std::exp(-double(g[i]))) * u[i], 1e-5 * (1 + std::abs(o[i])));
+}
+
+// The single-threaded pieces of the persistent decode team (model/qwen3_model.cpp) equal the ops they stand in for,
+// bit for bit: attention_causal_heads over any split of the heads, rope_cos_sin + rope_rotate, rmsnorm_serial,
+// swiglu_serial; on awkward shapes (GQA groups of 1–3, head_dim 8/17/128, cached prefixes, 1–5 rows).
+TEST(CpuTeamPieces, SerialPiecesEqualTheOpsBitForBit) {
+    for (auto [nq, nkv, D] : {std::tuple<int64_t, int64_t, int64_t>{4, 2, 128}, {3, 1, 17}, {2, 2, 8}, {6, 2, 40}}) {
+        const int64_t S = 23;
+        const auto q = randn(S * nq * D, 11), k = randn(S * nkv * D, 12), v = randn(S * nkv * D, 13);
+        for (int64_t past : {0, 1, 18, 22}) {
+            const int64_t T = std::min<int64_t>(S - past, 5);
+            const AttentionShape sh{T, past, nq, nkv, D, nkv * D};
+            std::vector<float> want(T * nq * D), got(T * nq * D, -1.f), scratch;
+            attention_causal(q.data() + past * nq * D, k.data(), v.data(), sh, want.data());
+            for (int64_t cut = 0; cut <= nq; ++cut) {
+                std::fill(got.begin(), got.end(), -1.f);
+                attention_causal_heads(q.data() + past * nq * D, k.data(), v.data(), sh, 0, cut, got.data(), scratch);
+                attention_causal_heads(q.data() + past * nq * D, k.data(), v.data(), sh, cut, nq, got.data(), scratch);
+                ASSERT_EQ(want, got) << nq << "/" << nkv << "/" << D << " past=" << past << " cut=" << cut;
+            }
+        }
+    }
+    RopeConfig rc;
+    rc.theta = 1000000.0;
+    for (int64_t D : {8, 18, 128}) {
+        const std::vector<float> inv = rope_inv_freq(rc, static_cast<int>(D));
+        const int64_t T = 3, nh = 5, half = D / 2;
+        const int32_t pos[T] = {0, 7, 40000};
+        auto want = randn(T * nh * D, 21), got = want;
+        rope_apply(want.data(), T, nh, D, pos, inv);
+        std::vector<float> c(T * half), s(T * half);
+        rope_cos_sin(pos, T, inv, c.data(), s.data());
+        for (int64_t t = 0; t < T; ++t) {
+            rope_rotate(got.data() + t * nh * D, 2, D, c.data() + t * half, s.data() + t * half);
+            rope_rotate(got.data() + t * nh * D + 2 * D, nh - 2, D, c.data() + t * half, s.data() + t * half);
+        }
+        ASSERT_EQ(want, got) << "D=" << D;
+    }
+    for (int64_t dim : {1, 7, 128, 1024, 1031}) {
+        const auto x = randn(3 * dim, 31, 3.f), w = randn(dim, 32);
+        std::vector<float> want(3 * dim), got(3 * dim);
+        rmsnorm(x.data(), w.data(), 3, dim, 1e-6f, want.data());
+        rmsnorm_serial(x.data(), w.data(), 3, dim, 1e-6f, got.data());
+        ASSERT_EQ(want, got) << "dim=" << dim;
+    }
+    const auto g = randn(3073, 41, 4.f), u = randn(3073, 42);
+    std::vector<float> want(3073), got(3073);
+    swiglu(g.data(), u.data(), 3073, want.data());
+    swiglu_serial(g.data(), u.data(), 1000, got.data());
+    swiglu_serial(g.data() + 1000, u.data() + 1000, 2073, got.data() + 1000);
+    ASSERT_EQ(want, got);
 }

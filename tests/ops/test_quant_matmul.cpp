@@ -3,7 +3,8 @@
 // multiple of 8 or of the thread count), in = 3 super-blocks (K-quants) or 5 blocks (32-value types),
 // N = 1, 3, 17 activation rows; also linear()'s dispatch (int8 path for few rows, dequantized tiles + sgemm
 // for many), the rejection of ragged packed views, the threaded shapes (1 vs 2 threads bit-identical), and grouped
-// weights on one input (quant_matmul_q8_group / linear_group) equal to separate calls bit for bit.
+// weights on one input (quant_matmul_q8_group / linear_group) and the decode team's row shares (quant_matmul_q8_part)
+// equal to separate / whole calls bit for bit.
 //
 // Tolerance of the int8 path, per output: the activation is rounded to int8 per block of B values (B = 32,
 // or 256 for the K-quants) with step d = amax(block)/127, so |x_i − x̂_i| <= d/2 and
@@ -22,6 +23,7 @@
 
 #include "export/gguf_blocks.h"
 #include "ops/cpu/linear.h"
+#include "ops/cpu/prefetch_stream.h"
 #include "ops/cpu/quant_matmul.h"
 #include "quant/quant_test_util.h"
 
@@ -248,4 +250,62 @@ TEST(QuantMatmul, GroupEqualsSeparateCallsBitForBit) {
     const Packed a = make_weights(BlockType::Q4_0, 8, 256, 1), b = make_weights(BlockType::Q4_0, 8, 512, 2);
     const QmmOut bad[2] = {{&a.view, nullptr, y.data()}, {&b.view, nullptr, y.data()}};
     expect_error([&] { quant_matmul_q8_group(x.data(), 1, bad); }, {"one input"});
+}
+
+// The persistent decode team's parts (quant_matmul_q8_part): any split of each weight's rows — empty shares, one
+// row, ragged cuts — over "threads" run one after another with their own scratch, with and without a
+// PrefetchStream holding the rows in read order, with both instruction sets: every output bit-identical to
+// quant_matmul_q8 on the whole weight; rows outside a share are not written.
+TEST(QuantMatmul, TeamPartsEqualTheWholeMatmulBitForBit) {
+    const int64_t in = 512;
+    const BlockType types[] = {BlockType::Q4_0, BlockType::Q6_K, BlockType::Q4_K, BlockType::Q8_0, BlockType::Q5_K,
+                               BlockType::Q4_1};
+    const int64_t outs[] = {1037, 300, 129, 64, 33, 7};
+    std::vector<Packed> ws;
+    for (int i = 0; i < 6; ++i) ws.push_back(make_weights(types[i], outs[i], in, 70 + static_cast<uint32_t>(i)));
+    std::vector<float> bias(1037);
+    for (size_t o = 0; o < bias.size(); ++o) bias[o] = 0.002f * static_cast<float>(o);
+    for (const QmmIsa isa : {QmmIsa::Best, QmmIsa::Avx2})
+        for (int64_t N : {1, 3})
+            for (const bool with_pf : {false, true})
+                for (int nt : {1, 2, 3}) {
+                    const std::vector<float> x = make_x(N, in, 500 + static_cast<uint32_t>(N));
+                    std::vector<std::vector<float>> want(6), got(6);
+                    for (int i = 0; i < 6; ++i) {
+                        const float* b = i % 2 ? bias.data() : nullptr;
+                        want[i].resize(N * outs[i]);
+                        got[i].assign(N * outs[i], -7.f);
+                        quant_matmul_q8(x.data(), N, ws[i].view, b, want[i].data(), isa);
+                    }
+                    for (int t = 0; t < nt; ++t) {
+                        QmmScratch scratch;
+                        PrefetchStream pf;
+                        std::vector<QmmPart> parts;
+                        for (int i = 0; i < 6; ++i) {
+                            // a ragged split: thread t's share of weight i
+                            const int64_t r0 = outs[i] * t / nt + (t > 0 ? i % 2 : 0);
+                            const int64_t r1 = t + 1 == nt ? outs[i] : outs[i] * (t + 1) / nt + i % 2;
+                            parts.push_back(QmmPart{&ws[i].view, i % 2 ? bias.data() : nullptr, got[i].data(), r0, r1});
+                            pf.add(ws[i].view.packed_row(r0), (r1 - r0) * ws[i].view.row_bytes());
+                        }
+                        check_qmm_parts(parts);
+                        pf.start(4096);
+                        quant_matmul_q8_part(x.data(), N, parts, scratch, with_pf ? &pf : nullptr, isa);
+                        // split the call in two as the team does (weights 0..2, then 3..5) with the same scratch
+                        if (t == 0 && nt == 1) {
+                            for (int i = 0; i < 6; ++i) got[i].assign(N * outs[i], -7.f);
+                            const std::span<const QmmPart> all(parts);
+                            quant_matmul_q8_part(x.data(), N, all.subspan(0, 3), scratch, nullptr, isa);
+                            quant_matmul_q8_part(x.data(), N, all.subspan(3), scratch, nullptr, isa);
+                        }
+                        if (with_pf) EXPECT_EQ(pf.position(), pf.total());
+                    }
+                    for (int i = 0; i < 6; ++i)
+                        EXPECT_EQ(want[i], got[i]) << gguf::block_type_name(types[i]) << " nt=" << nt << " N=" << N
+                                                   << " pf=" << with_pf;
+                }
+    const Packed a = make_weights(BlockType::Q4_0, 8, 256, 1);
+    std::vector<float> y(8);
+    const QmmPart bad[1] = {{&a.view, nullptr, y.data(), 3, 9}};
+    expect_error([&] { check_qmm_parts(bad); }, {"rows [3, 9)"});
 }

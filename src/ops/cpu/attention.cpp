@@ -59,63 +59,78 @@ void dot8x4(const float* a, const float* b0, int64_t stride, int64_t n, float* o
 }
 #endif
 
+// Query row t of head h: scores (four keys at a time), softmax, P·V into out [D]. scores [past + T], acc [D] scratch.
+void attend_row(const float* q, const float* k, const float* v, const AttentionShape& s, int64_t h, int64_t t,
+                float* scores, float* acc, float* out) {
+    const int64_t group = s.n_q_heads / s.n_kv_heads;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    const int64_t D = s.head_dim;
+    const int64_t kvh = h / group;
+    const float* qr = q + (t * s.n_q_heads + h) * D;
+    const int64_t n = s.past + t + 1;
+    float mx = -INFINITY;
+    int64_t j4 = 0;
+    for (; j4 + 4 <= n; j4 += 4) {
+        const float* kr = k + j4 * s.kv_stride + kvh * D;
+        float d[4];
+        dot8x4(qr, kr, s.kv_stride, D, d);
+        for (int u = 0; u < 4; ++u) {
+            scores[j4 + u] = d[u] * scale;
+            mx = std::max(mx, scores[j4 + u]);
+        }
+    }
+    for (int64_t j = j4; j < n; ++j) {
+        const float* kr = k + j * s.kv_stride + kvh * D;
+        scores[j] = dot8(qr, kr, D) * scale;
+        mx = std::max(mx, scores[j]);
+    }
+    float sum = 0.f;
+    for (int64_t j = 0; j < n; ++j) {
+        scores[j] = std::exp(scores[j] - mx);
+        sum += scores[j];
+    }
+    const float inv = 1.0f / sum;
+    std::fill(acc, acc + D, 0.f);
+    // four keys per pass over acc: a quarter of the loads and stores of the accumulator row
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float p0 = scores[j] * inv, p1 = scores[j + 1] * inv, p2 = scores[j + 2] * inv, p3 = scores[j + 3] * inv;
+        const float* v0 = v + j * s.kv_stride + kvh * D;
+        const float *v1 = v0 + s.kv_stride, *v2 = v1 + s.kv_stride, *v3 = v2 + s.kv_stride;
+        for (int64_t i = 0; i < D; ++i) acc[i] += (p0 * v0[i] + p1 * v1[i]) + (p2 * v2[i] + p3 * v3[i]);
+    }
+    for (; j < n; ++j) {
+        const float p = scores[j] * inv;
+        const float* vr = v + j * s.kv_stride + kvh * D;
+        for (int64_t i = 0; i < D; ++i) acc[i] += p * vr[i];
+    }
+    std::copy(acc, acc + D, out);
+}
+
 }  // namespace
 
 void attention_causal(const float* q, const float* k, const float* v, const AttentionShape& s, float* out) {
-    const int64_t group = s.n_q_heads / s.n_kv_heads;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     const int64_t D = s.head_dim;
 #pragma omp parallel
     {
         std::vector<float> scores(static_cast<size_t>(s.past + s.T));
         std::vector<float> acc(static_cast<size_t>(D));
 #pragma omp for schedule(dynamic, 4) collapse(2)
-        for (int64_t h = 0; h < s.n_q_heads; ++h) {
-            for (int64_t t = 0; t < s.T; ++t) {
-                const int64_t kvh = h / group;
-                const float* qr = q + (t * s.n_q_heads + h) * D;
-                const int64_t n = s.past + t + 1;
-                float mx = -INFINITY;
-                int64_t j4 = 0;
-                for (; j4 + 4 <= n; j4 += 4) {
-                    const float* kr = k + j4 * s.kv_stride + kvh * D;
-                    float d[4];
-                    dot8x4(qr, kr, s.kv_stride, D, d);
-                    for (int u = 0; u < 4; ++u) {
-                        scores[j4 + u] = d[u] * scale;
-                        mx = std::max(mx, scores[j4 + u]);
-                    }
-                }
-                for (int64_t j = j4; j < n; ++j) {
-                    const float* kr = k + j * s.kv_stride + kvh * D;
-                    scores[j] = dot8(qr, kr, D) * scale;
-                    mx = std::max(mx, scores[j]);
-                }
-                float sum = 0.f;
-                for (int64_t j = 0; j < n; ++j) {
-                    scores[j] = std::exp(scores[j] - mx);
-                    sum += scores[j];
-                }
-                const float inv = 1.0f / sum;
-                std::fill(acc.begin(), acc.end(), 0.f);
-                // four keys per pass over acc: a quarter of the loads and stores of the accumulator row
-                int64_t j = 0;
-                for (; j + 4 <= n; j += 4) {
-                    const float p0 = scores[j] * inv, p1 = scores[j + 1] * inv, p2 = scores[j + 2] * inv,
-                                p3 = scores[j + 3] * inv;
-                    const float* v0 = v + j * s.kv_stride + kvh * D;
-                    const float *v1 = v0 + s.kv_stride, *v2 = v1 + s.kv_stride, *v3 = v2 + s.kv_stride;
-                    for (int64_t i = 0; i < D; ++i) acc[i] += (p0 * v0[i] + p1 * v1[i]) + (p2 * v2[i] + p3 * v3[i]);
-                }
-                for (; j < n; ++j) {
-                    const float p = scores[j] * inv;
-                    const float* vr = v + j * s.kv_stride + kvh * D;
-                    for (int64_t i = 0; i < D; ++i) acc[i] += p * vr[i];
-                }
-                std::copy(acc.begin(), acc.end(), out + t * s.n_q_heads * D + h * D);
-            }
-        }
+        for (int64_t h = 0; h < s.n_q_heads; ++h)
+            for (int64_t t = 0; t < s.T; ++t)
+                attend_row(q, k, v, s, h, t, scores.data(), acc.data(), out + t * s.n_q_heads * D + h * D);
     }
+}
+
+void attention_causal_heads(const float* q, const float* k, const float* v, const AttentionShape& s, int64_t h0,
+                            int64_t h1, float* out, std::vector<float>& scratch) {
+    const int64_t D = s.head_dim;
+    const size_t need = static_cast<size_t>(s.past + s.T + D);
+    if (scratch.size() < need) scratch.resize(need);
+    float* scores = scratch.data();
+    float* acc = scores + s.past + s.T;
+    for (int64_t h = h0; h < h1; ++h)
+        for (int64_t t = 0; t < s.T; ++t) attend_row(q, k, v, s, h, t, scores, acc, out + t * s.n_q_heads * D + h * D);
 }
 
 }  // namespace autoround

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace autoround {
 
@@ -20,5 +21,11 @@ struct AttentionShape {
 // q [T, n_q_heads, head_dim]; k, v: cache [past + T, n_kv_heads, head_dim] (slot stride kv_stride);
 // out [T, n_q_heads * head_dim].
 void attention_causal(const float* q, const float* k, const float* v, const AttentionShape& s, float* out);
+
+// Query heads [h0, h1) of attention_causal only (their rows of out), on the calling thread (inside a parallel
+// region: the decode team of model/qwen3_model.cpp gives each thread its own heads); bit-identical to
+// attention_causal. scratch grows to past + T + head_dim floats.
+void attention_causal_heads(const float* q, const float* k, const float* v, const AttentionShape& s, int64_t h0,
+                            int64_t h1, float* out, std::vector<float>& scratch);
 
 }  // namespace autoround

@@ -9,5 +9,8 @@ namespace autoround {
 
 // x, y: [rows, dim] (may alias); w: [dim].
 void rmsnorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y);
+// The same on the calling thread only (inside a parallel region: the decode team of model/qwen3_model.cpp);
+// bit-identical to rmsnorm.
+void rmsnorm_serial(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y);
 
 }  // namespace autoround

@@ -27,6 +27,7 @@
 
 
 #include "core/error.h"
+#include "ops/cpu/prefetch_stream.h"
 
 namespace autoround {
 
@@ -195,13 +196,14 @@ inline float hsum(__m256 v) {
 // head, 2 threads) ran 83-88 / 92 / 92-102 tok/s at 2048 / 4096 / 8192 bytes, and the 0.6B Q4_0 decode 72.6 -> 77.1
 // tok/s from 2048 to 4096.
 constexpr int kPrefetchBytes = 4096;
+template <bool Pf = true>
 inline void prefetch_ahead(const void* p) {
-    _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+    if constexpr (Pf) _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
 }
 // Prefetches every cache line of one block.
-template <typename Block>
+template <bool Pf, typename Block>
 inline void prefetch_block(const Block* b) {
-    for (int l = 0; l < static_cast<int>(sizeof(Block)); l += 64) prefetch_ahead(reinterpret_cast<const uint8_t*>(b) + l);
+    for (int l = 0; l < static_cast<int>(sizeof(Block)); l += 64) prefetch_ahead<Pf>(reinterpret_cast<const uint8_t*>(b) + l);
 }
 // 16 bytes of nibbles -> 32 bytes: low nibbles in bytes 0..15, high nibbles in 16..31 (Q4_0/Q4_1 order).
 inline __m256i nibbles32(const uint8_t* qs) {
@@ -242,13 +244,14 @@ inline int q4k_min_sum(const uint8_t* mn, const int16_t* bsums) {
 
 // ---- per-type row dots: Σ_i w_i x̂_i over nb blocks ---------------------------------------------------------
 // Σ (q − 8)·qa = Σ q·qa − 8·Σ qa: unsigned nibbles straight into maddubs, the offset from the block sum.
+template <bool Pf>
 float dot_q4_0(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ4_0*>(row);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     float offs = 0.f;  // Σ d_w · 8 · d_a·Σqa
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
-        prefetch_ahead(w + i);
+        prefetch_ahead<Pf>(w + i);
         const float d0 = fp16(w[i].d), d1 = fp16(w[i + 1].d);
         const __m256i p0 = dot_u8i8(nibbles32(w[i].qs), load256(a[i].qs));
         const __m256i p1 = dot_u8i8(nibbles32(w[i + 1].qs), load256(a[i + 1].qs));
@@ -265,12 +268,13 @@ float dot_q4_0(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
     return hsum(_mm256_add_ps(acc0, acc1)) - 8.f * offs;
 }
 
+template <bool Pf>
 float dot_q4_1(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ4_1*>(row);
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.f;  // Σ m · Σ x̂ over blocks
     for (int64_t i = 0; i < nb; ++i) {
-        if (i % 2 == 0) prefetch_ahead(w + i);
+        if (i % 2 == 0) prefetch_ahead<Pf>(w + i);
         const __m256i p = dot_u8i8(nibbles32(w[i].qs), load256(a[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(w[i].d) * a[i].d), _mm256_cvtepi32_ps(p), acc);
         mins += fp16(w[i].m) * a[i].s;
@@ -278,11 +282,12 @@ float dot_q4_1(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
     return hsum(acc) + mins;
 }
 
+template <bool Pf>
 float dot_q8_0(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ8_0*>(row);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
-        prefetch_ahead(w + i);
+        prefetch_ahead<Pf>(w + i);
         const __m256i p = dot_i8i8(load256(w[i].qs), load256(a[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(w[i].d) * a[i].d), _mm256_cvtepi32_ps(p), acc);
     }
@@ -291,7 +296,7 @@ float dot_q8_0(const uint8_t* row, const ActQ8x32* a, int64_t nb) {
 
 // Q4_K and Q5_K share the scale/min packing: x = d·sc[j]·q − dmin·mn[j] per 32-value sub-block j.
 // Σ_i w_i x̂_i = d_a·(d·Σ_j sc[j]·Σ q·qa − dmin·Σ_j mn[j]·Σ qa), Σ qa from the activation's 16-value sums.
-template <bool kQ5>
+template <bool kQ5, bool Pf>
 float dot_q45_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.f;
@@ -301,11 +306,11 @@ float dot_q45_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
         uint16_t d16, dmin16;
         if constexpr (kQ5) {
             const auto& b = reinterpret_cast<const gguf::BlockQ5_K*>(row)[i];
-            prefetch_block(&b);
+            prefetch_block<Pf>(&b);
             scales = b.scales, qs = b.qs, qh = b.qh, d16 = b.d, dmin16 = b.dmin;
         } else {
             const auto& b = reinterpret_cast<const gguf::BlockQ4_K*>(row)[i];
-            prefetch_block(&b);
+            prefetch_block<Pf>(&b);
             scales = b.scales, qs = b.qs, d16 = b.d, dmin16 = b.dmin;
         }
         uint8_t sc[16];  // scales, then mins
@@ -334,8 +339,9 @@ float dot_q45_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
 // A Q6_K block's common start on both paths: prefetch, d = d_w·d_a, and the −32 offset's integer term in 8 int32
 // lanes (32 · scales·Σqa over the 16-value groups, Σqa from the activation's 16-value sums, one VPMADDWD) that the
 // caller subtracts from its integer sum before the block's one float multiply: no scalar loop per block.
+template <bool Pf>
 inline float q6k_block_start(const gguf::BlockQ6_K& b, const ActQ8x256& a, __m256i& off) {
-    prefetch_block(&b);
+    prefetch_block<Pf>(&b);
     const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
     off = _mm256_slli_epi32(_mm256_madd_epi16(s16, load256(a.bsums)), 5);
     return fp16(b.d) * a.d;
@@ -352,6 +358,7 @@ const __m256i kQ6ScaleShuffle[4] = {
 };
 
 // Q6_K: x = d·scales[e/16]·(q − 32), q 0..63. Σ scales·(Σ q·qa − 32·Σ qa), Σ qa from the 16-value sums.
+template <bool Pf>
 float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ6_K*>(row);
     __m256 acc = _mm256_setzero_ps();
@@ -359,7 +366,7 @@ float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     for (int64_t i = 0; i < nb; ++i) {
         const gguf::BlockQ6_K& b = w[i];
         __m256i off;
-        const float d = q6k_block_start(b, a[i], off);
+        const float d = q6k_block_start<Pf>(b, a[i], off);
         // The 16 scales as int16, scales 8h..8h+7 in both 128-bit lanes of sc[h]; shuffle t picks scale 8h+2t
         // for the low lane (values 32t..32t+15 of the half) and 8h+2t+1 for the high lane.
         const __m128i s16a = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales)));
@@ -419,13 +426,14 @@ inline __m512 q4_0_quad_vnni(const uint8_t* wp, int nblk, const ActQ8x128& a, __
     return _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_load_ps(a.d)), _mm512_cvtepi32_ps(p), acc);
 }
 
+template <bool Pf>
 float dot_q4_0_vnni(const uint8_t* row, const ActQ8x128* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ4_0*>(row);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= nb; i += 8) {
-        prefetch_ahead(w + i);
-        prefetch_ahead(w + i + 4);
+        prefetch_ahead<Pf>(w + i);
+        prefetch_ahead<Pf>(w + i + 4);
         acc0 = q4_0_quad_vnni(reinterpret_cast<const uint8_t*>(w + i), 4, a[i / 4], acc0);
         acc1 = q4_0_quad_vnni(reinterpret_cast<const uint8_t*>(w + i + 4), 4, a[i / 4 + 1], acc1);
     }
@@ -438,6 +446,7 @@ float dot_q4_0_vnni(const uint8_t* row, const ActQ8x128* a, int64_t nb) {
 // Q6_K, 128 values (one half of a block) per step as two 64-value vectors in value order: [ql0 | ql1] & 0x0F with
 // qh bits 0–1 / 2–3 above them (values 0–63), [ql0 | ql1] >> 4 with qh bits 4–5 / 6–7 (values 64–127); pair sums
 // by VPMADDUBSW, then VPDPWSSD with the int16 scales (each of the 16-value groups in order) into int32.
+template <bool Pf>
 float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ6_K*>(row);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
@@ -452,7 +461,7 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     for (int64_t i = 0; i < nb; ++i) {
         const gguf::BlockQ6_K& b = w[i];
         __m256i off;
-        const float d = q6k_block_start(b, a[i], off);
+        const float d = q6k_block_start<Pf>(b, a[i], off);
         __m512i sumi = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), off));
         for (int h = 0; h < 2; ++h) {
             const __m512i l = _mm512_loadu_si512(b.ql + 64 * h);
@@ -475,6 +484,7 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
 // Q4_K, 128 values per step: [qs chunk c | chunk c + 1] & 0x0F are sub-blocks 2c and 2c + 2, >> 4 sub-blocks 2c + 1
 // and 2c + 3; pair sums by VPMADDUBSW against the matching activation halves, then VPDPWSSD with each sub-block's
 // 6-bit scale (the activation codes pre-ordered to match, ActQ8x256K); the mins from the 16-value sums as on the AVX2 path.
+template <bool Pf>
 float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256K* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ4_K*>(row);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -488,7 +498,7 @@ float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256K* a, int64_t nb) {
     float mins = 0.f;
     for (int64_t i = 0; i < nb; ++i) {
         const gguf::BlockQ4_K& b = w[i];
-        prefetch_block(&b);
+        prefetch_block<Pf>(&b);
         alignas(16) uint8_t sc[16];  // scales, then mins
         q4k_scales_mins(b.scales, sc);
         mins += fp16(b.dmin) * a[i].d * static_cast<float>(q4k_min_sum(sc + 8, a[i].bsums));
@@ -512,7 +522,9 @@ float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256K* a, int64_t nb) {
 #endif  // AR_QMM_AVX512VNNI
 
 // One weight's share of a (grouped) matmul: y[t, o] = w_o · x̂_t (+ bias[o]) for rows [o0, o1), the row dot inlined
-// into the row loop (one indirect call per chunk of rows, not per row).
+// into the row loop (one indirect call per chunk of rows, not per row). run: the dots prefetch a fixed distance ahead
+// of themselves; run_pf (the persistent decode team's): the dots do not prefetch, the thread's PrefetchStream is
+// advanced by each row's bytes instead (it runs on into the thread's next weight).
 struct RowJob {
     const uint8_t* base;
     int64_t rb, nb, out, na, N;  // row bytes, weight blocks per row, rows, activation elements per x row, x rows
@@ -520,34 +532,62 @@ struct RowJob {
     const float* bias;
     float* y;
     void (*run)(const RowJob&, int64_t o0, int64_t o1);
+    void (*run_pf)(const RowJob&, int64_t o0, int64_t o1, PrefetchStream& pf);
 };
 
 template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t)>
+inline void row_dots(const RowJob& j, const Act* act, int64_t o) {
+    const uint8_t* row = j.base + o * j.rb;
+    for (int64_t t = 0; t < j.N; ++t) j.y[t * j.out + o] = Dot(row, act + t * j.na, j.nb) + (j.bias ? j.bias[o] : 0.f);
+}
+template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t)>
 void run_chunk(const RowJob& j, int64_t o0, int64_t o1) {
     const Act* act = static_cast<const Act*>(j.act);
+    for (int64_t o = o0; o < o1; ++o) row_dots<Act, Dot>(j, act, o);
+}
+template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t)>
+void run_chunk_pf(const RowJob& j, int64_t o0, int64_t o1, PrefetchStream& pf) {
+    const Act* act = static_cast<const Act*>(j.act);
     for (int64_t o = o0; o < o1; ++o) {
-        const uint8_t* row = j.base + o * j.rb;
-        for (int64_t t = 0; t < j.N; ++t)
-            j.y[t * j.out + o] = Dot(row, act + t * j.na, j.nb) + (j.bias ? j.bias[o] : 0.f);
+        pf.advance(j.rb);
+        row_dots<Act, Dot>(j, act, o);
     }
 }
 
-// x [N, in] quantized at most once per activation layout, whichever weights of a group need it.
+// x [N, in] quantized at most once per activation layout, whichever weights of a group need it. reset() starts a new
+// x and keeps the buffers (the decode team calls it once per matmul per thread).
 class ActCache {
 public:
-    ActCache(const float* x, int64_t N, int64_t in) : x_(x), N_(N), in_(in) {}
+    ActCache() = default;
+    ActCache(const float* x, int64_t N, int64_t in) { reset(x, N, in); }
+    void reset(const float* x, int64_t N, int64_t in) {
+        x_ = x, N_ = N, in_ = in;
+        for (bool& f : fresh_) f = false;
+    }
     template <typename Act>
     const Act* get() {
         std::vector<Act>& v = store<Act>();
-        if (v.empty()) {
+        bool& fresh = fresh_[slot<Act>()];
+        if (!fresh) {
             const int64_t na = act_count(static_cast<const Act*>(nullptr), in_);
             v.resize(static_cast<size_t>(N_ * na));
             for (int64_t t = 0; t < N_; ++t) quantize_act(x_ + t * in_, in_, v.data() + t * na);
+            fresh = true;
         }
         return v.data();
     }
 
 private:
+    template <typename Act>
+    static constexpr int slot() {
+        if constexpr (std::is_same_v<Act, ActQ8x32>) return 0;
+        else if constexpr (std::is_same_v<Act, ActQ8x256>) return 1;
+#ifdef AR_QMM_AVX512VNNI
+        else if constexpr (std::is_same_v<Act, ActQ8x128>) return 2;
+        else if constexpr (std::is_same_v<Act, ActQ8x256K>) return 3;
+#endif
+        else static_assert(sizeof(Act) == 0, "no activation store for this type");
+    }
     template <typename Act>
     std::vector<Act>& store() {
         if constexpr (std::is_same_v<Act, ActQ8x32>) return a32_;
@@ -558,8 +598,9 @@ private:
 #endif
         else static_assert(sizeof(Act) == 0, "no activation store for this type");
     }
-    const float* x_;
-    int64_t N_, in_;
+    const float* x_ = nullptr;
+    int64_t N_ = 0, in_ = 0;
+    bool fresh_[4] = {};
     std::vector<ActQ8x32> a32_;
     std::vector<ActQ8x256> a256_;
 #ifdef AR_QMM_AVX512VNNI
@@ -568,37 +609,42 @@ private:
 #endif
 };
 
-template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t)>
+template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t),
+          float (*DotNoPf)(const uint8_t*, const Act*, int64_t)>
 RowJob job(const WeightView& w, int64_t N, ActCache& acts, const float* bias, float* y) {
     return RowJob{static_cast<const uint8_t*>(w.data), w.row_bytes(), w.in / gguf::block_elems(*w.block), w.out,
                   act_count(static_cast<const Act*>(nullptr), w.in), N, acts.get<Act>(), bias, y,
-                  run_chunk<Act, Dot>};
+                  run_chunk<Act, Dot>, run_chunk_pf<Act, DotNoPf>};
 }
+#define AR_QMM_JOB(Act, dot) job<Act, dot<true>, dot<false>>(w, N, acts, bias, y)
+#define AR_QMM_JOB_K(Act, q5) job<Act, dot_q45_k<q5, true>, dot_q45_k<q5, false>>(w, N, acts, bias, y)
 
 RowJob make_job(const WeightView& w, int64_t N, ActCache& acts, const float* bias, float* y, QmmIsa isa) {
     (void)isa;
     switch (*w.block) {
         case BlockType::Q4_0:
 #ifdef AR_QMM_AVX512VNNI
-            if (isa == QmmIsa::Best) return job<ActQ8x128, dot_q4_0_vnni>(w, N, acts, bias, y);
+            if (isa == QmmIsa::Best) return AR_QMM_JOB(ActQ8x128, dot_q4_0_vnni);
 #endif
-            return job<ActQ8x32, dot_q4_0>(w, N, acts, bias, y);
+            return AR_QMM_JOB(ActQ8x32, dot_q4_0);
         case BlockType::Q6_K:
 #ifdef AR_QMM_AVX512VNNI
-            if (isa == QmmIsa::Best) return job<ActQ8x256, dot_q6_k_vnni>(w, N, acts, bias, y);
+            if (isa == QmmIsa::Best) return AR_QMM_JOB(ActQ8x256, dot_q6_k_vnni);
 #endif
-            return job<ActQ8x256, dot_q6_k>(w, N, acts, bias, y);
-        case BlockType::Q4_1: return job<ActQ8x32, dot_q4_1>(w, N, acts, bias, y);
-        case BlockType::Q8_0: return job<ActQ8x32, dot_q8_0>(w, N, acts, bias, y);
+            return AR_QMM_JOB(ActQ8x256, dot_q6_k);
+        case BlockType::Q4_1: return AR_QMM_JOB(ActQ8x32, dot_q4_1);
+        case BlockType::Q8_0: return AR_QMM_JOB(ActQ8x32, dot_q8_0);
         case BlockType::Q4_K:
 #ifdef AR_QMM_AVX512VNNI
-            if (isa == QmmIsa::Best) return job<ActQ8x256K, dot_q4_k_vnni>(w, N, acts, bias, y);
+            if (isa == QmmIsa::Best) return AR_QMM_JOB(ActQ8x256K, dot_q4_k_vnni);
 #endif
-            return job<ActQ8x256, dot_q45_k<false>>(w, N, acts, bias, y);
-        case BlockType::Q5_K: return job<ActQ8x256, dot_q45_k<true>>(w, N, acts, bias, y);
+            return AR_QMM_JOB_K(ActQ8x256, false);
+        case BlockType::Q5_K: return AR_QMM_JOB_K(ActQ8x256, true);
         default: fail("quant_matmul_q8: unsupported block type ", gguf::block_type_name(*w.block));
     }
 }
+#undef AR_QMM_JOB
+#undef AR_QMM_JOB_K
 
 // All jobs' rows in one parallel region: dynamic chunks of rows (about 8 per thread and weight), so a thread that
 // loses its core to another process does not hold up the others at the join; `nowait` lets a thread that runs out
@@ -650,6 +696,60 @@ void quant_matmul_q8_group(const float* x, int64_t N, std::span<const QmmOut> ou
 #else
     (void)isa;
     for (const QmmOut& o : outs) quant_matmul_ref(x, N, *o.w, o.bias, o.y);
+#endif
+}
+
+// ---- persistent-team parts -----------------------------------------------------------------------------------
+struct QmmScratch::Impl {
+#ifdef AR_QMM_AVX2
+    ActCache acts;
+#endif
+    std::vector<float> row;  // the reference path's dequantized row
+};
+QmmScratch::QmmScratch() : impl_(std::make_unique<Impl>()) {}
+QmmScratch::~QmmScratch() = default;
+QmmScratch::QmmScratch(QmmScratch&&) noexcept = default;
+QmmScratch& QmmScratch::operator=(QmmScratch&&) noexcept = default;
+
+void check_qmm_parts(std::span<const QmmPart> parts) {
+    check(!parts.empty(), "quant_matmul_q8_part: no weights");
+    for (const QmmPart& p : parts) {
+        check_packed(*p.w);
+        check(p.w->in == parts[0].w->in, "quant_matmul_q8_part: weights read ", p.w->in, " and ", parts[0].w->in,
+              " values: a group shares one input");
+        check(0 <= p.r0 && p.r0 <= p.r1 && p.r1 <= p.w->out, "quant_matmul_q8_part: rows [", p.r0, ", ", p.r1,
+              ") of a weight of ", p.w->out);
+    }
+}
+
+void quant_matmul_q8_part(const float* x, int64_t N, std::span<const QmmPart> parts, QmmScratch& scratch,
+                          PrefetchStream* pf, QmmIsa isa) noexcept {
+    if (parts.empty()) return;
+#ifdef AR_QMM_AVX2
+    ActCache& acts = scratch.impl_->acts;
+    acts.reset(x, N, parts[0].w->in);
+    for (const QmmPart& p : parts) {
+        if (p.r1 <= p.r0) continue;
+        const RowJob j = make_job(*p.w, N, acts, p.bias, p.y, isa);
+        if (pf) j.run_pf(j, p.r0, p.r1, *pf);
+        else j.run(j, p.r0, p.r1);
+    }
+#else
+    (void)isa;
+    std::vector<float>& row = scratch.impl_->row;
+    for (const QmmPart& p : parts) {
+        const WeightView& w = *p.w;
+        row.resize(static_cast<size_t>(w.in));
+        for (int64_t o = p.r0; o < p.r1; ++o) {
+            if (pf) pf->advance(w.row_bytes());
+            gguf::dequantize_row(*w.block, w.packed_row(o), w.in, row.data());
+            for (int64_t t = 0; t < N; ++t) {
+                float acc = 0.f;
+                for (int64_t i = 0; i < w.in; ++i) acc += x[t * w.in + i] * row[i];
+                p.y[t * w.out + o] = acc + (p.bias ? p.bias[o] : 0.f);
+            }
+        }
+    }
 #endif
 }
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "ops/weight_view.h"
@@ -40,6 +41,33 @@ struct QmmOut {
     float* y;           // [N, w->out]
 };
 void quant_matmul_q8_group(const float* x, int64_t N, std::span<const QmmOut> outs, QmmIsa isa = QmmIsa::Best);
+
+// ---- persistent-team decode (Qwen3Model::forward, model/qwen3_model.cpp) ----
+// One thread of a team computes its own rows of a group of weights that read the same x [N, in]: rows [r0, r1) of
+// each weight into y [N, w->out] (other rows untouched), x quantized into the thread's scratch (each thread
+// quantizes it for itself: no sync, and the team's x is small). Each output equals quant_matmul_q8's, bit for bit.
+// With a PrefetchStream (ops/cpu/prefetch_stream.h, holding this thread's ranges in read order) the dots do not
+// prefetch themselves; the stream is advanced by each row's bytes and prefetches on into the next weight.
+// Never throws (it runs inside the team's parallel region): validate once with check_qmm_parts.
+struct QmmPart {
+    const WeightView* w;
+    const float* bias;  // [w->out] or null
+    float* y;           // [N, w->out]
+    int64_t r0, r1;     // this thread's rows
+};
+class QmmScratch {
+public:
+    QmmScratch();
+    ~QmmScratch();
+    QmmScratch(QmmScratch&&) noexcept;
+    QmmScratch& operator=(QmmScratch&&) noexcept;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+class PrefetchStream;
+void check_qmm_parts(std::span<const QmmPart> parts);
+void quant_matmul_q8_part(const float* x, int64_t N, std::span<const QmmPart> parts, QmmScratch& scratch,
+                          PrefetchStream* pf, QmmIsa isa = QmmIsa::Best) noexcept;
 
 // Values per activation block the int8 path quantizes x in for weights of type t (32 or 256): the
 // granularity of the error bound above.

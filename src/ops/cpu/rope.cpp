@@ -54,6 +54,22 @@ void rotate_heads(float* x, int64_t n_heads, int64_t head_dim, const float* c, c
 
 }  // namespace
 
+void rope_cos_sin(const int32_t* pos, int64_t T, const std::vector<float>& inv_freq, float* c, float* s) {
+    const int64_t half = static_cast<int64_t>(inv_freq.size());
+    for (int64_t t = 0; t < T; ++t) {
+        const float p = static_cast<float>(pos[t]);
+        for (int64_t j = 0; j < half; ++j) {
+            const float a = p * inv_freq[j];
+            c[t * half + j] = std::cos(a);
+            s[t * half + j] = std::sin(a);
+        }
+    }
+}
+
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, const float* c, const float* s) {
+    rotate_heads(x, n_heads, head_dim, c, s);
+}
+
 int mrope_axis(int64_t j, std::span<const int> section) {
     if (section.size() == 3) {
         if (j % 3 == 1 && j < 3 * static_cast<int64_t>(section[1])) return 1;
@@ -82,16 +98,10 @@ void rope_apply_mrope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, co
 
 void rope_apply(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos,
                 const std::vector<float>& inv_freq) {
-    const int64_t half = head_dim / 2;
 #pragma omp parallel for schedule(static) if (T * n_heads > 256)
     for (int64_t t = 0; t < T; ++t) {
         float c[512], s[512];
-        const float p = static_cast<float>(pos[t]);
-        for (int64_t j = 0; j < half; ++j) {
-            const float a = p * inv_freq[j];
-            c[j] = std::cos(a);
-            s[j] = std::sin(a);
-        }
+        rope_cos_sin(pos + t, 1, inv_freq, c, s);
         rotate_heads(x + t * n_heads * head_dim, n_heads, head_dim, c, s);
     }
 }

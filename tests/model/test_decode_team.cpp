@@ -1,0 +1,88 @@
+// tests/model/test_decode_team.cpp — the persistent-team decode step (DecodeSchedule::Team, model/qwen3_model.h)
+// against the per-op schedule, on q4_0 and q4_k_m GGUF exports of qwen3-nano (RTN, written to a temp dir; the
+// Q4_K_M file mixes Q4_K and Q6_K weights inside one layer): for 1, 2 and 3 threads, decode steps of 1 token and of
+// 3 tokens, and all-logits steps, the logits and every layer's hidden state (the hooks) are the same bit for bit, and
+// so is the KV cache the steps leave behind. Prompts longer than 4 tokens take the per-op path either way.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "export/gguf_export.h"
+#include "io/io_test_util.h"
+#include "io/safetensors.h"
+#include "model/qwen3_model.h"
+
+using namespace autoround;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kNano = fs::path(AR_SHARED_DIR) / "models/qwen3-nano";
+
+struct DecodeRun {
+    std::vector<float> logits;  // every step's logits, concatenated
+    std::vector<float> hidden;  // every hook call's data, concatenated
+    std::vector<float> cache;   // layer 0 and the last layer's K and V after the last step
+};
+
+DecodeRun decode(const Qwen3Model& m, int threads, const std::vector<std::vector<int32_t>>& steps, bool all_logits) {
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    DecodeRun r;
+    const int64_t V = m.config().vocab_size;
+    KvCache cache = m.make_cache();
+    const HiddenHook hook = [&](const std::string&, int, const float* d, int64_t T, int64_t dim) {
+        r.hidden.insert(r.hidden.end(), d, d + T * dim);
+    };
+    for (const auto& s : steps) {
+        std::vector<float> lg(static_cast<size_t>((all_logits ? s.size() : 1) * V));
+        m.forward(s, cache, lg.data(), all_logits, hook);
+        r.logits.insert(r.logits.end(), lg.begin(), lg.end());
+    }
+    const int L = m.config().num_hidden_layers;
+    for (int l : {0, L - 1}) {
+        r.cache.insert(r.cache.end(), cache.k(l), cache.k(l) + cache.size() * cache.stride());
+        r.cache.insert(r.cache.end(), cache.v(l), cache.v(l) + cache.size() * cache.stride());
+    }
+    omp_set_num_threads(prev);
+    return r;
+}
+
+}  // namespace
+
+TEST(DecodeTeam, SameLogitsHiddenStatesAndCacheAsThePerOpScheduleBitForBit) {
+    const testio::TempDir dir;
+    const TensorStore store = TensorStore::open(kNano);
+    for (GgufFileType ft : {GgufFileType::Q4_0, GgufFileType::Q4_K_M}) {
+        GgufExportOptions o;
+        o.file_type = ft;
+        const fs::path file = dir.path() / gguf_file_name("qwen3-nano", ft);
+        write_gguf_model(kNano, store, {}, o, file);
+        Qwen3Model m = Qwen3Model::load_gguf(file, GgufWeights::Packed);
+        for (const Qwen3Layer& L : m.layers())  // else the team path would not run
+            for (const WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) ASSERT_TRUE(w->packed());
+        // a 6-token prompt (per-op path), then single tokens and a 3-token step (the team path)
+        std::vector<std::vector<int32_t>> steps = {{1, 20, 300, 4000, 17, 99}};
+        for (int i = 0; i < 9; ++i) steps.push_back({(i * 7919 + 13) % static_cast<int32_t>(m.config().vocab_size)});
+        steps.push_back({5, 6, 7});
+        steps.push_back({8});
+        for (const bool all : {false, true}) {
+            m.set_decode_schedule(DecodeSchedule::PerOp);
+            const DecodeRun want = decode(m, 2, steps, all);
+            m.set_decode_schedule(DecodeSchedule::Team);
+            for (int threads : {1, 2, 3}) {
+                const DecodeRun got = decode(m, threads, steps, all);
+                const std::string what = std::string(gguf_file_type_name(ft)) + " threads=" + std::to_string(threads) +
+                                         (all ? " all logits" : "");
+                ASSERT_EQ(want.logits.size(), got.logits.size()) << what;
+                EXPECT_TRUE(want.logits == got.logits) << what;
+                EXPECT_TRUE(want.hidden == got.hidden) << what;
+                EXPECT_TRUE(want.cache == got.cache) << what;
+            }
+        }
+    }
+}
