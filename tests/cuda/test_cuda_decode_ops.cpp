@@ -477,6 +477,9 @@ TEST(CudaDecodeOps, DeviceCodeSm) {
     EXPECT_GE(sm, 80);
     EXPECT_LE(sm, devs[size_t(dev)].sm_major * 10 + devs[size_t(dev)].sm_minor);
     EXPECT_EQ(device_code_sm(), sm);  // cached
+    // what a launched kernel's __CUDA_ARCH__ says: a binary built only for sm_80 runs its compute_80 PTX on a Hopper
+    // GPU (JIT-compiled into sm_90 code without the sm_90-only parts) and must report 80, not 90
+    EXPECT_EQ(device_code_sm_launched(), sm);
 }
 
 TEST(CudaDecodeOps, DecodeAttentionStep) {

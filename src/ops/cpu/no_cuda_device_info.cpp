@@ -7,5 +7,6 @@ std::vector<CudaDeviceInfo> cuda_list_devices() { return {}; }
 bool cuda_available() { return false; }
 int64_t cuda_memory_used() { return 0; }
 int device_code_sm() { return 0; }
+int device_code_sm_launched() { return 0; }
 }  // namespace autoround
 #endif

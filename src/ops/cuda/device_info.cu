@@ -10,6 +10,12 @@
 namespace autoround {
 namespace {
 __global__ void code_arch_probe_kernel() {}  // device_code_sm(): never launched
+
+__global__ void code_arch_report_kernel(int* out) {  // device_code_sm_launched(): __CUDA_ARCH__ as compiled
+#ifdef __CUDA_ARCH__
+    *out = __CUDA_ARCH__ / 10;
+#endif
+}
 }  // namespace
 
 int device_code_sm() {
@@ -20,10 +26,27 @@ int device_code_sm() {
         const int v = cache[dev].load(std::memory_order_relaxed);
         if (v) return v;
     }
+    // ptxVersion: the virtual architecture the code was generated for, i.e. its __CUDA_ARCH__ (what decides the
+    // code compiled under `#if __CUDA_ARCH__ >= 900`). Not binaryVersion: PTX of compute_80 JIT-compiled on a Hopper
+    // GPU gives an sm_90 binary whose sm_90-only parts were compiled out.
     cudaFuncAttributes fa{};
     AR_CUDA_CHECK(cudaFuncGetAttributes(&fa, code_arch_probe_kernel));
-    if (dev < 64) cache[dev].store(fa.binaryVersion, std::memory_order_relaxed);
-    return fa.binaryVersion;
+    const int sm = fa.ptxVersion > 0 ? fa.ptxVersion : fa.binaryVersion;
+    if (dev < 64) cache[dev].store(sm, std::memory_order_relaxed);
+    return sm;
+}
+
+int device_code_sm_launched() {
+    int* d = nullptr;
+    AR_CUDA_CHECK(cudaMalloc(&d, sizeof(int)));
+    int v = 0;
+    AR_CUDA_CHECK(cudaMemset(d, 0, sizeof(int)));
+    code_arch_report_kernel<<<1, 1>>>(d);
+    const cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess) AR_CUDA_CHECK(cudaMemcpy(&v, d, sizeof(int), cudaMemcpyDeviceToHost));
+    cudaFree(d);
+    AR_CUDA_CHECK(e);
+    return v;
 }
 
 std::vector<CudaDeviceInfo> cuda_list_devices() {

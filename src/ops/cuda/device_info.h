@@ -21,9 +21,14 @@ std::vector<CudaDeviceInfo> cuda_list_devices();
 bool cuda_available();
 // Bytes of the current device's memory in use by anyone (total − free, cudaMemGetInfo); 0 without a GPU.
 int64_t cuda_memory_used();
-// The SM version (e.g. 90) of this library's kernel code that runs on the current device: its best-matching cubin,
-// or the target its PTX was JIT-compiled for (every kernel of the library is built for the same architectures; a
-// binary built only for sm_80 also runs on a Hopper GPU, and then reports 80). Cached per device. 0 without CUDA.
+// The SM version (e.g. 90) this library's kernel code that runs on the current device was compiled for, i.e. its
+// __CUDA_ARCH__ / 10: the best-matching cubin's, or that of the PTX the driver JIT-compiled (every kernel of the
+// library is built for the same architectures; a binary built only for sm_80 also runs on a Hopper GPU, through
+// the compute_80 PTX, and then reports 80). From cudaFuncGetAttributes (safe during stream capture); cached per
+// device. 0 without CUDA.
 int device_code_sm();
+// The same read from a kernel launched now (it writes its __CUDA_ARCH__): the test of device_code_sm(). Synchronous;
+// not for use inside a stream capture. 0 without CUDA.
+int device_code_sm_launched();
 
 }  // namespace autoround
