@@ -131,8 +131,12 @@ int run_generate(const GenerateArgs& a) {
     else model.forward(ids, cache, logits.data(), false);
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int32_t> generated;
+    // Greedy decoding on the GPU without a repetition penalty: the argmax is taken on the device and only the token
+    // id comes back (the first token still comes from the prefill's logits).
+    const bool device_argmax = gpu && !vl && (sp.greedy || sp.temperature <= 0.f) && sp.repetition_penalty == 1.0f;
+    int32_t device_next = -1;
     for (int i = 0; i < max_new; ++i) {
-        const int32_t next = sampler.sample(logits, ids);
+        const int32_t next = device_next >= 0 ? device_next : sampler.sample(logits, ids);
         ids.push_back(next);
         generated.push_back(next);
         if (!a.ignore_eos && eos.count(next)) break;
@@ -141,7 +145,8 @@ int run_generate(const GenerateArgs& a) {
         std::fflush(stdout);
         if (i + 1 == max_new) break;
         const int32_t one[1] = {next};
-        if (gpu) gpu->forward(one, logits.data(), false);
+        if (device_argmax) device_next = gpu->decoder().forward_greedy(next);
+        else if (gpu) gpu->forward(one, logits.data(), false);
         else model.forward(one, cache, logits.data(), false);
     }
     if (!a.ids) std::fputs(sd.flush().c_str(), stdout);

@@ -298,6 +298,40 @@ TEST(CudaDecoderRuntime, FastAndExactDecodeGemvMatchTheCpu) {
     }
 }
 
+// forward_greedy (the argmax taken on the device) continues a greedy chain exactly as the host argmax of forward's
+// logits does; two runtimes differ only in the last bits of k-split atomics, so a different pick is accepted only
+// at a near tie of the host logits.
+TEST(CudaDecoderRuntime, DeviceGreedyMatchesTheHostArgmax) {
+    SKIP_WITHOUT_GPU();
+    const auto a = Qwen3CudaModel::load(nano_dir());
+    const auto b = Qwen3CudaModel::load(nano_dir());
+    const int64_t V = a->config().vocab_size;
+    std::vector<float> logits(static_cast<size_t>(V));
+    CudaDecoder& da = a->decoder();
+    CudaDecoder& db = b->decoder();
+    const std::vector<int32_t> prompt = test_tokens(9, V, 11);
+    da.forward(prompt.data(), int64_t(prompt.size()), logits.data(), false);
+    db.forward(prompt.data(), int64_t(prompt.size()), nullptr, false);
+    int32_t tok = int32_t(argmax(logits.data(), V));
+    int near_ties = 0;
+    for (int step = 0; step < 40; ++step) {
+        da.forward(&tok, 1, logits.data(), false);
+        const int32_t host = int32_t(argmax(logits.data(), V));
+        const int32_t dev = db.forward_greedy(tok);
+        ASSERT_GE(dev, 0);
+        ASSERT_LT(dev, V);
+        if (dev != host) {
+            ++near_ties;
+            EXPECT_LE(logits[size_t(host)] - logits[size_t(dev)], 1e-3f * std::fabs(logits[size_t(host)]))
+                << "step " << step << ": device " << dev << ", host " << host;
+        }
+        tok = host;  // both runtimes continue with the same token
+    }
+    EXPECT_LE(near_ties, 2);
+    EXPECT_EQ(da.size(), db.size());
+    EXPECT_THROW(db.forward_greedy(int32_t(V)), Error);
+}
+
 TEST(CudaDecoderRuntime, RejectsTokensOutsideTheVocabulary) {
     SKIP_WITHOUT_GPU();
     const auto gpu = Qwen3CudaModel::load(nano_dir());

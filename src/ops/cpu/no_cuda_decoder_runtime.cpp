@@ -23,6 +23,7 @@ int64_t CudaDecoder::size() const { return 0; }
 void CudaDecoder::clear() {}
 void CudaDecoder::set_position_delta(int64_t) {}
 void CudaDecoder::forward(const int32_t*, int64_t, float*, bool) {}
+int32_t CudaDecoder::forward_greedy(int32_t) { return 0; }
 double CudaDecoder::window_nll(const int32_t*, int64_t, std::vector<double>*) { return 0.0; }
 size_t CudaDecoder::weight_bytes() const { return 0; }
 size_t CudaDecoder::decode_read_bytes() const { return 0; }

@@ -192,7 +192,7 @@ struct CudaDecoder::Impl {
     int64_t cap = 0, len = 0, pos_delta = 0;
 
     // decode buffers
-    DevBuf<int32_t> tok, slot;
+    DevBuf<int32_t> tok, slot, next;  // next [1]: the device argmax of forward_greedy
     DevBuf<float> x, h, qkv, att, gu, act, logits;
     DevBuf<unsigned char> att_ws;
     float* logits_host = nullptr;  // pinned [V]
@@ -355,7 +355,8 @@ struct CudaDecoder::Impl {
         else gemv(head_own, h.p, logits.p, false);
     }
 
-    void decode_step(int32_t token, float* out_logits) {
+    // out_logits (host, [V]) and / or out_argmax (the logits' argmax, computed on the device): either may be null.
+    void decode_step(int32_t token, float* out_logits, int32_t* out_argmax = nullptr) {
         reserve(len + 1);
         set_step_kernel<<<1, 1, 0, stream>>>(tok.p, token, slot.p, int32_t(len));
         AR_CUDA_CHECK(cudaGetLastError());
@@ -383,6 +384,10 @@ struct CudaDecoder::Impl {
             decode_kernels();
         }
         ++len;
+        if (out_argmax) {
+            argmax_rows(logits.p, 1, d.vocab, next.p, stream);
+            AR_CUDA_CHECK(cudaMemcpyAsync(out_argmax, next.p, sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
+        }
         if (out_logits) {
             AR_CUDA_CHECK(cudaMemcpyAsync(logits_host, logits.p, size_t(d.vocab) * 4, cudaMemcpyDeviceToHost, stream));
             AR_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -547,6 +552,7 @@ CudaDecoder::CudaDecoder(const DecoderDims& dims, const CudaDecoderOptions& opt)
     m.inv_freq.upload(dims.inv_freq.data(), dims.inv_freq.size(), "RoPE tables");
     const int64_t H = dims.hidden, I = dims.intermediate;
     m.tok.alloc(1, "decode buffers");
+    m.next.alloc(1, "decode buffers");
     m.slot.alloc(1, "decode buffers");
     m.x.alloc(size_t(H), "decode buffers");
     m.h.alloc(size_t(H), "decode buffers");
@@ -653,6 +659,15 @@ void CudaDecoder::forward(const int32_t* tokens, int64_t T, float* logits, bool 
               " is outside the vocabulary [0, ", m.d.vocab, ")");
     if (T == 1) m.decode_step(tokens[0], logits);
     else m.prefill(tokens, T, logits, all_logits);
+}
+
+int32_t CudaDecoder::forward_greedy(int32_t token) {
+    Impl& m = *impl_;
+    check(m.embed.p && m.final_norm.p && (m.head_tied || m.head_own.out > 0), "CudaDecoder: weights not set");
+    check(token >= 0 && token < m.d.vocab, "token id ", token, " is outside the vocabulary [0, ", m.d.vocab, ")");
+    int32_t next = 0;
+    m.decode_step(token, nullptr, &next);
+    return next;
 }
 
 double CudaDecoder::window_nll(const int32_t* tokens, int64_t T, std::vector<double>* per_token) {

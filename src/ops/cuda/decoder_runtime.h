@@ -124,6 +124,9 @@ public:
     // Runs `T` tokens at the end of the cache and appends them. logits (host): [T, V] FP32 if all_logits, else the
     // last token's [V]; may be null.
     void forward(const int32_t* tokens, int64_t T, float* logits, bool all_logits);
+    // One token as forward(&token, 1, ...), returning the argmax of its logits computed on the device (the lowest id
+    // on ties, as the CPU sampler's argmax): greedy decoding without copying the [V] logits to the host.
+    int32_t forward_greedy(int32_t token);
 
     // Σ_t NLL(tokens[t + 1] | tokens[0..t]) for t < T − 1 of one window, from an empty cache (the cache is cleared
     // first and left holding the window); per_token (optional) receives the T − 1 values.
