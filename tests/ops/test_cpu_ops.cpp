@@ -234,3 +234,21 @@ TEST(CpuTeamPieces, SerialPiecesEqualTheOpsBitForBit) {
     swiglu_serial(g.data() + 1000, u.data() + 1000, 2073, got.data() + 1000);
     ASSERT_EQ(want, got);
 }
+
+// The vectorised SwiGLU (AVX-512 builds: its own e^x) over the whole float range of the gate, including where e^-g
+// overflows or underflows, and with tails of every length: within 2e-6 relative (+1e-30 absolute) of the formula.
+TEST(CpuActivation, SwiGluAcrossTheRangeAndEveryTailLength) {
+    std::vector<float> g, u;
+    for (int i = 0; i <= 4000; ++i) g.push_back(-120.f + 0.06f * static_cast<float>(i));
+    for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 88.7f, -88.7f, 103.9f, -103.9f, 1e30f, -1e30f}) g.push_back(v);
+    for (size_t i = 0; i < g.size(); ++i) u.push_back(0.5f + static_cast<float>(i % 7));
+    for (int64_t n : {int64_t(g.size()), int64_t(1), int64_t(15), int64_t(17), int64_t(31)}) {
+        std::vector<float> o(static_cast<size_t>(n));
+        swiglu(g.data() + g.size() - n, u.data() + g.size() - n, n, o.data());
+        for (int64_t i = 0; i < n; ++i) {
+            const size_t k = g.size() - n + i;
+            const double want = double(g[k]) / (1 + std::exp(-double(g[k]))) * u[k];
+            ASSERT_NEAR(o[i], want, 2e-6 * std::fabs(want) + 1e-30) << "g=" << g[k] << " n=" << n;
+        }
+    }
+}
