@@ -5,6 +5,7 @@
 // content is the image parts followed by the text; each image is decoded, resized and patchified by the
 // model's image processor, encoded by the vision tower and placed at its <|image_pad|> tokens.
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <cstdio>
 #include <set>
@@ -133,10 +134,24 @@ int run_generate(const GenerateArgs& a) {
     std::vector<int32_t> generated;
     // Greedy decoding on the GPU without a repetition penalty: the argmax is taken on the device and only the token
     // id comes back (the first token still comes from the prefill's logits).
-    const bool device_argmax = gpu && !vl && (sp.greedy || sp.temperature <= 0.f) && sp.repetition_penalty == 1.0f;
+    // AUTOROUND_HOST_SAMPLING=1: the whole logits to the host every step (the comparison for the two paths below)
+    const char* host_sampling_env = std::getenv("AUTOROUND_HOST_SAMPLING");
+    const bool host_sampling = host_sampling_env && host_sampling_env[0] == '1';
+    const bool device_argmax = gpu && !vl && !host_sampling && (sp.greedy || sp.temperature <= 0.f) &&
+                               sp.repetition_penalty == 1.0f;
+    // Random sampling with top-k on the GPU: the top-k candidates are selected on the device and only they come back
+    // (Sampler::sample_candidates draws exactly what sample() would from the whole logits).
+    const bool device_topk =
+        gpu && !vl && !host_sampling && !device_argmax && sampler.top_k_on_candidates() && sp.top_k < V;
+    if (device_topk) gpu->decoder().set_history(ids.data(), int64_t(ids.size()));
     int32_t device_next = -1;
+    bool have_candidates = false;
+    std::vector<int32_t> cand_idx;
+    std::vector<float> cand_val;
     for (int i = 0; i < max_new; ++i) {
-        const int32_t next = device_next >= 0 ? device_next : sampler.sample(logits, ids);
+        const int32_t next = device_next >= 0 ? device_next
+                             : have_candidates ? sampler.sample_candidates(cand_idx, cand_val)
+                                               : sampler.sample(logits, ids);
         ids.push_back(next);
         generated.push_back(next);
         if (!a.ignore_eos && eos.count(next)) break;
@@ -146,6 +161,9 @@ int run_generate(const GenerateArgs& a) {
         if (i + 1 == max_new) break;
         const int32_t one[1] = {next};
         if (device_argmax) device_next = gpu->decoder().forward_greedy(next);
+        else if (device_topk)
+            have_candidates = gpu->decoder().forward_top_k(next, sp.repetition_penalty, sp.temperature, sp.top_k,
+                                                           cand_idx, cand_val, logits.data());
         else if (gpu) gpu->forward(one, logits.data(), false);
         else model.forward(one, cache, logits.data(), false);
     }

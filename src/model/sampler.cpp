@@ -31,29 +31,48 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
         for (float& l : logits)
             if (l < kth) l = -INFINITY;
     }
-    // Candidates sorted by descending logit.
+    // The candidates in index order.
     std::vector<int32_t> idx;
-    idx.reserve(V);
+    std::vector<float> val;
     for (int64_t i = 0; i < V; ++i)
-        if (logits[i] != -INFINITY) idx.push_back(static_cast<int32_t>(i));
-    std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-    const float mx = logits[idx[0]];
-    std::vector<double> prob(idx.size());
+        if (logits[i] != -INFINITY) {
+            idx.push_back(static_cast<int32_t>(i));
+            val.push_back(logits[i]);
+        }
+    return draw(idx, val);
+}
+
+bool Sampler::top_k_on_candidates() const {
+    return !(p_.greedy || p_.temperature <= 0.0f) && p_.top_k > 0;
+}
+
+int32_t Sampler::sample_candidates(std::span<const int32_t> idx, std::span<const float> val) {
+    return draw(idx, val);
+}
+
+int32_t Sampler::draw(std::span<const int32_t> idx_in, std::span<const float> val) {
+    // Candidates sorted by descending logit (positions j into idx_in / val: the same comparisons, hence the same
+    // order, as sorting the indices by their logits).
+    std::vector<int32_t> order(idx_in.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return val[size_t(a)] > val[size_t(b)]; });
+    const float mx = val[size_t(order[0])];
+    std::vector<double> prob(order.size());
     double sum = 0;
-    for (size_t i = 0; i < idx.size(); ++i) sum += prob[i] = std::exp(double(logits[idx[i]] - mx));
+    for (size_t i = 0; i < order.size(); ++i) sum += prob[i] = std::exp(double(val[size_t(order[i])] - mx));
     for (double& p : prob) p /= sum;
-    size_t keep = idx.size();
+    size_t keep = order.size();
     if (p_.top_p < 1.0f) {
         // transformers: sort ascending, drop tokens whose cumulative probability <= 1 - top_p.
         // Equivalently, from the top: keep the shortest prefix whose tail mass is < ... computed exactly:
         double cum_from_bottom = 0;
         size_t drop = 0;
-        for (size_t i = idx.size(); i-- > 1;) {  // never drop the top token
+        for (size_t i = order.size(); i-- > 1;) {  // never drop the top token
             cum_from_bottom += prob[i];
             if (cum_from_bottom <= 1.0 - p_.top_p) ++drop;
             else break;
         }
-        keep = idx.size() - drop;
+        keep = order.size() - drop;
     }
     if (p_.min_p > 0.0f) {
         const double thr = prob[0] * p_.min_p;
@@ -67,9 +86,9 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     double r = uni(rng_), c = 0;
     for (size_t i = 0; i < keep; ++i) {
         c += prob[i];
-        if (r < c) return idx[i];
+        if (r < c) return idx_in[size_t(order[i])];
     }
-    return idx[keep - 1];
+    return idx_in[size_t(order[keep - 1])];
 }
 
 }  // namespace autoround

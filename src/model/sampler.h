@@ -28,7 +28,18 @@ public:
 
     static int32_t argmax(std::span<const float> logits);
 
+    // Whether sample() is random with a top-k stage: then sample_candidates() on the top-k candidates gives what
+    // sample() gives on the whole logits (e.g. candidates selected on a GPU, ops/cuda/decode_ops.h topk_candidates).
+    bool top_k_on_candidates() const;
+    // sample() from its top-k stage on: idx = every id whose (penalised, temperature-scaled) logit is ≥ the k-th
+    // largest and not −∞, in ascending id order, val = those logits. Consumes the random stream as sample() does.
+    int32_t sample_candidates(std::span<const int32_t> idx, std::span<const float> val);
+
+    const SamplingParams& params() const { return p_; }
+
 private:
+    int32_t draw(std::span<const int32_t> idx, std::span<const float> val);
+
     SamplingParams p_;
     std::mt19937_64 rng_;
 };

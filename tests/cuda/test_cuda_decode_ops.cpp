@@ -563,6 +563,100 @@ void expect_argmax(const std::vector<float>& l, int64_t T, int64_t V, const floa
         ASSERT_EQ(out[size_t(t)], Sampler::argmax(std::span<const float>(l.data() + t * V, size_t(V)))) << "row " << t;
 }
 
+// ---- topk_candidates ------------------------------------------------------------------------------------------------
+
+uint32_t float_bits(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+// The host definition (Sampler::sample's penalty, temperature and top-k threshold): ids ascending, their values.
+void topk_ref(const std::vector<float>& l, const std::vector<uint8_t>& seen, float penalty, float temperature, int k,
+              std::vector<int32_t>& idx, std::vector<float>& val) {
+    std::vector<float> t = l;
+    for (size_t i = 0; i < t.size(); ++i) {
+        if (penalty != 1.f && seen[i]) t[i] = t[i] > 0 ? t[i] / penalty : t[i] * penalty;
+        t[i] /= temperature;
+    }
+    std::vector<float> s = t;
+    std::nth_element(s.begin(), s.begin() + (k - 1), s.end(), std::greater<float>());
+    const float kth = s[size_t(k - 1)];
+    idx.clear();
+    val.clear();
+    for (size_t i = 0; i < t.size(); ++i)
+        if (!(t[i] < kth) && t[i] != -std::numeric_limits<float>::infinity()) {
+            idx.push_back(int32_t(i));
+            val.push_back(t[i]);
+        }
+}
+
+// The device selection equals the host's exactly (set, values, count) on logits with many ties at coarse levels,
+// ±0, −inf, with and without the penalty, k from 1 to V; a NaN is flagged; `mark` sets its flag before the penalty.
+TEST(CudaDecodeOps, TopkCandidates) {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    std::mt19937 g(21);
+    const float inf = std::numeric_limits<float>::infinity();
+    for (int64_t V : {1, 7, 1000, 151936})
+        for (int k : {1, 2, 20, 50, 1000000}) {
+            k = int(std::min<int64_t>(k, V));
+            for (int variant = 0; variant < 4; ++variant) {
+                SCOPED_TRACE("V " + std::to_string(V) + " k " + std::to_string(k) + " variant " + std::to_string(variant));
+                std::uniform_int_distribution<int> level(-30, 30);
+                std::vector<float> l(static_cast<size_t>(V));
+                for (float& x : l) x = variant == 0 ? float(level(g)) * 0.5f : randn(1, g, 0.f, 3.f)[0];
+                if (V > 10) {
+                    l[3] = 0.f;
+                    l[4] = -0.f;
+                    l[5] = -inf;
+                }
+                std::vector<uint8_t> seen(static_cast<size_t>(V), 0);
+                for (int64_t i = 0; i < V; i += 3) seen[size_t(i)] = 1;
+                const float penalty = variant >= 2 ? 1.3f : 1.f, temperature = variant % 2 ? 0.7f : 1.f;
+                const int32_t mark = V > 1 ? int32_t(V - 1) : -1;
+                const size_t nv = static_cast<size_t>(V);
+                Dev<float> d_l(l), d_scratch(nv), d_val(nv);
+                Dev<uint8_t> d_seen(seen);
+                Dev<int32_t> d_idx(nv), d_count(2);
+                topk_candidates(d_l.p, V, d_seen.p, mark, penalty, temperature, k, int(V), d_scratch.p, d_idx.p,
+                                d_val.p, d_count.p, nullptr);
+                if (mark >= 0) seen[size_t(mark)] = 1;
+                std::vector<int32_t> ri;
+                std::vector<float> rv;
+                topk_ref(l, seen, penalty, temperature, k, ri, rv);
+                const std::vector<int32_t> count = d_count.download();
+                ASSERT_EQ(count[1], 0);
+                ASSERT_EQ(count[0], int32_t(ri.size()));
+                std::vector<int32_t> gi = d_idx.download();
+                std::vector<float> gv = d_val.download();
+                std::vector<std::pair<int32_t, float>> got;
+                for (int32_t j = 0; j < count[0]; ++j) got.emplace_back(gi[size_t(j)], gv[size_t(j)]);
+                std::sort(got.begin(), got.end());
+                for (size_t j = 0; j < ri.size(); ++j) {
+                    ASSERT_EQ(got[j].first, ri[j]) << "candidate " << j;
+                    ASSERT_EQ(float_bits(got[j].second), float_bits(rv[j])) << "candidate " << j;
+                }
+                if (mark >= 0) {
+                    ASSERT_EQ(d_seen.download()[size_t(mark)], 1);
+                }
+            }
+        }
+    // a NaN logit is flagged
+    std::vector<float> l = randn(500, g, 0.f, 1.f);
+    l[77] = std::numeric_limits<float>::quiet_NaN();
+    Dev<float> d_l(l), d_scratch(500), d_val(500);
+    Dev<int32_t> d_idx(500), d_count(2);
+    topk_candidates(d_l.p, 500, nullptr, -1, 1.f, 1.f, 20, 500, d_scratch.p, d_idx.p, d_val.p, d_count.p, nullptr);
+    EXPECT_EQ(d_count.download()[1], 1);
+    // bad arguments
+    EXPECT_THROW(topk_candidates(d_l.p, 500, nullptr, -1, 1.f, 1.f, 0, 500, d_scratch.p, d_idx.p, d_val.p, d_count.p,
+                                 nullptr),
+                 Error);
+    EXPECT_THROW(topk_candidates(d_l.p, 500, nullptr, -1, 1.2f, 1.f, 5, 500, d_scratch.p, d_idx.p, d_val.p, d_count.p,
+                                 nullptr),
+                 Error);
+}
+
 TEST(CudaDecodeOps, ArgmaxRows) {
     if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
     std::mt19937 g(8);

@@ -31,6 +31,7 @@
 #include "io/io_test_util.h"
 #include "model/qwen3_cuda_model.h"
 #include "model/qwen3_model.h"
+#include "model/sampler.h"
 #include "ops/cuda/device_info.h"
 #include "quant/rtn.h"
 
@@ -330,6 +331,49 @@ TEST(CudaDecoderRuntime, DeviceGreedyMatchesTheHostArgmax) {
     EXPECT_LE(near_ties, 2);
     EXPECT_EQ(da.size(), db.size());
     EXPECT_THROW(db.forward_greedy(int32_t(V)), Error);
+}
+
+// Sampling with top-k through forward_top_k (candidates selected on the device, Sampler::sample_candidates) draws
+// what Sampler::sample draws from forward's logits, seed for seed; two runtimes differ in the last bits of k-split
+// atomics, so a rare different draw is tolerated (both chains then continue with the host's token).
+TEST(CudaDecoderRuntime, DeviceTopKSamplingMatchesTheHostSampler) {
+    SKIP_WITHOUT_GPU();
+    const auto a = Qwen3CudaModel::load(nano_dir());
+    const auto b = Qwen3CudaModel::load(nano_dir());
+    const int64_t V = a->config().vocab_size;
+    SamplingParams p;
+    p.greedy = false;
+    p.temperature = 0.7f;
+    p.top_k = 20;
+    p.top_p = 0.8f;
+    p.repetition_penalty = 1.05f;
+    p.seed = 3;
+    Sampler host(p), dev(p);
+    std::vector<float> logits(static_cast<size_t>(V)), fallback(static_cast<size_t>(V));
+    std::vector<int32_t> ids = test_tokens(9, V, 12), cidx;
+    std::vector<float> cval;
+    CudaDecoder& da = a->decoder();
+    CudaDecoder& db = b->decoder();
+    da.forward(ids.data(), int64_t(ids.size()), logits.data(), false);
+    db.forward(ids.data(), int64_t(ids.size()), nullptr, false);
+    db.set_history(ids.data(), int64_t(ids.size()));
+    int32_t tok = host.sample(logits, ids);
+    dev.sample(fallback, ids);  // keep the two random streams in step (fallback holds no logits: any value drawn)
+    int differ = 0;
+    for (int step = 0; step < 40; ++step) {
+        ids.push_back(tok);
+        da.forward(&tok, 1, logits.data(), false);
+        ASSERT_TRUE(db.forward_top_k(tok, p.repetition_penalty, p.temperature, p.top_k, cidx, cval, fallback.data()))
+            << "step " << step;
+        ASSERT_GE(cidx.size(), size_t(p.top_k));
+        ASSERT_TRUE(std::is_sorted(cidx.begin(), cidx.end()));
+        const int32_t h = host.sample(logits, ids);
+        const int32_t d = dev.sample_candidates(cidx, cval);
+        differ += h != d;
+        tok = h;
+    }
+    EXPECT_LE(differ, 2);
+    EXPECT_EQ(da.size(), db.size());
 }
 
 TEST(CudaDecoderRuntime, RejectsTokensOutsideTheVocabulary) {

@@ -24,6 +24,10 @@ void CudaDecoder::clear() {}
 void CudaDecoder::set_position_delta(int64_t) {}
 void CudaDecoder::forward(const int32_t*, int64_t, float*, bool) {}
 int32_t CudaDecoder::forward_greedy(int32_t) { return 0; }
+void CudaDecoder::set_history(const int32_t*, int64_t) {}
+bool CudaDecoder::forward_top_k(int32_t, float, float, int, std::vector<int32_t>&, std::vector<float>&, float*) {
+    return false;
+}
 double CudaDecoder::window_nll(const int32_t*, int64_t, std::vector<double>*) { return 0.0; }
 size_t CudaDecoder::weight_bytes() const { return 0; }
 size_t CudaDecoder::decode_read_bytes() const { return 0; }

@@ -128,6 +128,27 @@ __device__ float block_max(float v, float* sh) {
     return t;
 }
 
+// The output half of an RMSNorm row once the block has the row's sum of squares s: r = (s / dim + eps)^(-1/2),
+// rstd[row] = r (optional), y = w ∘ (x · r); v4: 16-byte loads of x and w.
+template <typename TO>
+__device__ __forceinline__ void rmsnorm_row_out(const float* xr, const float* w, int64_t row, int64_t dim, float s,
+                                                float eps, bool v4, TO* y, float* rstd) {
+    const float r = rsqrtf(s / float(dim) + eps);
+    if (rstd && threadIdx.x == 0) rstd[row] = r;
+    if (v4) {
+        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i];
+            const int64_t o = row * dim + 4 * i;
+            st(y, o, g.x * (a.x * r));
+            st(y, o + 1, g.y * (a.y * r));
+            st(y, o + 2, g.z * (a.z * r));
+            st(y, o + 3, g.w * (a.w * r));
+        }
+        return;
+    }
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (xr[i] * r));
+}
+
 // y = w ∘ (x · r), r = (mean(x²) + eps)^(-1/2); one block per row.
 template <typename TO>
 __global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, float eps, TO* y, float* rstd) {
@@ -145,20 +166,7 @@ __global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, 
         for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += xr[i] * xr[i];
     }
     s = block_sum(s, sh);
-    const float r = rsqrtf(s / float(dim) + eps);
-    if (rstd && threadIdx.x == 0) rstd[row] = r;
-    if (v4) {
-        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i];
-            const int64_t o = row * dim + 4 * i;
-            st(y, o, g.x * (a.x * r));
-            st(y, o + 1, g.y * (a.y * r));
-            st(y, o + 2, g.z * (a.z * r));
-            st(y, o + 3, g.w * (a.w * r));
-        }
-        return;
-    }
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (xr[i] * r));
+    rmsnorm_row_out(xr, w, row, dim, s, eps, v4, y, rstd);
 }
 
 // The residual add then the RMSNorm of its result in one pass over the row (Bf16 mode after the o projection):
@@ -192,20 +200,23 @@ __global__ void add_rmsnorm_fwd_kernel(float* x, const float* res, const float* 
         }
     }
     s = block_sum(s, sh);  // its barriers also order each thread's stores above before the reads below
-    const float r = rsqrtf(s / float(dim) + eps);
-    if (rstd && threadIdx.x == 0) rstd[row] = r;
+    rmsnorm_row_out(xr, w, row, dim, s, eps, v4, y, rstd);
+}
+
+// The shared first half of an RMSNorm row's backward: this thread's part of Σ_k w_k·dy_k·x_k (v4: 16-byte loads).
+__device__ __forceinline__ float rmsnorm_bwd_row_dot(const float* xr, const float* w, const float* dyr, int64_t dim,
+                                                     bool v4) {
+    float s = 0.f;
     if (v4) {
         for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i];
-            const int64_t o = row * dim + 4 * i;
-            st(y, o, g.x * (a.x * r));
-            st(y, o + 1, g.y * (a.y * r));
-            st(y, o + 2, g.z * (a.z * r));
-            st(y, o + 3, g.w * (a.w * r));
+            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i],
+                         e = reinterpret_cast<const float4*>(dyr)[i];
+            s += g.x * e.x * a.x + g.y * e.y * a.y + g.z * e.z * a.z + g.w * e.w * a.w;
         }
-        return;
+    } else {
+        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += w[i] * dyr[i] * xr[i];
     }
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (xr[i] * r));
+    return s;
 }
 
 // dx_i = r·w_i·dy_i − x_i·r³/dim · Σ_k w_k·dy_k·x_k (dx may alias dy when both are float).
@@ -217,17 +228,7 @@ __global__ void rmsnorm_bwd_kernel(const float* x, const float* w, const float* 
     const float* xr = x + row * dim;
     const float* dyr = dy + row * dim;
     const bool v4 = vec4_ok(x, dim) && vec4_ok(w, dim) && vec4_ok(dy, dim);
-    float s = 0.f;
-    if (v4) {
-        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i],
-                         e = reinterpret_cast<const float4*>(dyr)[i];
-            s += g.x * e.x * a.x + g.y * e.y * a.y + g.z * e.z * a.z + g.w * e.w * a.w;
-        }
-    } else {
-        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += w[i] * dyr[i] * xr[i];
-    }
-    s = block_sum(s, sh);
+    const float s = block_sum(rmsnorm_bwd_row_dot(xr, w, dyr, dim, v4), sh);
     const float r = rstd[row];
     const float c = r * r * r / float(dim) * s;
     if (v4) {  // dx may alias dy: each thread reads its four values before writing them
@@ -257,17 +258,7 @@ __global__ void rmsnorm_bwd_add_kernel(const float* x, const float* w, const flo
     const float* rr = res + row * dim;
     const bool v4 = vec4_ok(x, dim) && vec4_ok(w, dim) && vec4_ok(dy, dim) && vec4_ok(res, dim) &&
                     (reinterpret_cast<uintptr_t>(out) & 7) == 0;
-    float s = 0.f;
-    if (v4) {
-        for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i],
-                         e = reinterpret_cast<const float4*>(dyr)[i];
-            s += g.x * e.x * a.x + g.y * e.y * a.y + g.z * e.z * a.z + g.w * e.w * a.w;
-        }
-    } else {
-        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += w[i] * dyr[i] * xr[i];
-    }
-    s = block_sum(s, sh);
+    const float s = block_sum(rmsnorm_bwd_row_dot(xr, w, dyr, dim, v4), sh);
     const float r = rstd[row];
     const float c = r * r * r / float(dim) * s;
     if (v4) {

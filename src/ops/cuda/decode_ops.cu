@@ -913,6 +913,77 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int64_t V, int32
     }
 }
 
+// ---- top-k candidates ---------------------------------------------------------------------------------------------
+
+// Order-preserving key of a float (larger float, larger key; −0 keyed as +0 so that the two compare equal).
+__device__ __forceinline__ uint32_t order_key(float f) {
+    const uint32_t u = f == 0.f ? 0u : __float_as_uint(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+constexpr int kTopkThreads = 1024;
+
+// grid 1, block kTopkThreads: the transform into scratch, a radix select of the k-th largest key (four rounds of
+// 8 bits over a 256-bin shared histogram), then the compaction of every key ≥ it.
+__global__ void __launch_bounds__(kTopkThreads)
+    topk_candidates_kernel(const float* __restrict__ logits, int64_t V, uint8_t* seen, int32_t mark, float penalty,
+                           float temperature, int k, int cap, float* __restrict__ scratch, int32_t* __restrict__ out_idx,
+                           float* __restrict__ out_val, int32_t* __restrict__ out_count) {
+    __shared__ int hist[256];
+    __shared__ uint32_t sh_prefix, sh_mask;
+    __shared__ int sh_krem, sh_nan;
+    if (threadIdx.x == 0) {
+        if (mark >= 0 && seen) seen[mark] = 1;
+        sh_prefix = 0u;
+        sh_mask = 0u;
+        sh_krem = k;
+        sh_nan = 0;
+        out_count[0] = 0;
+        out_count[1] = 0;
+    }
+    __syncthreads();
+    bool nan_seen = false;
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+        float t = logits[i];
+        if (penalty != 1.f && seen && seen[i]) t = t > 0 ? t / penalty : t * penalty;
+        t /= temperature;
+        nan_seen |= t != t;
+        scratch[i] = t;
+    }
+    if (nan_seen) sh_nan = 1;  // benign race: every writer stores 1
+    __syncthreads();
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
+        __syncthreads();
+        const uint32_t prefix = sh_prefix, mask = sh_mask;
+        for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+            const uint32_t key = order_key(scratch[i]);
+            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {  // the bin holding the krem-th largest key among those matching the prefix
+            int krem = sh_krem, b = 255;
+            for (; b > 0 && hist[b] < krem; --b) krem -= hist[b];
+            sh_krem = krem;
+            sh_prefix = prefix | (uint32_t(b) << shift);
+            sh_mask = mask | (255u << shift);
+        }
+        __syncthreads();
+    }
+    const uint32_t kth = sh_prefix;
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+        const float t = scratch[i];
+        if (order_key(t) >= kth && t != -INFINITY) {
+            const int pos = atomicAdd(&out_count[0], 1);
+            if (pos < cap) {
+                out_idx[pos] = int32_t(i);
+                out_val[pos] = t;
+            }
+        }
+    }
+    if (threadIdx.x == 0 && sh_nan) out_count[1] = 1;
+}
+
 // ---- token NLL --------------------------------------------------------------------------------------------------
 
 // grid (T), block 512: nll[t] = log Σ exp(double(l) − mx) + mx − l[target] (NaN for a target outside [0, V)).
@@ -1149,6 +1220,26 @@ void argmax_rows(const float* logits, int64_t T, int64_t V, int32_t* out, cudaSt
     check_ptr(what, "logits", logits, 4);
     check_ptr(what, "out", out, 4);
     argmax_kernel<<<unsigned(T), 1024, 0, stream>>>(logits, V, out);
+    AR_CUDA_CHECK(cudaGetLastError());
+}
+
+void topk_candidates(const float* logits, int64_t V, uint8_t* seen, int32_t mark, float penalty, float temperature,
+                     int k, int cap, float* scratch, int32_t* out_idx, float* out_val, int32_t* out_count,
+                     cudaStream_t stream) {
+    const char* what = "topk_candidates";
+    check(V >= 1 && V <= kIntMax, what, ": V = ", V, " must be in [1, 2^31)");
+    check(k >= 1 && k <= V, what, ": k = ", k, " must be in [1, V = ", V, "]");
+    check(cap >= 1, what, ": cap = ", cap, " must be positive");
+    check(temperature > 0.f, what, ": temperature ", temperature, " must be positive");
+    check(penalty == 1.f || seen, what, ": a repetition penalty needs the seen flags");
+    check(mark < V, what, ": mark ", mark, " is outside the vocabulary");
+    check_ptr(what, "logits", logits, 4);
+    check_ptr(what, "scratch", scratch, 4);
+    check_ptr(what, "out_idx", out_idx, 4);
+    check_ptr(what, "out_val", out_val, 4);
+    check_ptr(what, "out_count", out_count, 4);
+    topk_candidates_kernel<<<1, kTopkThreads, 0, stream>>>(logits, V, seen, mark, penalty, temperature, k, cap, scratch,
+                                                          out_idx, out_val, out_count);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -76,6 +76,17 @@ void swiglu_rows(const float* gu, int64_t T, int64_t I, float* act_f32, uint16_t
 // unless logits[t][0] is NaN, which gives 0; a row of −inf gives 0), logits [T, V] FP32, V < 2^31.
 void argmax_rows(const float* logits, int64_t T, int64_t V, int32_t* out, cudaStream_t stream);
 
+// The top-k stage of the CPU sampler (model/sampler.h) on the device, so that only the candidates come back:
+// t[v] = logits[v] with the repetition penalty where seen[v] (t > 0 ? t / penalty : t · penalty; seen may be null
+// when penalty is 1), then t /= temperature, the same float operations as Sampler::sample, into scratch [V]; then
+// every v with t[v] ≥ the k-th largest t and t[v] ≠ −∞ (ties at the threshold kept, ±0 equal) is written to
+// out_idx / out_val (unordered). out_count [2] (device): the number of candidates (only the first `cap` are
+// written) and 1 if any t is NaN. mark ≥ 0: seen[mark] = 1 first (the token just appended to the history).
+// logits [V] FP32, 1 ≤ k ≤ V < 2^31, temperature > 0. One CTA; graph-capturable.
+void topk_candidates(const float* logits, int64_t V, uint8_t* seen, int32_t mark, float penalty, float temperature,
+                     int k, int cap, float* scratch, int32_t* out_idx, float* out_val, int32_t* out_count,
+                     cudaStream_t stream);
+
 // nll[t] = logsumexp(logits[t]) − logits[t][targets[t]] (FP32 max, then the sum of exp in FP64, like
 // eval/perplexity.cpp token_nll), logits [T, V] FP32, targets [T] device, nll [T] FP64 (NaN for a target outside
 // [0, V)).

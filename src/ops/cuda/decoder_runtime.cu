@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <string>
 
 #include "core/error.h"
@@ -193,6 +194,11 @@ struct CudaDecoder::Impl {
 
     // decode buffers
     DevBuf<int32_t> tok, slot, next;  // next [1]: the device argmax of forward_greedy
+    // forward_top_k: the history's ids [V] flags, the transformed logits [V], the candidates [kTopkCap] and
+    // cand_count [2] (count, NaN flag)
+    DevBuf<uint8_t> seen;
+    DevBuf<float> topk_scratch, cand_val;
+    DevBuf<int32_t> cand_idx, cand_count;
     DevBuf<float> x, h, qkv, att, gu, act, logits;
     DevBuf<unsigned char> att_ws;
     float* logits_host = nullptr;  // pinned [V]
@@ -659,6 +665,57 @@ void CudaDecoder::forward(const int32_t* tokens, int64_t T, float* logits, bool 
               " is outside the vocabulary [0, ", m.d.vocab, ")");
     if (T == 1) m.decode_step(tokens[0], logits);
     else m.prefill(tokens, T, logits, all_logits);
+}
+
+void CudaDecoder::set_history(const int32_t* ids, int64_t n) {
+    Impl& m = *impl_;
+    std::vector<uint8_t> flags(size_t(m.d.vocab), 0);
+    for (int64_t i = 0; i < n; ++i) {
+        check(ids[i] >= 0 && ids[i] < m.d.vocab, "history id ", ids[i], " at position ", i,
+              " is outside the vocabulary [0, ", m.d.vocab, ")");
+        flags[size_t(ids[i])] = 1;
+    }
+    m.seen.upload(flags.data(), flags.size(), "the sampler's history flags");
+    AR_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+bool CudaDecoder::forward_top_k(int32_t token, float penalty, float temperature, int k, std::vector<int32_t>& idx,
+                                std::vector<float>& val, float* logits_fallback) {
+    Impl& m = *impl_;
+    check(m.embed.p && m.final_norm.p && (m.head_tied || m.head_own.out > 0), "CudaDecoder: weights not set");
+    check(token >= 0 && token < m.d.vocab, "token id ", token, " is outside the vocabulary [0, ", m.d.vocab, ")");
+    check(k >= 1 && k <= m.d.vocab, "forward_top_k: k = ", k, " must be in [1, ", m.d.vocab, "]");
+    check(penalty == 1.f || m.seen.p, "forward_top_k: a repetition penalty needs set_history() first");
+    m.decode_step(token, nullptr);
+    const int cap = std::max(kTopKCandidates, k);
+    m.topk_scratch.ensure(size_t(m.d.vocab), "the sampler's scratch");
+    m.cand_idx.ensure(size_t(cap), "the sampler's candidates");
+    m.cand_val.ensure(size_t(cap), "the sampler's candidates");
+    m.cand_count.ensure(2, "the sampler's candidates");
+    topk_candidates(m.logits.p, m.d.vocab, m.seen.p, m.seen.p ? token : -1, penalty, temperature, k, cap,
+                    m.topk_scratch.p, m.cand_idx.p, m.cand_val.p, m.cand_count.p, m.stream);
+    int32_t count[2] = {0, 0};
+    AR_CUDA_CHECK(cudaMemcpyAsync(count, m.cand_count.p, sizeof(count), cudaMemcpyDeviceToHost, m.stream));
+    AR_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    if (count[1] != 0 || count[0] < 1 || count[0] > cap) {  // NaN logits or too many ties: the whole logits
+        if (logits_fallback)
+            AR_CUDA_CHECK(cudaMemcpy(logits_fallback, m.logits.p, size_t(m.d.vocab) * 4, cudaMemcpyDeviceToHost));
+        return false;
+    }
+    std::vector<int32_t> ci(static_cast<size_t>(count[0]));
+    std::vector<float> cv(static_cast<size_t>(count[0]));
+    AR_CUDA_CHECK(cudaMemcpy(ci.data(), m.cand_idx.p, ci.size() * 4, cudaMemcpyDeviceToHost));
+    AR_CUDA_CHECK(cudaMemcpy(cv.data(), m.cand_val.p, cv.size() * 4, cudaMemcpyDeviceToHost));
+    std::vector<int32_t> order(ci.size());  // ascending ids (the kernel writes them in any order)
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return ci[size_t(a)] < ci[size_t(b)]; });
+    idx.resize(ci.size());
+    val.resize(ci.size());
+    for (size_t j = 0; j < order.size(); ++j) {
+        idx[j] = ci[size_t(order[j])];
+        val[j] = cv[size_t(order[j])];
+    }
+    return true;
 }
 
 int32_t CudaDecoder::forward_greedy(int32_t token) {

@@ -127,6 +127,15 @@ public:
     // One token as forward(&token, 1, ...), returning the argmax of its logits computed on the device (the lowest id
     // on ties, as the CPU sampler's argmax): greedy decoding without copying the [V] logits to the host.
     int32_t forward_greedy(int32_t token);
+    // Random sampling with a top-k stage (model/sampler.h) without copying the [V] logits: set_history() flags the
+    // ids seen so far (for the repetition penalty; the prompt, once), then each forward_top_k() runs one token as
+    // forward(&token, 1, ...), flags it, and returns the sampler's top-k candidates (ids ascending, their penalised
+    // and temperature-scaled logits) for Sampler::sample_candidates. Returns false, with the plain logits [V] in
+    // logits_fallback, when the logits hold NaN or more than max(kTopKCandidates, k) values tie at the threshold.
+    static constexpr int kTopKCandidates = 1024;
+    void set_history(const int32_t* ids, int64_t n);
+    bool forward_top_k(int32_t token, float penalty, float temperature, int k, std::vector<int32_t>& idx,
+                       std::vector<float>& val, float* logits_fallback);
 
     // Σ_t NLL(tokens[t + 1] | tokens[0..t]) for t < T − 1 of one window, from an empty cache (the cache is cleared
     // first and left holding the window); per_token (optional) receives the T − 1 values.
