@@ -132,11 +132,11 @@ int run_generate(const GenerateArgs& a) {
     else model.forward(ids, cache, logits.data(), false);
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int32_t> generated;
-    // Greedy decoding on the GPU without a repetition penalty: the argmax is taken on the device and only the token
-    // id comes back (the first token still comes from the prefill's logits).
     // AUTOROUND_HOST_SAMPLING=1: the whole logits to the host every step (the comparison for the two paths below)
     const char* host_sampling_env = std::getenv("AUTOROUND_HOST_SAMPLING");
     const bool host_sampling = host_sampling_env && host_sampling_env[0] == '1';
+    // Greedy decoding on the GPU without a repetition penalty: the argmax is taken on the device and only the token
+    // id comes back (the first token still comes from the prefill's logits).
     const bool device_argmax = gpu && !vl && !host_sampling && (sp.greedy || sp.temperature <= 0.f) &&
                                sp.repetition_penalty == 1.0f;
     // Random sampling with top-k on the GPU: the top-k candidates are selected on the device and only they come back

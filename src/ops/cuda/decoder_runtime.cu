@@ -194,7 +194,8 @@ struct CudaDecoder::Impl {
 
     // decode buffers
     DevBuf<int32_t> tok, slot, next;  // next [1]: the device argmax of forward_greedy
-    // forward_top_k: the history's ids [V] flags, the transformed logits [V], the candidates [kTopkCap] and
+    // forward_top_k: the history's ids [V] flags, the transformed logits [V], the candidates
+    // [max(CudaDecoder::kTopKCandidates, k)] and
     // cand_count [2] (count, NaN flag)
     DevBuf<uint8_t> seen;
     DevBuf<float> topk_scratch, cand_val;
@@ -362,7 +363,9 @@ struct CudaDecoder::Impl {
     }
 
     // out_logits (host, [V]) and / or out_argmax (the logits' argmax, computed on the device): either may be null.
-    void decode_step(int32_t token, float* out_logits, int32_t* out_argmax = nullptr) {
+    // sync = false (only with both null): returns with the step queued on `stream`, for a caller that queues more work
+    // on the logits before it waits.
+    void decode_step(int32_t token, float* out_logits, int32_t* out_argmax = nullptr, bool sync = true) {
         reserve(len + 1);
         set_step_kernel<<<1, 1, 0, stream>>>(tok.p, token, slot.p, int32_t(len));
         AR_CUDA_CHECK(cudaGetLastError());
@@ -398,7 +401,7 @@ struct CudaDecoder::Impl {
             AR_CUDA_CHECK(cudaMemcpyAsync(logits_host, logits.p, size_t(d.vocab) * 4, cudaMemcpyDeviceToHost, stream));
             AR_CUDA_CHECK(cudaStreamSynchronize(stream));
             std::memcpy(out_logits, logits_host, size_t(d.vocab) * 4);
-        } else {
+        } else if (sync || out_argmax) {
             AR_CUDA_CHECK(cudaStreamSynchronize(stream));
         }
     }
@@ -653,7 +656,14 @@ void CudaDecoder::set_layer(int l, const HostDecoderLayer& h) {
 void CudaDecoder::reserve(int64_t tokens) { impl_->reserve(tokens); }
 int64_t CudaDecoder::capacity() const { return impl_->cap; }
 int64_t CudaDecoder::size() const { return impl_->len; }
-void CudaDecoder::clear() { impl_->len = 0; }
+void CudaDecoder::clear() {
+    Impl& m = *impl_;
+    m.len = 0;
+    if (m.seen.p) {  // a new sequence: the sampler's history starts empty too (set_history)
+        AR_CUDA_CHECK(cudaMemsetAsync(m.seen.p, 0, size_t(m.d.vocab), m.stream));
+        AR_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    }
+}
 void CudaDecoder::set_position_delta(int64_t d) { impl_->pos_delta = d; }
 
 void CudaDecoder::forward(const int32_t* tokens, int64_t T, float* logits, bool all_logits) {
@@ -686,7 +696,7 @@ bool CudaDecoder::forward_top_k(int32_t token, float penalty, float temperature,
     check(token >= 0 && token < m.d.vocab, "token id ", token, " is outside the vocabulary [0, ", m.d.vocab, ")");
     check(k >= 1 && k <= m.d.vocab, "forward_top_k: k = ", k, " must be in [1, ", m.d.vocab, "]");
     check(penalty == 1.f || m.seen.p, "forward_top_k: a repetition penalty needs set_history() first");
-    m.decode_step(token, nullptr);
+    m.decode_step(token, nullptr, nullptr, /*sync=*/false);  // one wait below, after the candidates
     const int cap = std::max(kTopKCandidates, k);
     m.topk_scratch.ensure(size_t(m.d.vocab), "the sampler's scratch");
     m.cand_idx.ensure(size_t(cap), "the sampler's candidates");

@@ -118,7 +118,7 @@ public:
     void reserve(int64_t tokens);
     int64_t capacity() const;
     int64_t size() const;           // filled cache slots
-    void clear();                   // empties the cache (keeps the memory)
+    void clear();                   // empties the cache (keeps the memory) and the set_history flags
     void set_position_delta(int64_t d);  // RoPE position of slot s = s + d (0 for text)
 
     // Runs `T` tokens at the end of the cache and appends them. logits (host): [T, V] FP32 if all_logits, else the
@@ -128,9 +128,10 @@ public:
     // on ties, as the CPU sampler's argmax): greedy decoding without copying the [V] logits to the host.
     int32_t forward_greedy(int32_t token);
     // Random sampling with a top-k stage (model/sampler.h) without copying the [V] logits: set_history() flags the
-    // ids seen so far (for the repetition penalty; the prompt, once), then each forward_top_k() runs one token as
-    // forward(&token, 1, ...), flags it, and returns the sampler's top-k candidates (ids ascending, their penalised
-    // and temperature-scaled logits) for Sampler::sample_candidates. Returns false, with the plain logits [V] in
+    // ids seen so far (for the repetition penalty; the prompt, once, after any clear(), which forgets them), then
+    // each forward_top_k() runs one token as forward(&token, 1, ...), flags it, and returns the sampler's top-k
+    // candidates (ids ascending, their penalised and temperature-scaled logits) for Sampler::sample_candidates.
+    // Returns false, with the plain logits [V] in
     // logits_fallback, when the logits hold NaN or more than max(kTopKCandidates, k) values tie at the threshold.
     static constexpr int kTopKCandidates = 1024;
     void set_history(const int32_t* ids, int64_t n);
