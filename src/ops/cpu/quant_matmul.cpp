@@ -115,9 +115,10 @@ struct alignas(64) ActQ8x128 {
 };
 // ActQ8x256 with the codes of each 128-value half reordered [0–31, 64–95, 32–63, 96–127], the order the VNNI Q4_K
 // dot pairs its sub-blocks in (low nibbles of two 32-byte chunks, then high nibbles): one aligned load per operand.
+// bsums32[j]: Σ of the 32 codes of sub-block j (the two 16-value sums of ActQ8x256 added), for the mins' one VPMADDWD.
 struct alignas(64) ActQ8x256K {
     float d;
-    int16_t bsums[kQKK / 16];
+    alignas(16) int16_t bsums32[kQKK / 32];
     alignas(64) int8_t qs[kQKK];
 };
 #endif
@@ -174,7 +175,7 @@ void quantize_act(const float* x, int64_t n, ActQ8x256K* a) {
     for (int64_t b = 0; b < n / kQKK; ++b) {
         quantize_act(x + b * kQKK, kQKK, &t);
         a[b].d = t.d;
-        std::memcpy(a[b].bsums, t.bsums, sizeof t.bsums);
+        for (int j = 0; j < kQKK / 32; ++j) a[b].bsums32[j] = static_cast<int16_t>(t.bsums[2 * j] + t.bsums[2 * j + 1]);
         for (int h = 0; h < 2; ++h)
             for (int k = 0; k < 4; ++k) std::memcpy(a[b].qs + 128 * h + 32 * k, t.qs + 128 * h + 32 * ((k & 1) * 2 + (k >> 1)), 32);
     }
@@ -399,6 +400,15 @@ float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
 
 #ifdef AR_QMM_AVX512VNNI
 // ---- AVX-512 VNNI dots ---------------------------------------------------------------------------------------
+// Each byte's high nibble as a value 0–15: one GF2P8AFFINEQB (bit 4 + k of each byte to bit k) instead of a shift and
+// a mask.
+inline __m512i hi_nibbles(__m512i v) {
+#ifdef __GFNI__
+    return _mm512_gf2p8affine_epi64_epi8(v, _mm512_set1_epi64(0x1020408000000000LL), 0);
+#else
+    return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+#endif
+}
 // Four Q4_0 blocks (72 bytes) per step: VPERMT2B gathers their 4 × 16 code bytes into the four 128-bit lanes, the low
 // nibbles (codes 0–15 of each block) and high nibbles (16–31) go through two VPDPBUSD against ActQ8x128's matching
 // halves, starting from its −8·Σ terms, so lanes 4b..4b+3 hold block b's exact integer dot; the four fp16 scales come
@@ -422,7 +432,7 @@ inline __m512 q4_0_quad_vnni(const uint8_t* wp, int nblk, const ActQ8x128& a, __
     const __m512i q = _mm512_permutex2var_epi8(r0, kPerm, r1);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(a.neg8), _mm512_and_si512(q, m4), _mm512_load_si512(a.lo));
-    p = _mm512_dpbusd_epi32(p, _mm512_and_si512(_mm512_srli_epi16(q, 4), m4), _mm512_load_si512(a.hi));
+    p = _mm512_dpbusd_epi32(p, hi_nibbles(q), _mm512_load_si512(a.hi));
     const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(kScaleIdx, r0)));
     return _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_load_ps(a.d)), _mm512_cvtepi32_ps(p), acc);
 }
@@ -454,6 +464,15 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     // per 16-bit element: the qh shift of the lower / upper 256 bits, and the scale each int16 pair sum takes
     const __m512i sh_lo = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     const __m512i sh_hi = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+#ifdef __GFNI__
+    // GF2P8AFFINEQB matrices (byte 7 − i of a lane's matrix selects the input bits of output bit i): qh bits 0–1 (lower
+    // 256 bits) / 2–3 (upper) to bits 4–5, and bits 4–5 / 6–7 to bits 4–5; every other output bit zero
+    const __m512i qsel_lo = _mm512_set_epi64(0x04080000, 0x04080000, 0x04080000, 0x04080000, 0x01020000, 0x01020000,
+                                             0x01020000, 0x01020000);
+    const __m512i qsel_hi = _mm512_set_epi64(0x40800000, 0x40800000, 0x40800000, 0x40800000, 0x10200000, 0x10200000,
+                                             0x10200000, 0x10200000);
+    (void)m2, (void)sh_lo, (void)sh_hi;
+#endif
     alignas(64) static const uint16_t kIdx[2][32] = {
         {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
         {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
@@ -467,10 +486,18 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
         for (int h = 0; h < 2; ++h) {
             const __m512i l = _mm512_loadu_si512(b.ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(load256(b.qh + 32 * h));
+#ifdef __GFNI__
+            // each 6-bit code in one bit-matrix step per operand: GF2P8AFFINEQB moves the two qh bits of a value to bits
+            // 4–5 (a different bit pair in the lower and upper 256 bits, one matrix per 64-bit lane), VPTERNLOG merges
+            // them with the low nibble (l & 0x0F | bits), hi_nibbles takes l >> 4
+            const __m512i lo = _mm512_ternarylogic_epi32(l, m4, _mm512_gf2p8affine_epi64_epi8(qh, qsel_lo, 0), 0xEA);
+            const __m512i hi = _mm512_or_si512(hi_nibbles(l), _mm512_gf2p8affine_epi64_epi8(qh, qsel_hi, 0));
+#else
             const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4),
                                                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh_lo), m2), 4));
             const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
                                                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh_hi), m2), 4));
+#endif
             const __m512i s8 = _mm512_zextsi128_si512(
                 _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales + 8 * h))));
             const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(a[i].qs + 128 * h));
@@ -484,41 +511,52 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
 }
 // Q4_K, 128 values per step: [qs chunk c | chunk c + 1] & 0x0F are sub-blocks 2c and 2c + 2, >> 4 sub-blocks 2c + 1
 // and 2c + 3; pair sums by VPMADDUBSW against the matching activation halves, then VPDPWSSD with each sub-block's
-// 6-bit scale (the activation codes pre-ordered to match, ActQ8x256K); the mins from the 16-value sums as on the AVX2 path.
+// 6-bit scale (the activation codes pre-ordered to match, ActQ8x256K); the mins from its 32-value sums in 4 float lanes.
 template <bool Pf>
 float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256K* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ4_K*>(row);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    // the scale of each int16 pair sum: sub-blocks (0, 2), (1, 3), (4, 6), (5, 7) over the two 256-bit halves
-    alignas(64) static const uint16_t kIdx[4][32] = {
-        {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
-        {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
-        {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6},
-        {5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}};
+    // The scale of each int16 pair sum: sub-blocks (0, 2), (1, 3), (4, 6), (5, 7) over the two 256-bit halves, by an
+    // in-lane byte shuffle (VPSHUFB) of the 8 scale bytes broadcast to every 128-bit lane: scale byte, then a zero
+    // byte (index bit 7 set) for each int16 — cheaper than a cross-lane VPERMW and no widening step.
+    auto ctrl = [](int a, int b) {
+        alignas(64) int8_t t[64];
+        for (int k = 0; k < 64; k += 2) t[k] = static_cast<int8_t>(k < 32 ? a : b), t[k + 1] = -128;
+        return _mm512_load_si512(t);
+    };
+    static const __m512i kSel[4] = {ctrl(0, 2), ctrl(1, 3), ctrl(4, 6), ctrl(5, 7)};
+    const __m512i sel0 = kSel[0], sel1 = kSel[1], sel2 = kSel[2], sel3 = kSel[3];
     __m512 acc = _mm512_setzero_ps();
-    float mins = 0.f;
+    __m128 mins = _mm_setzero_ps();  // Σ over blocks of dmin·d_a·(mn[j]·Σqa_j + mn[j+1]·Σqa_{j+1}) in 4 lanes
     for (int64_t i = 0; i < nb; ++i) {
         const gguf::BlockQ4_K& b = w[i];
         prefetch_block<Pf>(&b);
         alignas(16) uint8_t sc[16];  // scales, then mins
         q4k_scales_mins(b.scales, sc);
-        mins += fp16(b.dmin) * a[i].d * static_cast<float>(q4k_min_sum(sc + 8, a[i].bsums));
-        const __m512i s16 =
-            _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc))));
-        __m512i sumi = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c += 2) {
-            const __m512i l = _mm512_loadu_si512(b.qs + 32 * c);
-            const __m512i lo = _mm512_and_si512(l, m4), hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
-            const int8_t* x = a[i].qs + 64 * c;  // [codes 64c..64c+31, 64c+64..+95], then the 32..63 / 96..127 pair
-            const __m512i xlo = _mm512_load_si512(x), xhi = _mm512_load_si512(x + 64);
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(lo, xlo),
-                                       _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[c]), s16));
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(hi, xhi),
-                                       _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[c + 1]), s16));
-        }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(fp16(b.d) * a[i].d), _mm512_cvtepi32_ps(sumi), acc);
+        // the mins' integer term in 4 int32 lanes (one VPMADDWD against the 32-value sums), one FMA per block: no
+        // horizontal sum or scalar conversion per block
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8)));
+        const __m128i pm = _mm_madd_epi16(mn16, _mm_load_si128(reinterpret_cast<const __m128i*>(a[i].bsums32)));
+        mins = _mm_fmadd_ps(_mm_set1_ps(fp16(b.dmin) * a[i].d), _mm_cvtepi32_ps(pm), mins);
+        const __m512i sc8 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)));
+        const int8_t* x = a[i].qs;  // [codes 0..31, 64..95], [32..63, 96..127], then the same for 128..255
+        const __m512i l0 = _mm512_loadu_si512(b.qs), l1 = _mm512_loadu_si512(b.qs + 64);
+        // two independent chains (values 0–127, 128–255), added once per block
+        __m512i s0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(),
+                                         _mm512_maddubs_epi16(_mm512_and_si512(l0, m4), _mm512_load_si512(x)),
+                                         _mm512_shuffle_epi8(sc8, sel0));
+        __m512i s1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(),
+                                         _mm512_maddubs_epi16(_mm512_and_si512(l1, m4), _mm512_load_si512(x + 128)),
+                                         _mm512_shuffle_epi8(sc8, sel2));
+        s0 = _mm512_dpwssd_epi32(s0, _mm512_maddubs_epi16(hi_nibbles(l0), _mm512_load_si512(x + 64)),
+                                 _mm512_shuffle_epi8(sc8, sel1));
+        s1 = _mm512_dpwssd_epi32(s1, _mm512_maddubs_epi16(hi_nibbles(l1), _mm512_load_si512(x + 192)),
+                                 _mm512_shuffle_epi8(sc8, sel3));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(fp16(b.d) * a[i].d), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc);
     }
-    return _mm512_reduce_add_ps(acc) - mins;
+    __m128 m = _mm_add_ps(mins, _mm_movehl_ps(mins, mins));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
 }
 #endif  // AR_QMM_AVX512VNNI
 

@@ -13,7 +13,8 @@
 //                    activation row while it is in L1), OpenMP over output rows. Without AVX2 it falls
 //                    back to the reference math. Builds for AVX-512 VNNI (-march=native on Zen 4/5, Ice Lake
 //                    and later, with VBMI) take 512-bit dots for Q4_0, Q4_K and Q6_K (QmmIsa::Best: Q4_0 two blocks per
-//                    VPDPBUSD with the −8 offset and the scales vectorised, no scalar work per block); QmmIsa::Avx2 forces the
+//                    VPDPBUSD with the −8 offset and the scales vectorised, no scalar work per block; with GFNI the nibble / 6-bit
+//                    code unpacking by GF2P8AFFINEQB bit matrices); QmmIsa::Avx2 forces the
 //                    AVX2 dots everywhere (tests compare both with the reference).
 // linear() (ops/cpu/linear.h) picks between this and dequantized tiles + sgemm by N.
 #pragma once
