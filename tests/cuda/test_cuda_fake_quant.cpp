@@ -1,7 +1,8 @@
 // tests/cuda/test_cuda_fake_quant.cpp — the on-device fake quantization + SignSGD step
 // (ops/cuda/fake_quant_device.h) against the CPU scalar reference (ops/cpu/fake_quant.h, signsgd_step), and the
 // GPU tuner with it against the GPU tuner with the host fake quantization (SignRoundOptions::cuda_host_fake_quant).
-// Shapes: groups that pad the last one (in 200, gs 32), per-channel (in < gs, gs -1), 2/3/4/8 bits, sym and asym,
+// Shapes: groups that pad the last one (in 200, gs 32), per-channel (in < gs, gs -1), 128-wide groups (the 16-byte
+// path), a group size that is not a multiple of 4 (the 1-element path), 2/3/4/8 bits, sym and asym,
 // with and without min/max tuning, α/β outside [0, 1] (clamped), an all-zero row (τ-clamped scale) and a sym tie.
 // Built only with -DAUTOROUND_CUDA=ON (label "gpu"); every test skips cleanly when no CUDA device is visible.
 #include <gtest/gtest.h>
@@ -108,6 +109,11 @@ TEST(FakeQuantDevice, MatchesTheCpuReference) {
             check_layer(7, 200, 32, bits, sym, true, seed++);   // 7 groups per row, the last one 8 wide + padding
             check_layer(5, 96, 128, bits, sym, true, seed++);   // in < gs: per-channel
             check_layer(3, 257, -1, bits, sym, false, seed++);  // per-channel, no min/max tuning
+            // the 16-byte path: 128-wide groups; per-channel rows of 384 (three 4-wide steps per lane); and the
+            // 1-element path for a group size that is not a multiple of 4
+            check_layer(4, 512, 128, bits, sym, true, seed++);
+            check_layer(2, 384, -1, bits, sym, true, seed++);
+            check_layer(3, 90, 30, bits, sym, true, seed++);
         }
 }
 

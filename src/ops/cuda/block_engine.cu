@@ -337,13 +337,30 @@ __global__ void qk_norm_rope_fwd_kernel(const float* __restrict__ x, const float
     if (row >= rows) return;
     const int64_t half = D / 2, pos = (row / nh) % L;
     const float* xr = x + row * D;
+    const float* c = cos_t + pos * half;
+    const float* sn = sin_t + pos * half;
+    bf16* o = out + row * D;
+    // D 128 (Qwen3): lane l holds the pairs (2l, 2l + 64), (2l + 1, 2l + 65), every load in flight at once (H200, 4B
+    // step: 297 → 181 µs forward, 425 → 244 µs backward against the strided loops below, which stay for other D)
+    if (D == 128) {
+        const int i = 2 * lane;
+        const float2 a = *reinterpret_cast<const float2*>(xr + i), b = *reinterpret_cast<const float2*>(xr + i + 64);
+        const float2 cv = *reinterpret_cast<const float2*>(c + i), sv = *reinterpret_cast<const float2*>(sn + i);
+        const float2 wa = *reinterpret_cast<const float2*>(w + i), wb = *reinterpret_cast<const float2*>(w + i + 64);
+        // (the sum of squares in another order than the loop below: rounding only)
+        const float r = rsqrtf(warp_sum(a.x * a.x + a.y * a.y + b.x * b.x + b.y * b.y) / 128.f + eps);
+        if (lane == 0) rstd[row] = r;
+        const float y1x = wa.x * (a.x * r), y2x = wb.x * (b.x * r), y1y = wa.y * (a.y * r), y2y = wb.y * (b.y * r);
+        *reinterpret_cast<__nv_bfloat162*>(o + i) =
+            __halves2bfloat162(__float2bfloat16(y1x * cv.x - y2x * sv.x), __float2bfloat16(y1y * cv.y - y2y * sv.y));
+        *reinterpret_cast<__nv_bfloat162*>(o + i + 64) =
+            __halves2bfloat162(__float2bfloat16(y2x * cv.x + y1x * sv.x), __float2bfloat16(y2y * cv.y + y1y * sv.y));
+        return;
+    }
     float s = 0.f;
     for (int64_t i = lane; i < D; i += 32) s += xr[i] * xr[i];
     const float r = rsqrtf(warp_sum(s) / float(D) + eps);
     if (lane == 0) rstd[row] = r;
-    const float* c = cos_t + pos * half;
-    const float* sn = sin_t + pos * half;
-    bf16* o = out + row * D;
     for (int64_t i = lane; i < half; i += 32) {
         const float y1 = w[i] * (xr[i] * r), y2 = w[i + half] * (xr[i + half] * r);
         o[i] = __float2bfloat16(y1 * c[i] - y2 * sn[i]);
@@ -362,6 +379,24 @@ __global__ void qk_norm_rope_bwd_kernel(const float* __restrict__ g, const float
     if (row >= rows) return;
     const int64_t half = D / 2, pos = (row / nh) % L;
     const float *gr = g + row * D, *xr = x + row * D, *c = cos_t + pos * half, *sn = sin_t + pos * half;
+    if (D == 128) {  // as the forward: lane l owns (2l, 2l + 64), (2l + 1, 2l + 65), every load issued at once
+        const int i = 2 * lane;
+        const float2 g1 = *reinterpret_cast<const float2*>(gr + i), g2 = *reinterpret_cast<const float2*>(gr + i + 64);
+        const float2 x1 = *reinterpret_cast<const float2*>(xr + i), x2 = *reinterpret_cast<const float2*>(xr + i + 64);
+        const float2 cv = *reinterpret_cast<const float2*>(c + i), sv = *reinterpret_cast<const float2*>(sn + i);
+        const float2 w1 = *reinterpret_cast<const float2*>(w + i), w2 = *reinterpret_cast<const float2*>(w + i + 64);
+        const float d1x = g1.x * cv.x + g2.x * sv.x, d2x = g2.x * cv.x - g1.x * sv.x;
+        const float d1y = g1.y * cv.y + g2.y * sv.y, d2y = g2.y * cv.y - g1.y * sv.y;
+        const float s = warp_sum(w1.x * d1x * x1.x + w2.x * d2x * x2.x + w1.y * d1y * x1.y + w2.y * d2y * x2.y);
+        const float r = rstd[row];
+        const float cc = r * r * r / 128.f * s;
+        bf16* o = dx + row * D;
+        *reinterpret_cast<__nv_bfloat162*>(o + i) = __halves2bfloat162(__float2bfloat16(r * w1.x * d1x - x1.x * cc),
+                                                                       __float2bfloat16(r * w1.y * d1y - x1.y * cc));
+        *reinterpret_cast<__nv_bfloat162*>(o + i + 64) = __halves2bfloat162(
+            __float2bfloat16(r * w2.x * d2x - x2.x * cc), __float2bfloat16(r * w2.y * d2y - x2.y * cc));
+        return;
+    }
     float s = 0.f;
     for (int64_t i = lane; i < half; i += 32) {
         const float g1 = gr[i], g2 = gr[i + half];
