@@ -144,6 +144,9 @@ static double read_gbs_sustained(const ReadBuf& buf, int kind, int passes) {
 struct ReadGbs {
     double loop[3] = {0, 0, 0};  // uint64 loop, 32-byte loads, 64-byte loads
     double best() const { return std::max({loop[0], loop[1], loop[2]}); }
+    void take_max(const ReadGbs& o) {
+        for (int k = 0; k < 3; ++k) loop[k] = std::max(loop[k], o.loop[k]);
+    }
     void measure(const ReadBuf& buf, int reps) {
         for (int k = 0; k < 3; ++k) loop[k] = std::max(loop[k], read_gbs_kind(buf, k, reps));
     }
@@ -229,7 +232,7 @@ int main(int argc, char** argv) {
             best_decode = std::min(best_decode, dt);
             ReadGbs now;
             now.measure(buf, 2);
-            for (int k = 0; k < 3; ++k) rd.loop[k] = std::max(rd.loop[k], now.loop[k]);
+            rd.take_max(now);
             const double sus = std::max(read_gbs_sustained(buf, 1, passes), read_gbs_sustained(buf, 2, passes));
             sustained = std::max(sustained, sus);
             std::printf("rep %d            decode %.2f tok/s (%.2f GB/s); read sweeps right after: peak %.2f GB/s (uint64 "

@@ -460,10 +460,7 @@ float dot_q4_0_vnni(const uint8_t* row, const ActQ8x128* a, int64_t nb) {
 template <bool Pf>
 float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     const auto* w = reinterpret_cast<const gguf::BlockQ6_K*>(row);
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
-    // per 16-bit element: the qh shift of the lower / upper 256 bits, and the scale each int16 pair sum takes
-    const __m512i sh_lo = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    const __m512i sh_hi = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
 #ifdef __GFNI__
     // GF2P8AFFINEQB matrices (byte 7 − i of a lane's matrix selects the input bits of output bit i): qh bits 0–1 (lower
     // 256 bits) / 2–3 (upper) to bits 4–5, and bits 4–5 / 6–7 to bits 4–5; every other output bit zero
@@ -471,8 +468,13 @@ float dot_q6_k_vnni(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
                                              0x01020000, 0x01020000);
     const __m512i qsel_hi = _mm512_set_epi64(0x40800000, 0x40800000, 0x40800000, 0x40800000, 0x10200000, 0x10200000,
                                              0x10200000, 0x10200000);
-    (void)m2, (void)sh_lo, (void)sh_hi;
+#else
+    // per 16-bit element: the qh shift of the lower / upper 256 bits
+    const __m512i m2 = _mm512_set1_epi8(3);
+    const __m512i sh_lo = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh_hi = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
 #endif
+    // the scale each int16 pair sum takes
     alignas(64) static const uint16_t kIdx[2][32] = {
         {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
         {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};

@@ -195,8 +195,7 @@ struct CudaDecoder::Impl {
     // decode buffers
     DevBuf<int32_t> tok, slot, next;  // next [1]: the device argmax of forward_greedy
     // forward_top_k: the history's ids [V] flags, the transformed logits [V], the candidates
-    // [max(CudaDecoder::kTopKCandidates, k)] and
-    // cand_count [2] (count, NaN flag)
+    // [max(CudaDecoder::kTopKCandidates, k)] and cand_count [2] (count, NaN flag)
     DevBuf<uint8_t> seen;
     DevBuf<float> topk_scratch, cand_val;
     DevBuf<int32_t> cand_idx, cand_count;

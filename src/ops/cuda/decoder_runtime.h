@@ -131,8 +131,8 @@ public:
     // ids seen so far (for the repetition penalty; the prompt, once, after any clear(), which forgets them), then
     // each forward_top_k() runs one token as forward(&token, 1, ...), flags it, and returns the sampler's top-k
     // candidates (ids ascending, their penalised and temperature-scaled logits) for Sampler::sample_candidates.
-    // Returns false, with the plain logits [V] in
-    // logits_fallback, when the logits hold NaN or more than max(kTopKCandidates, k) values tie at the threshold.
+    // Returns false, with the plain logits [V] in logits_fallback, when the logits hold NaN or more than
+    // max(kTopKCandidates, k) values tie at the threshold.
     static constexpr int kTopKCandidates = 1024;
     void set_history(const int32_t* ids, int64_t n);
     bool forward_top_k(int32_t token, float penalty, float temperature, int k, std::vector<int32_t>& idx,
