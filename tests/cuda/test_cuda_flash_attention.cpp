@@ -2,7 +2,8 @@
 // float64 CPU reference computed from the same bf16-rounded q, k, v, dO: forward (o, lse) and backward (dq, dk, dv) on
 // awkward shapes (L ∈ {1, 17, 64, 129, 300}: one token, shorter than a tile, one tile, tile + 1, several tiles with a
 // tail; (nq, nkv) ∈ {(4, 2), (2, 2), (8, 1)}; D ∈ {64, 128}; b ∈ {1, 3}), causality, write-not-accumulate of the
-// gradients and the error for an unsupported head dim.
+// gradients and the error for an unsupported head dim. Each kernel family the device runs is checked: mma.sync, and on
+// Hopper with an sm_90a build the wgmma forward and backward (ops/cuda/flash_attention_sm90.cu).
 //
 // Tolerances (per tensor; err = GPU − reference, both in FP32/FP64):
 //   o:           max|err| ≤ 1e-2 · max|ref| and ‖err‖₂ ≤ 5e-3 · ‖ref‖₂ — P is a bf16 operand of P·V (relative rounding
@@ -29,6 +30,7 @@
 #include "core/error.h"
 #include "ops/cuda/device_info.h"
 #include "ops/cuda/flash_attention.h"
+#include "ops/cuda/flash_attention_sm90.h"
 
 using namespace autoround;
 
@@ -206,33 +208,41 @@ TEST_P(FlashAttention, MatchesFloat64Reference) {
     FA_CUDA_OK(cudaMemcpy(k_d.p, k.bits.data(), nK * 2, cudaMemcpyHostToDevice));
     FA_CUDA_OK(cudaMemcpy(v_d.p, v.bits.data(), nK * 2, cudaMemcpyHostToDevice));
     FA_CUDA_OK(cudaMemcpy(dO_d.p, dO.bits.data(), nQ * 2, cudaMemcpyHostToDevice));
-    // outputs start as NaN: every element must be written (gradients overwritten, not accumulated into)
-    FA_CUDA_OK(cudaMemset(o_d.p, 0xff, nQ * 2));
-    FA_CUDA_OK(cudaMemset(lse.p, 0xff, lse.n * 4));
-    FA_CUDA_OK(cudaMemset(gq.p, 0xff, nQ * 4));
-    FA_CUDA_OK(cudaMemset(gk.p, 0xff, nK * 4));
-    FA_CUDA_OK(cudaMemset(gv.p, 0xff, nK * 4));
-
-    flash_attention_forward(q_d.bf(), k_d.bf(), v_d.bf(), s.b, s.L, s.nq, s.nkv, s.D, float(scale), o_d.bf(), lse.p,
-                            nullptr);
-    // odd b: the backward allocates its own workspace
-    flash_attention_backward(q_d.bf(), k_d.bf(), v_d.bf(), o_d.bf(), dO_d.bf(), lse.p, s.b, s.L, s.nq, s.nkv, s.D,
-                             float(scale), gq.p, gk.p, gv.p, s.b % 2 ? nullptr : ws.p, nullptr);
-    FA_CUDA_OK(cudaDeviceSynchronize());
 
     const Ref R = reference(s, q.val, k.val, v.val, dO.val, scale);
-    const ErrStats eo = compare(bf16_vec_to_float(download(o_d)), R.o), el = compare(download(lse), R.lse),
-                   eq = compare(download(gq), R.dq), ek = compare(download(gk), R.dk), ev = compare(download(gv), R.dv);
-    // max |err| / max |ref| (the absolute max |err| where the reference is all zero: dq, dk at L = 1)
-    auto rel = [](const ErrStats& e) { return e.max_ref > 0 ? e.max_err / e.max_ref : e.max_err; };
-    std::printf("  %-26s rel max err: o %.2e lse(abs) %.2e dq %.2e dk %.2e dv %.2e\n", s.name().c_str(), rel(eo),
-                el.max_err, rel(eq), rel(ek), rel(ev));
-    expect_close("o", eo, 1e-2, 5e-3);
-    EXPECT_TRUE(el.finite);
-    EXPECT_LE(el.max_err, 1e-3) << "lse";
-    expect_close("dq", eq, 2e-2, 1e-2);
-    expect_close("dk", ek, 2e-2, 1e-2);
-    expect_close("dv", ev, 2e-2, 1e-2);
+    // every kernel family this device runs: mma.sync everywhere, wgmma on Hopper with an sm_90a build
+    std::vector<FlashAttentionKernel> kernels = {FlashAttentionKernel::MmaSync};
+    if (flash_attention_sm90_available()) kernels.push_back(FlashAttentionKernel::Wgmma);
+    for (const FlashAttentionKernel kern : kernels) {
+        const char* kname = kern == FlashAttentionKernel::Wgmma ? "wgmma" : "mma.sync";
+        SCOPED_TRACE(kname);
+        // outputs start as NaN: every element must be written (gradients overwritten, not accumulated into)
+        FA_CUDA_OK(cudaMemset(o_d.p, 0xff, nQ * 2));
+        FA_CUDA_OK(cudaMemset(lse.p, 0xff, lse.n * 4));
+        FA_CUDA_OK(cudaMemset(gq.p, 0xff, nQ * 4));
+        FA_CUDA_OK(cudaMemset(gk.p, 0xff, nK * 4));
+        FA_CUDA_OK(cudaMemset(gv.p, 0xff, nK * 4));
+        flash_attention_forward(q_d.bf(), k_d.bf(), v_d.bf(), s.b, s.L, s.nq, s.nkv, s.D, float(scale), o_d.bf(),
+                                lse.p, nullptr, kern);
+        // odd b: the backward allocates its own workspace
+        flash_attention_backward(q_d.bf(), k_d.bf(), v_d.bf(), o_d.bf(), dO_d.bf(), lse.p, s.b, s.L, s.nq, s.nkv, s.D,
+                                 float(scale), gq.p, gk.p, gv.p, s.b % 2 ? nullptr : ws.p, nullptr, kern);
+        FA_CUDA_OK(cudaDeviceSynchronize());
+
+        const ErrStats eo = compare(bf16_vec_to_float(download(o_d)), R.o), el = compare(download(lse), R.lse),
+                       eq = compare(download(gq), R.dq), ek = compare(download(gk), R.dk),
+                       ev = compare(download(gv), R.dv);
+        // max |err| / max |ref| (the absolute max |err| where the reference is all zero: dq, dk at L = 1)
+        auto rel = [](const ErrStats& e) { return e.max_ref > 0 ? e.max_err / e.max_ref : e.max_err; };
+        std::printf("  %-26s %-8s rel max err: o %.2e lse(abs) %.2e dq %.2e dk %.2e dv %.2e\n", s.name().c_str(),
+                    kname, rel(eo), el.max_err, rel(eq), rel(ek), rel(ev));
+        expect_close("o", eo, 1e-2, 5e-3);
+        EXPECT_TRUE(el.finite);
+        EXPECT_LE(el.max_err, 1e-3) << "lse";
+        expect_close("dq", eq, 2e-2, 1e-2);
+        expect_close("dk", ek, 2e-2, 1e-2);
+        expect_close("dv", ev, 2e-2, 1e-2);
+    }
 }
 
 std::vector<Dims> all_dims() {

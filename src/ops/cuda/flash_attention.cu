@@ -37,11 +37,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <limits>
 
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/flash_attention_sm90.h"
 
 namespace autoround {
 namespace {
@@ -694,11 +696,29 @@ void launch_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dO
 
 bool flash_attention_supports_head_dim(int D) { return D == 64 || D == 128; }
 
+namespace {
+bool use_wgmma(FlashAttentionKernel kernel, const char* what) {
+    if (kernel == FlashAttentionKernel::MmaSync) return false;
+    const bool avail = flash_attention_sm90_available();
+    if (kernel == FlashAttentionKernel::Wgmma) {
+        check(avail, what, ": the wgmma kernels need a Hopper GPU and a build for sm_90a (AUTOROUND_CUDA_ARCHS)");
+        return true;
+    }
+    static const bool forced_off = [] {
+        const char* e = std::getenv("AUTOROUND_FA_MMA_SYNC");
+        return e && e[0] == '1';
+    }();
+    return avail && !forced_off;
+}
+}  // namespace
+
 void flash_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, int64_t b,
                              int64_t L, int nq, int nkv, int D, float scale, __nv_bfloat16* o, float* lse,
-                             cudaStream_t stream) {
+                             cudaStream_t stream, FlashAttentionKernel kernel) {
     if (b == 0 || L == 0) return;
     check_args("flash_attention_forward", b, L, nq, nkv, D, {{q, 16}, {k, 16}, {v, 16}, {o, 16}, {lse, 4}});
+    if (use_wgmma(kernel, "flash_attention_forward"))
+        return flash_attention_sm90_forward(q, k, v, b, L, nq, nkv, D, scale, o, lse, stream);
     if (D == 64)
         launch_forward<64>(q, k, v, b, L, nq, nkv, scale, o, lse, stream);
     else
@@ -712,7 +732,7 @@ size_t flash_attention_backward_workspace_bytes(int64_t b, int64_t L, int nq) {
 void flash_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                               const __nv_bfloat16* o, const __nv_bfloat16* dO, const float* lse, int64_t b, int64_t L,
                               int nq, int nkv, int D, float scale, float* dq, float* dk, float* dv, float* workspace,
-                              cudaStream_t stream) {
+                              cudaStream_t stream, FlashAttentionKernel kernel) {
     if (b == 0 || L == 0) return;
     check_args("flash_attention_backward", b, L, nq, nkv, D,
                {{q, 16}, {k, 16}, {v, 16}, {o, 4}, {dO, 16}, {lse, 4}, {dq, 8}, {dk, 8}, {dv, 8}});
@@ -726,7 +746,9 @@ void flash_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, co
     const int64_t blocks = (n_rows_heads * 32 + 255) / 256;
     fa_bwd_delta_kernel<<<unsigned(blocks), 256, 0, stream>>>(o, dO, n_rows_heads, L, nq, D, delta);
     AR_CUDA_CHECK(cudaGetLastError());
-    if (D == 64)
+    if (use_wgmma(kernel, "flash_attention_backward"))
+        flash_attention_sm90_backward(q, k, v, dO, lse, delta, b, L, nq, nkv, D, scale, dq, dk, dv, stream);
+    else if (D == 64)
         launch_backward<64>(q, k, v, dO, lse, delta, b, L, nq, nkv, scale, dq, dk, dv, stream);
     else
         launch_backward<128>(q, k, v, dO, lse, delta, b, L, nq, nkv, scale, dq, dk, dv, stream);

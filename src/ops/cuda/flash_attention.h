@@ -45,10 +45,15 @@ namespace autoround {
 // True for the head dims these kernels are compiled for (64 and 128); callers fall back to another path otherwise.
 bool flash_attention_supports_head_dim(int D);
 
+// Which kernels run: Auto takes the Hopper wgmma kernels (ops/cuda/flash_attention_sm90.cu) where the running code was
+// built for sm_90a, else the mma.sync kernels; AUTOROUND_FA_MMA_SYNC=1 makes Auto take mma.sync everywhere (A/B
+// measurements). Wgmma where it is not available throws.
+enum class FlashAttentionKernel { Auto, MmaSync, Wgmma };
+
 // o = softmax(scale · q kᵀ, causal) v and lse (see above). b or L = 0: nothing to do.
 void flash_attention_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, int64_t b,
                              int64_t L, int nq, int nkv, int D, float scale, __nv_bfloat16* o, float* lse,
-                             cudaStream_t stream);
+                             cudaStream_t stream, FlashAttentionKernel kernel = FlashAttentionKernel::Auto);
 
 // Bytes of the optional workspace of flash_attention_backward (Δ: b·nq·L floats).
 size_t flash_attention_backward_workspace_bytes(int64_t b, int64_t L, int nq);
@@ -59,6 +64,6 @@ size_t flash_attention_backward_workspace_bytes(int64_t b, int64_t L, int nq);
 void flash_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                               const __nv_bfloat16* o, const __nv_bfloat16* dO, const float* lse, int64_t b, int64_t L,
                               int nq, int nkv, int D, float scale, float* dq, float* dk, float* dv, float* workspace,
-                              cudaStream_t stream);
+                              cudaStream_t stream, FlashAttentionKernel kernel = FlashAttentionKernel::Auto);
 
 }  // namespace autoround
