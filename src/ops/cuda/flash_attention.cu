@@ -1,5 +1,7 @@
 // ops/cuda/flash_attention.cu — see flash_attention.h. Causal GQA attention forward and backward with bf16 mma.sync
-// (m16n8k16, FP32 accumulators), ldmatrix fragment loads and cp.async double-buffered tiles.
+// (m16n8k16, FP32 accumulators), ldmatrix fragment loads and cp.async double-buffered tiles; the argument checks,
+// the backward's Δ pre-pass and the choice of kernels (on Hopper with sm_90a code the wgmma kernels of
+// flash_attention_sm90.cu take the forward and the backward's main pass).
 //
 // Forward (default: one CTA of 4 warps per 128 query rows of one (batch, query head); each warp owns 32 rows as two
 // 16-row m-tiles, so each K/V fragment read from shared memory feeds two MMAs; 104,448 bytes of shared memory at

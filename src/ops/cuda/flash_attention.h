@@ -21,8 +21,8 @@
 //   dq_i = s Σ_j dS_ij k_j,  dk_j = s Σ_i dS_ij q_i;
 //   dk and dv of kv head g are the sums over the nq/nkv query heads of its group.
 //
-// Numerics: the products QKᵀ, PV, dO·Vᵀ, Pᵀ·dO, dSᵀ·Q, dS·K run on bf16 tensor cores (mma.sync m16n8k16) with FP32
-// accumulation; the scores, the running max / sum of the online softmax, lse, Δ and dP − Δ stay FP32 — as the engine's
+// Numerics: the products QKᵀ, PV, dO·Vᵀ, Pᵀ·dO, dSᵀ·Q, dS·K run on bf16 tensor cores (mma.sync m16n8k16, or wgmma on
+// Hopper: FlashAttentionKernel below) with FP32 accumulation; the scores, the running max / sum of the online softmax, lse, Δ and dP − Δ stay FP32 — as the engine's
 // cuBLAS path, P and dS are rounded to bf16 as operands of the second products (the engine rounds them when it stores
 // them), and o is rounded to bf16 once at the end. dq is accumulated over key tiles with FP32 atomic adds into the
 // zeroed dq (so its low bits can vary from run to run); o, lse, dk and dv are deterministic. Worst errors seen against
