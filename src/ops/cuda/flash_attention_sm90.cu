@@ -1,10 +1,10 @@
 // ops/cuda/flash_attention_sm90.cu — the Hopper (sm_90a) path of flash_attention_forward / _backward
-// (ops/cuda/flash_attention.h):
-// the same causal GQA attention with its products on warpgroup MMAs (wgmma, ops/cuda/wgmma.cuh) instead of mma.sync.
+// (ops/cuda/flash_attention.h): the same causal GQA attention with its products on warpgroup MMAs (wgmma,
+// ops/cuda/wgmma.cuh) instead of mma.sync.
 //
-// Why: the mma.sync kernels of flash_attention.cu reach ~290 TFLOP/s forward on an H100/H200, FA2's design point;
-// wgmma reads both operands of QKᵀ straight from shared memory and P from registers for P·V, asynchronously, at the
-// rate the tensor cores were built for on Hopper.
+// Why: the mma.sync kernels of flash_attention.cu reach ~290 TFLOP/s forward and ~217 backward on an H100/H200, FA2's
+// design point; wgmma reads both operands of QKᵀ straight from shared memory and P from registers for P·V,
+// asynchronously, at the rate the tensor cores were built for on Hopper.
 //
 // Forward (one CTA of 2 warpgroups per 128 query rows of one (batch, query head); warpgroup w owns rows 64w..64w+63):
 //   Q [128 × D] and three stages of K, V tiles [128 keys × D] in shared memory in the 128-byte swizzled layout
@@ -14,10 +14,12 @@
 //   packs P to bf16 A fragments in registers and issues P·V (8 wgmma m64nDk16 with V as an MN-major operand), which
 //   runs on across the next tile's barrier until that tile's S is waited for (hence the third stage: tile j + 2
 //   loads into tile j − 1's buffers). The barrier waits of the two warpgroups are what is left exposed.
-// Measured (H200, bench_flash_attention, b 8, L 2048, nq 32, nkv 8, D 128): forward 0.80 ms (345 TFLOP/s; mma.sync
-// 0.94), backward 2.20 ms (312 TFLOP/s; mma.sync 3.18).
 //   Epilogue: o = O / l through the warpgroup's own rows of the Q tile into 16-byte stores, lse = ln2 · (m + log2 l).
-//   The math, the rounding points (P to bf16, o to bf16 once) and the outputs are those of the mma.sync kernel.
+// Backward: see fa_bwd_sm90_kernel (128 keys per CTA, dq by FP32 atomics).
+// The math, the rounding points (P and dS to bf16, o to bf16 once) and the outputs are those of the mma.sync kernels.
+// Measured (H200, bench_flash_attention, b 8, L 2048, nq 32, nkv 8, D 128): forward 0.80 ms (345 TFLOP/s; mma.sync
+// 0.94), backward 2.20–2.24 ms (307–312 TFLOP/s; mma.sync 3.16–3.18); tile shapes and variants tried:
+// bench/results/gpu-tuning-h200.md (session 14).
 // Only built into sm_90a code (__CUDA_ARCH_FEAT_SM90_ALL); flash_attention_sm90_available() says whether the code that
 // runs on the current device has it.
 #include "ops/cuda/flash_attention_sm90.h"
@@ -291,7 +293,8 @@ struct BwdSmem {
 };
 
 // One CTA per 128 keys of one (batch, kv head); it walks the group's query heads and the 64-row query tiles at or
-// after its keys (Q, dO, lse, Δ double-buffered by cp.async), summing dK, dV in registers. Per step, warpgroup w:
+// after its keys (Q, dO, lse, Δ double-buffered by cp.async), summing dK, dV in registers (243 registers, one CTA per
+// SM). Per step, warpgroup w:
 //   Sᵀ = K_w Qᵀ and dPᵀ = V_w dOᵀ (64 keys × 64 queries, both operands K-major in shared memory);
 //   Pᵀ = exp2(Sᵀ·scale·log2e − lse·log2e) (masked), dSᵀ = Pᵀ ∘ (dPᵀ − Δ), both packed to bf16 A fragments in
 //   registers, dSᵀ also stored to shared memory [key][query];
