@@ -45,14 +45,14 @@
 
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/flash_attention_common.cuh"
 #include "ops/cuda/flash_attention_sm90.h"
 
 namespace autoround {
 namespace {
 
 using bf16 = __nv_bfloat16;
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
+using namespace fa_detail;  // kLog2e, kLn2, smem_u32, cp.async wrappers, pack_bf16, fast_exp2, tile loaders
 // Tile configuration (the AR_FA_* macros only exist for tuning experiments; the defaults are the measured best).
 #ifndef AR_FA_FWD_WARPS
 #define AR_FA_FWD_WARPS 4  // forward: warps per CTA
@@ -92,18 +92,6 @@ using FwdDefault = FwdCfg<D, AR_FA_FWD_WARPS, AR_FA_FWD_MTILES, AR_FA_FWD_KEYS>;
 
 // ---- PTX helpers ------------------------------------------------------------------------------------------------
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-// 16-byte global → shared copy; !valid zero-fills the destination (src must still be a mapped address).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -122,17 +110,6 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {  // 2^x; 2^-inf = 0
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
 }
 
 __device__ __forceinline__ void atomic_add2(float* p, float a, float b) {
@@ -180,21 +157,11 @@ __global__ void __launch_bounds__(C::WARPS * 32, C::WARPS <= 4 ? 2 : 1)
     const bf16* kbase = k + int64_t(bi) * L * ldk + int64_t(g) * D;
     const bf16* vbase = v + int64_t(bi) * L * ldk + int64_t(g) * D;
 
-    for (int c = tid; c < kFwdBr * CPR; c += T) {
-        const int r = c / CPR, cc = c % CPR, row = q0 + r;
-        const bool ok = row < L;
-        cp_async16(smem_u32(sQ + r * S + cc * 8), qbase + int64_t(ok ? row : 0) * ldq + cc * 8, ok);
-    }
+    const auto padded = [](int r, int cc) { return uint32_t((r * S + cc * 8) * sizeof(bf16)); };  // row stride S
+    load_rows_async(qbase, smem_u32(sQ), ldq, q0, kFwdBr, CPR, L, tid, T, padded);
     auto load_kv = [&](int j, int buf) {
-        bf16* dK = sK + buf * kFwdBc * S;
-        bf16* dV = sV + buf * kFwdBc * S;
-        for (int c = tid; c < kFwdBc * CPR; c += T) {
-            const int r = c / CPR, cc = c % CPR, row = j * kFwdBc + r;
-            const bool ok = row < L;
-            const int64_t off = int64_t(ok ? row : 0) * ldk + cc * 8;
-            cp_async16(smem_u32(dK + r * S + cc * 8), kbase + off, ok);
-            cp_async16(smem_u32(dV + r * S + cc * 8), vbase + off, ok);
-        }
+        load_rows_async(kbase, smem_u32(sK + buf * kFwdBc * S), vbase, smem_u32(sV + buf * kFwdBc * S), ldk,
+                        j * kFwdBc, kFwdBc, CPR, L, tid, T, padded);
     };
     const int kv_end = min(L, q0 + kFwdBr);
     const int nkb = (kv_end + kFwdBc - 1) / kFwdBc;
@@ -215,7 +182,7 @@ __global__ void __launch_bounds__(C::WARPS * 32, C::WARPS <= 4 ? 2 : 1)
     }
 
     for (int j = 0; j < nkb; ++j) {
-        cp_async_wait_all();
+        cp_async_wait<0>();
         __syncthreads();
         if (kQReg && j == 0) {
 #pragma unroll
@@ -414,45 +381,21 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     const int k0 = blockIdx.y * BC;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
     const int64_t ldq = int64_t(nq) * D, ldk = int64_t(nkv) * D;
-    const int nqb = (L + kBwdBr - 1) / kBwdBr;
-    const int qb0 = k0 / kBwdBr;     // first query tile that sees a key of this CTA
-    const int per_head = nqb - qb0;  // query tiles qb0..nqb-1
-    const int n_steps = r * per_head;
+    const BwdSteps steps(L, k0, kBwdBr, r);
+    const int n_steps = steps.n_steps;
     const float scale_log2 = scale * kLog2e;
+    const auto padded = [](int rr, int cc) { return uint32_t((rr * S + cc * 8) * sizeof(bf16)); };  // row stride S
 
-    {  // K, V of this CTA's keys
-        const bf16* kbase = k + int64_t(bi) * L * ldk + int64_t(g) * D;
-        const bf16* vbase = v + int64_t(bi) * L * ldk + int64_t(g) * D;
-        for (int c = tid; c < BC * CPR; c += T) {
-            const int rr = c / CPR, cc = c % CPR, row = k0 + rr;
-            const bool ok = row < L;
-            const int64_t off = int64_t(ok ? row : 0) * ldk + cc * 8;
-            cp_async16(smem_u32(sK + rr * S + cc * 8), kbase + off, ok);
-            cp_async16(smem_u32(sV + rr * S + cc * 8), vbase + off, ok);
-        }
-    }
+    // K, V of this CTA's keys
+    load_rows_async(k + int64_t(bi) * L * ldk + int64_t(g) * D, smem_u32(sK), v + int64_t(bi) * L * ldk + int64_t(g) * D,
+                    smem_u32(sV), ldk, k0, BC, CPR, L, tid, T, padded);
     auto load_step = [&](int st, int buf) {
-        const int h = g * r + st / per_head, qr0 = (qb0 + st % per_head) * kBwdBr;
-        const bf16* qbase = q + int64_t(bi) * L * ldq + int64_t(h) * D;
-        const bf16* dbase = dO + int64_t(bi) * L * ldq + int64_t(h) * D;
-        bf16* dQ = sQ + buf * kBwdBr * S;
-        bf16* dD = sdO + buf * kBwdBr * S;
-        for (int c = tid; c < kBwdBr * CPR; c += T) {
-            const int rr = c / CPR, cc = c % CPR, row = qr0 + rr;
-            const bool ok = row < L;
-            const int64_t off = int64_t(ok ? row : 0) * ldq + cc * 8;
-            cp_async16(smem_u32(dQ + rr * S + cc * 8), qbase + off, ok);
-            cp_async16(smem_u32(dD + rr * S + cc * 8), dbase + off, ok);
-        }
-        if (tid < 2 * kBwdBr) {
-            const int rr = tid % kBwdBr, row = qr0 + rr;
-            const bool ok = row < L;
-            const int64_t off = (int64_t(bi) * nq + h) * L + (ok ? row : 0);
-            if (tid < kBwdBr)
-                cp_async4(smem_u32(sL + buf * kBwdBr + rr), lse + off, ok);
-            else
-                cp_async4(smem_u32(sDl + buf * kBwdBr + rr), delta + off, ok);
-        }
+        const int h = steps.head(st, g, r), qr0 = steps.row0(st, kBwdBr);
+        const int64_t head_off = int64_t(bi) * L * ldq + int64_t(h) * D;
+        load_rows_async(q + head_off, smem_u32(sQ + buf * kBwdBr * S), dO + head_off, smem_u32(sdO + buf * kBwdBr * S),
+                        ldq, qr0, kBwdBr, CPR, L, tid, T, padded);
+        load_row_stats_async(lse, delta, (int64_t(bi) * nq + h) * L, qr0, kBwdBr, L, tid, smem_u32(sL + buf * kBwdBr),
+                             smem_u32(sDl + buf * kBwdBr));
     };
     load_step(0, 0);
     cp_async_commit();
@@ -473,7 +416,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
 
     for (int st = 0; st < n_steps; ++st) {
         const int buf = st & 1;
-        cp_async_wait_all();
+        cp_async_wait<0>();
         __syncthreads();
         if (kKVReg && st == 0) {
 #pragma unroll
@@ -484,7 +427,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
         }
         if (st + 1 < n_steps) load_step(st + 1, buf ^ 1);
         cp_async_commit();
-        const int h = g * r + st / per_head, qr0 = (qb0 + st % per_head) * kBwdBr;
+        const int h = steps.head(st, g, r), qr0 = steps.row0(st, kBwdBr);
         const bf16* cQ = sQ + buf * kBwdBr * S;
         const bf16* cD = sdO + buf * kBwdBr * S;
 

@@ -33,6 +33,7 @@
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/device_info.h"
+#include "ops/cuda/flash_attention_common.cuh"
 #include "ops/cuda/wgmma.cuh"
 
 namespace autoround {
@@ -67,29 +68,7 @@ __global__ void sm90a_probe_kernel(int* out) {  // its static shared memory says
 }
 
 #ifdef AR_FA_SM90
-constexpr float kLn2 = 0.6931471805599453f;
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {  // all but the newest N groups of this thread complete
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-}
-__device__ __forceinline__ float fast_exp2(float x) {  // 2^x; 2^-inf = 0
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
+using namespace fa_detail;  // smem_u32, cp.async wrappers, pack_bf16, fast_exp2, tile loaders
 // barrier of the 128 threads of warpgroup wg (ids 1, 2; 0 is __syncthreads)
 __device__ __forceinline__ void wg_barrier(int wg) { asm volatile("bar.sync %0, 128;\n" ::"r"(wg + 1) : "memory"); }
 
@@ -133,21 +112,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     const bf16* kbase = k + int64_t(bi) * L * ldk + int64_t(g) * D;
     const bf16* vbase = v + int64_t(bi) * L * ldk + int64_t(g) * D;
 
-    for (int c = tid; c < kFwdBr * CPR; c += kThreads) {
-        const int r = c / CPR, cc = c % CPR, row = q0 + r;
-        const bool ok = row < L;
-        cp_async16(sQ + wgmma::sw128_offset(kFwdBr, r, cc * 8), qbase + int64_t(ok ? row : 0) * ldq + cc * 8, ok);
-    }
+    auto swz = [](int R) { return [R](int r, int cc) { return wgmma::sw128_offset(R, r, cc * 8); }; };
+    load_rows_async(qbase, sQ, ldq, q0, kFwdBr, CPR, L, tid, kThreads, swz(kFwdBr));
     auto load_kv = [&](int j, int buf) {
-        const uint32_t dK = sK0 + buf * S::kv_bytes, dV = sV0 + buf * S::kv_bytes;
-        for (int c = tid; c < kFwdBc * CPR; c += kThreads) {
-            const int r = c / CPR, cc = c % CPR, row = j * kFwdBc + r;
-            const bool ok = row < L;
-            const int64_t off = int64_t(ok ? row : 0) * ldk + cc * 8;
-            const uint32_t so = wgmma::sw128_offset(kFwdBc, r, cc * 8);
-            cp_async16(dK + so, kbase + off, ok);
-            cp_async16(dV + so, vbase + off, ok);
-        }
+        load_rows_async(kbase, sK0 + buf * S::kv_bytes, vbase, sV0 + buf * S::kv_bytes, ldk, j * kFwdBc, kFwdBc, CPR, L,
+                        tid, kThreads, swz(kFwdBc));
     };
     const int kv_end = min(L, q0 + kFwdBr);
     const int nkb = (kv_end + kFwdBc - 1) / kFwdBc;
@@ -312,7 +281,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #ifdef AR_FA_SM90
     using S = BwdSmem<D>;
     constexpr int CPR = D / 8;
-    constexpr float kLog2e = 1.4426950408889634f;
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw), base = (raw + 1023u) & ~1023u;
     unsigned char* gbase = smem_raw + (base - raw);
@@ -325,46 +293,21 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int k0 = blockIdx.y * kBwdBc;
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
     const int64_t ldq = int64_t(nq) * D, ldk = int64_t(nkv) * D;
-    const int nqb = (L + kBwdBr - 1) / kBwdBr;
-    const int qb0 = k0 / kBwdBr;     // first query tile that sees a key of this CTA
-    const int per_head = nqb - qb0;  // query tiles qb0..nqb-1
-    const int n_steps = r * per_head;
+    const BwdSteps steps(L, k0, kBwdBr, r);
+    const int n_steps = steps.n_steps;
     const float scale_log2 = scale * kLog2e;
+    auto swz = [](int R) { return [R](int rr, int cc) { return wgmma::sw128_offset(R, rr, cc * 8); }; };
 
-    {  // K, V of this CTA's keys
-        const bf16* kbase = k + int64_t(bi) * L * ldk + int64_t(g) * D;
-        const bf16* vbase = v + int64_t(bi) * L * ldk + int64_t(g) * D;
-        for (int c = tid; c < kBwdBc * CPR; c += kThreads) {
-            const int rr = c / CPR, cc = c % CPR, row = k0 + rr;
-            const bool ok = row < L;
-            const int64_t off = int64_t(ok ? row : 0) * ldk + cc * 8;
-            const uint32_t so = wgmma::sw128_offset(kBwdBc, rr, cc * 8);
-            cp_async16(sK + so, kbase + off, ok);
-            cp_async16(sV + so, vbase + off, ok);
-        }
-    }
+    // K, V of this CTA's keys
+    load_rows_async(k + int64_t(bi) * L * ldk + int64_t(g) * D, sK, v + int64_t(bi) * L * ldk + int64_t(g) * D, sV,
+                    ldk, k0, kBwdBc, CPR, L, tid, kThreads, swz(kBwdBc));
     auto load_step = [&](int st, int buf) {
-        const int h = g * r + st / per_head, qr0 = (qb0 + st % per_head) * kBwdBr;
-        const bf16* qbase = q + int64_t(bi) * L * ldq + int64_t(h) * D;
-        const bf16* dbase = dO + int64_t(bi) * L * ldq + int64_t(h) * D;
-        const uint32_t dQ = sQ0 + buf * S::q_bytes, dD = sdO0 + buf * S::q_bytes;
-        for (int c = tid; c < kBwdBr * CPR; c += kThreads) {
-            const int rr = c / CPR, cc = c % CPR, row = qr0 + rr;
-            const bool ok = row < L;
-            const int64_t off = int64_t(ok ? row : 0) * ldq + cc * 8;
-            const uint32_t so = wgmma::sw128_offset(kBwdBr, rr, cc * 8);
-            cp_async16(dQ + so, qbase + off, ok);
-            cp_async16(dD + so, dbase + off, ok);
-        }
-        if (tid < 2 * kBwdBr) {
-            const int rr = tid % kBwdBr, row = qr0 + rr;
-            const bool ok = row < L;
-            const int64_t off = (int64_t(bi) * nq + h) * L + (ok ? row : 0);
-            if (tid < kBwdBr)
-                cp_async4(smem_u32(sL + buf * kBwdBr + rr), lse + off, ok);
-            else
-                cp_async4(smem_u32(sDl + buf * kBwdBr + rr), delta + off, ok);
-        }
+        const int h = steps.head(st, g, r), qr0 = steps.row0(st, kBwdBr);
+        const int64_t head_off = int64_t(bi) * L * ldq + int64_t(h) * D;
+        load_rows_async(q + head_off, sQ0 + buf * S::q_bytes, dO + head_off, sdO0 + buf * S::q_bytes, ldq, qr0, kBwdBr,
+                        CPR, L, tid, kThreads, swz(kBwdBr));
+        load_row_stats_async(lse, delta, (int64_t(bi) * nq + h) * L, qr0, kBwdBr, L, tid, smem_u32(sL + buf * kBwdBr),
+                             smem_u32(sDl + buf * kBwdBr));
     };
     load_step(0, 0);
     cp_async_commit();
@@ -376,12 +319,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     for (int st = 0; st < n_steps; ++st) {
         const int buf = st & 1;
-        cp_async_wait_all();
+        cp_async_wait<0>();
         wgmma::fence_proxy_async();
         __syncthreads();
         if (st + 1 < n_steps) load_step(st + 1, buf ^ 1);
         cp_async_commit();
-        const int h = g * r + st / per_head, qr0 = (qb0 + st % per_head) * kBwdBr;
+        const int h = steps.head(st, g, r), qr0 = steps.row0(st, kBwdBr);
         const uint32_t cQ = sQ0 + buf * S::q_bytes, cD = sdO0 + buf * S::q_bytes;
 
         // Sᵀ = K_w Qᵀ, dPᵀ = V_w dOᵀ: 64 keys × 64 queries (s[4·nt + e]: key kw + 16·warp + gq + 8·(e/2), query
