@@ -3,7 +3,8 @@
 // GPU tuner with it against the GPU tuner with the host fake quantization (SignRoundOptions::cuda_host_fake_quant).
 // Shapes: groups that pad the last one (in 200, gs 32), per-channel (in < gs, gs -1), 128-wide groups (the 16-byte
 // path), a group size that is not a multiple of 4 (the 1-element path), 2/3/4/8 bits, sym and asym,
-// with and without min/max tuning, α/β outside [0, 1] (clamped), an all-zero row (τ-clamped scale) and a sym tie.
+// with and without min/max tuning, α/β outside [0, 1] (clamped), an all-zero row (τ-clamped scale) and a sym tie;
+// and the step that also writes the next W_q (fused) against a separate forward after the step, bit for bit.
 // Built only with -DAUTOROUND_CUDA=ON (label "gpu"); every test skips cleanly when no CUDA device is visible.
 #include <gtest/gtest.h>
 
@@ -61,6 +62,16 @@ void check_layer(int64_t out, int64_t in, int64_t group_size, int bits, bool sym
     t.wmin = wmin.data();
     t.wmax = wmax.data();
     const FakeQuantDeviceResult dev = fake_quant_device_run(t, sh, cfg, minmax, dWq, lr_v, lr_m);
+
+    // the step that also writes the next W_q (the engine's fused step) against a separate forward after the step
+    for (bool out_bf16 : {false, true}) {
+        FakeQuantConfig c2 = cfg;
+        c2.out_bf16 = out_bf16;
+        const FakeQuantDeviceFusedCheck fc = fake_quant_device_fused_check(t, sh, c2, minmax, dWq, lr_v, lr_m);
+        EXPECT_EQ(fc.fused, fc.separate) << "fused next W_q (FP32), out_bf16 " << out_bf16;
+        EXPECT_EQ(fc.fused_bf16, fc.separate_bf16) << "fused next W_q (bf16), out_bf16 " << out_bf16;
+        EXPECT_NE(fc.fused, fc.first) << "the step changed nothing: the comparison above would be vacuous";
+    }
 
     // CPU: clamp, reference forward and backward, SignSGD
     std::vector<float> a = al, b = be;

@@ -7,14 +7,17 @@
 // The flash attention backward adds dq with atomics (its low bits depend on their order), so the head_dim 64 case
 // checks the losses to 1e-4 relative and the tuned parameters to a small fraction of flipped steps instead.
 // Each case changes the sub-batch size once (a new graph key: captured anew) and uses a per-sample loss mask in
-// one of them (the mask rows are gathered on the device from the replayed indices).
+// one of them (the mask rows are gathered on the device from the replayed indices). The fused step (SignSGD that also
+// writes the next fake-quantized weights) is checked against the separate forward, bit for bit.
 // Built only with -DAUTOROUND_CUDA=ON (label "gpu"); every test skips cleanly when no CUDA device is visible.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -120,6 +123,37 @@ TEST(CudaGraphStep, ReplayEqualsEagerBitForBit) {
     std::vector<std::vector<float>> zeros;
     for (const auto& v : eager.V) zeros.emplace_back(v.size(), 0.f);
     EXPECT_GT(changed_fraction(eager.V, zeros), 0.01);
+}
+
+// The SignSGD step that also writes the next iteration's fake-quantized weights (the default) against the separate
+// fake-quant forward at the start of every iteration (AUTOROUND_NO_FUSED_FQ=1), eager and replayed from graphs:
+// the same losses and parameters bit for bit (deterministic attention path, head_dim 16).
+TEST(CudaGraphStep, FusedFakeQuantEqualsSeparateForward) {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+    const cuda_test::Case k = cuda_test::random_case(/*H=*/96, /*nq=*/6, /*nkv=*/2, /*D=*/16, /*I=*/160, true, 31);
+    const int64_t n = 7, L = 23, batch = 3;
+    std::vector<float> X, R;
+    inputs(n, L, k.c.dims.hidden, X, R);
+    for (bool graphs : {false, true}) {
+        SCOPED_TRACE(graphs ? "graphs" : "eager");
+        const TuneRun fused = tune(k, n, L, batch, X, R, nullptr, graphs, 8);
+        setenv("AUTOROUND_NO_FUSED_FQ", "1", 1);
+        const TuneRun separate = tune(k, n, L, batch, X, R, nullptr, graphs, 8);
+        unsetenv("AUTOROUND_NO_FUSED_FQ");
+        ASSERT_EQ(fused.losses.size(), separate.losses.size());
+        for (size_t i = 0; i < fused.losses.size(); ++i) EXPECT_EQ(fused.losses[i], separate.losses[i]) << "iter " << i;
+        EXPECT_EQ(changed_fraction(fused.V, separate.V), 0.0);
+        // the fused step stores α, β clamped to [0, 1] right away (the separate forward clamps them at the start of
+        // the next iteration): equal once clamped
+        auto clamped = [](std::vector<std::vector<float>> v) {
+            for (auto& r : v)
+                for (float& x : r) x = std::min(std::max(x, 0.f), 1.f);
+            return v;
+        };
+        EXPECT_EQ(changed_fraction(clamped(fused.alpha), clamped(separate.alpha)), 0.0);
+        EXPECT_EQ(changed_fraction(clamped(fused.beta), clamped(separate.beta)), 0.0);
+        EXPECT_EQ(changed_fraction(fused.bestV, separate.bestV), 0.0);
+    }
 }
 
 TEST(CudaGraphStep, FlashAttentionReplayMatchesEager) {

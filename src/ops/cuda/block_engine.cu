@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -742,7 +743,14 @@ struct CudaBlockEngine::Impl {
     bool fb_mask_last = false;
     double fb_scale = 0.0;
     int fb_calls = 0;                  // calls with the current key (the first runs eagerly: cuBLAS warm-up)
+    bool fb_has_fq = false;            // the captured graph includes quantize_tuned's kernels
     size_t step_slots = 0;
+
+    // The block weights of the tuned layers hold fake_quant(W, V, α, β) of their current parameters: the SignSGD
+    // step writes them for the stepped parameters in the same pass (fused_fq, on unless AUTOROUND_NO_FUSED_FQ=1),
+    // so the next quantize_tuned has nothing to do. Cleared by set_weight and add_tuned_layer.
+    bool wq_current = false;
+    bool fused_fq = true;
 
     ~Impl() {
         if (fb_exec) cudaGraphExecDestroy(fb_exec);
@@ -831,6 +839,8 @@ struct CudaBlockEngine::Impl {
         return total / (double(N) * double(d.hidden));
     }
     void quantize_tuned() {
+        if (wq_current) return;
+        wq_current = true;
         for (auto& t : tuned) {
             if (bf)
                 fake_quant_device_forward(t->layer(), nullptr, reinterpret_cast<uint16_t*>(Wb[t->which].p), stream);
@@ -1198,6 +1208,10 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
     s.idx_d.ensure(size_t(s.batch), "sample indices");
     // graphs need device-resident inputs (the gather kernels) and a workspace-backed cuBLAS handle (Bf16 mode)
     s.graphs = opt.cuda_graphs && s.bf && !opt.host_resident_inputs;
+    {
+        const char* e = std::getenv("AUTOROUND_NO_FUSED_FQ");  // A/B: the separate fake-quant forward every iteration
+        s.fused_fq = !(e && e[0] == '1');
+    }
     s.partial_host.resize(N);
     if (opt.loss_mask) {
         s.sample_mask.upload(opt.loss_mask, size_t(n * L), "the loss mask");
@@ -1251,6 +1265,7 @@ void CudaBlockEngine::set_weight(int which, const float* W) {
     check(which >= 0 && which < kNumBlockLinears, "CUDA block engine: bad weight index ", which);
     const auto sh = block_linear_shape(s.d, which);
     const int64_t cnt = sh[0] * sh[1];
+    s.wq_current = false;
     if (!s.bf) {
         AR_CUDA_CHECK(cudaMemcpy(s.W[which].p, W, size_t(cnt) * sizeof(float), cudaMemcpyHostToDevice));
         return;
@@ -1268,6 +1283,7 @@ int CudaBlockEngine::add_tuned_layer(int which, const FakeQuantShape& sh, const 
     check(sh.out == shape[0] && sh.in == shape[1], "CUDA block engine: tuned layer ", block_linear_name(which),
           " has shape [", sh.out, ", ", sh.in, "], the block's is [", shape[0], ", ", shape[1], "]");
     auto t = std::make_unique<Impl::Tuned>();
+    s.wq_current = false;
     t->which = which;
     t->sh = sh;
     t->cfg = cfg;
@@ -1296,12 +1312,18 @@ void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>&
     Impl& s = *p_;
     check(lr.size() == s.tuned.size(), "CUDA block engine: ", lr.size(), " learning rates for ", s.tuned.size(),
           " tuned layers");
+    // fused: each step also writes the block weight for the stepped parameters (what the next quantize_tuned would)
+    auto next_f32 = [&](const Impl::Tuned& t) { return s.fused_fq && !s.bf ? s.W[t.which].p : nullptr; };
+    auto next_bf16 = [&](const Impl::Tuned& t) {
+        return s.fused_fq && s.bf ? reinterpret_cast<uint16_t*>(s.Wb[t.which].p) : nullptr;
+    };
     if (!s.graphs) {
         for (size_t i = 0; i < s.tuned.size(); ++i) {
             Impl::Tuned& t = *s.tuned[i];
             fake_quant_device_backward_step(t.layer(), s.dW[t.which].p, lr[i][0], lr[i][1], nullptr, nullptr, nullptr,
-                                            s.stream);
+                                            s.stream, nullptr, next_f32(t), next_bf16(t));
         }
+        s.wq_current = s.fused_fq;
         return;
     }
     // graph mode: the rates go to device memory (ordered before the replay on the stream), the steps read them
@@ -1323,10 +1345,11 @@ void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>&
             for (size_t i = 0; i < s.tuned.size(); ++i) {
                 Impl::Tuned& t = *s.tuned[i];
                 fake_quant_device_backward_step(t.layer(), s.dW[t.which].p, 0.f, 0.f, nullptr, nullptr, nullptr,
-                                                s.stream, s.lr_d.p + 2 * i);
+                                                s.stream, s.lr_d.p + 2 * i, next_f32(t), next_bf16(t));
             }
         });
     AR_CUDA_CHECK(cudaGraphLaunch(s.step_exec, s.stream));
+    s.wq_current = s.fused_fq;
 }
 
 void CudaBlockEngine::snapshot_tuned_layers() {
@@ -1406,12 +1429,16 @@ double CudaBlockEngine::quantize_forward_backward(const int64_t* idx, int64_t b,
         s.forward_loss_backward(b, mask_last_token, grad_scale, false);
     };
     if (s.fb_exec) {
+        if (!s.fb_has_fq) s.quantize_tuned();  // captured after a fused step; the weights are stale now (eager kernels)
         AR_CUDA_CHECK(cudaGraphLaunch(s.fb_exec, s.stream));
+        s.wq_current = true;
     } else if (s.fb_calls++ == 0) {  // the first call runs eagerly (cuBLAS heuristics, FP8 fallback decisions)
         device_work();
     } else {
+        s.fb_has_fq = !s.wq_current;
         s.fb_exec = capture_graph(s.stream, device_work);
         AR_CUDA_CHECK(cudaGraphLaunch(s.fb_exec, s.stream));
+        s.wq_current = true;
     }
     return s.read_loss(b);
 }

@@ -86,6 +86,50 @@ __device__ __forceinline__ float fq_value(const Params& P, const Group& p, float
     return __fmul_rn(p.s, __fsub_rn(q, p.z));
 }
 
+// W_q of one group (the warp's lanes over its n elements; x, v: the group's W and V, y offset: its first element in
+// the outputs): FP32 into yf and / or bf16 into yb, as forward_kernel writes it. kVConst: V is not written by this
+// kernel (read through the read-only cache); false where the lane itself just wrote its elements of V.
+template <bool VEC, bool kVConst>
+__device__ __forceinline__ void store_group_wq(const Params& P, const Group& p, int lane, int64_t n, const float* x,
+                                               const float* v, int64_t y0, float* yf, __nv_bfloat16* yb) {
+    if constexpr (VEC) {  // n, c0, in, padded multiples of 4; arrays 16-byte (yb 8-byte) aligned
+#pragma unroll 4
+        for (int64_t c = 4 * lane; c < n; c += 128) {
+            const float4 xv = __ldg(reinterpret_cast<const float4*>(x + c));
+            const float4 vv = kVConst ? __ldg(reinterpret_cast<const float4*>(v + c))
+                                      : *reinterpret_cast<const float4*>(v + c);
+            float y[4] = {fq_value(P, p, xv.x, vv.x), fq_value(P, p, xv.y, vv.y), fq_value(P, p, xv.z, vv.z),
+                          fq_value(P, p, xv.w, vv.w)};
+            __nv_bfloat16 b[4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                b[e] = __float2bfloat16_rn(y[e]);
+                if (P.out_bf16) y[e] = __bfloat162float(b[e]);
+            }
+            if (yf) *reinterpret_cast<float4*>(yf + y0 + c) = make_float4(y[0], y[1], y[2], y[3]);
+            if (yb) {  // bf16 of the FP32 y (out_bf16: y already is that value)
+                __nv_bfloat162 lo, hi;
+                lo.x = b[0];
+                lo.y = b[1];
+                hi.x = b[2];
+                hi.y = b[3];
+                uint2 u;
+                u.x = *reinterpret_cast<const uint32_t*>(&lo);
+                u.y = *reinterpret_cast<const uint32_t*>(&hi);
+                *reinterpret_cast<uint2*>(yb + y0 + c) = u;
+            }
+        }
+    } else {
+        for (int64_t c = lane; c < n; c += 32) {
+            float y = fq_value(P, p, x[c], v[c]);
+            const __nv_bfloat16 yb16 = __float2bfloat16_rn(y);
+            if (P.out_bf16) y = __bfloat162float(yb16);
+            if (yf) yf[y0 + c] = y;
+            if (yb) yb[y0 + c] = P.out_bf16 ? yb16 : __float2bfloat16_rn(y);
+        }
+    }
+}
+
 template <bool VEC>
 __global__ void forward_kernel(Params P, int64_t groups, const float* W, const float* V, float* alpha, float* beta,
                                const float* wmin, const float* wmax, float* yf, __nv_bfloat16* yb) {
@@ -105,43 +149,7 @@ __global__ void forward_kernel(Params P, int64_t groups, const float* W, const f
         }
     }
     const Group p = group_params(P, al, be, wmin[g], wmax[g]);
-    const float* x = W + o * P.in + c0;
-    const float* v = V + o * P.padded + c0;
-    if constexpr (VEC) {  // n, c0, in, padded multiples of 4; arrays 16-byte (yb 8-byte) aligned
-#pragma unroll 4
-        for (int64_t c = 4 * lane; c < n; c += 128) {
-            const float4 xv = __ldg(reinterpret_cast<const float4*>(x + c));
-            const float4 vv = __ldg(reinterpret_cast<const float4*>(v + c));
-            float y[4] = {fq_value(P, p, xv.x, vv.x), fq_value(P, p, xv.y, vv.y), fq_value(P, p, xv.z, vv.z),
-                          fq_value(P, p, xv.w, vv.w)};
-            __nv_bfloat16 b[4];
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                b[e] = __float2bfloat16_rn(y[e]);
-                if (P.out_bf16) y[e] = __bfloat162float(b[e]);
-            }
-            if (yf) *reinterpret_cast<float4*>(yf + o * P.in + c0 + c) = make_float4(y[0], y[1], y[2], y[3]);
-            if (yb) {  // bf16 of the FP32 y (out_bf16: y already is that value)
-                __nv_bfloat162 lo, hi;
-                lo.x = b[0];
-                lo.y = b[1];
-                hi.x = b[2];
-                hi.y = b[3];
-                uint2 u;
-                u.x = *reinterpret_cast<const uint32_t*>(&lo);
-                u.y = *reinterpret_cast<const uint32_t*>(&hi);
-                *reinterpret_cast<uint2*>(yb + o * P.in + c0 + c) = u;
-            }
-        }
-    } else {
-        for (int64_t c = lane; c < n; c += 32) {
-            float y = fq_value(P, p, x[c], v[c]);
-            const __nv_bfloat16 yb16 = __float2bfloat16_rn(y);
-            if (P.out_bf16) y = __bfloat162float(yb16);
-            if (yf) yf[o * P.in + c0 + c] = y;
-            if (yb) yb[o * P.in + c0 + c] = P.out_bf16 ? yb16 : __float2bfloat16_rn(y);
-        }
-    }
+    store_group_wq<VEC, true>(P, p, lane, n, W + o * P.in + c0, V + o * P.padded + c0, o * P.in + c0, yf, yb);
 }
 
 __device__ float warp_sum(float v) {
@@ -179,7 +187,8 @@ __device__ __forceinline__ float fq_grad(const Params& P, const Group& p, float 
 template <bool VEC>
 __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, float* V, float* alpha, float* beta,
                                      const float* wmin, const float* wmax, const float* dWq, float lr_v, float lr_m,
-                                     const float* lr_dev, float* gV, float* gA, float* gB) {
+                                     const float* lr_dev, float* gV, float* gA, float* gB, float* yf,
+                                     __nv_bfloat16* yb) {
     if (lr_dev) {  // the rates of this launch from device memory (a replayed CUDA graph)
         lr_v = lr_dev[0];
         lr_m = lr_dev[1];
@@ -228,32 +237,47 @@ __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, f
     }
     ds = warp_sum(ds);
     dz = warp_sum(dz);
-    if (lane != 0) return;
-    // group_param_grads
     const float wmn = wmin[g], wmx = wmax[g];
-    float da = 0.f, db = 0.f;
-    if (P.sym) {
-        const float Q = p.z;
-        const float dm = p.pass ? ds / Q : 0.f;
-        if (p.which == 0) da = -dm * wmn;
-        else if (p.which == 1) db = -dm * wmx;
-        else { da = dm * wmn / 2.f; db = -dm * wmx / 2.f; }
-    } else {
-        const float s = p.s;
-        ds += dz * p.wlo / (s * s);
-        float dwlo = -dz / s;
-        const float ds0 = p.pass ? ds : 0.f;
-        const float dwhi = ds0 / Qa;
-        dwlo -= ds0 / Qa;
-        da = dwlo * wmn;
-        db = dwhi * wmx;
+    float na = 1.f, nb = 1.f;  // the stepped α, β, clamped (fused forward below)
+    if (lane == 0) {
+        // group_param_grads
+        float da = 0.f, db = 0.f;
+        if (P.sym) {
+            const float Q = p.z;
+            const float dm = p.pass ? ds / Q : 0.f;
+            if (p.which == 0) da = -dm * wmn;
+            else if (p.which == 1) db = -dm * wmx;
+            else { da = dm * wmn / 2.f; db = -dm * wmx / 2.f; }
+        } else {
+            const float s = p.s;
+            ds += dz * p.wlo / (s * s);
+            float dwlo = -dz / s;
+            const float ds0 = p.pass ? ds : 0.f;
+            const float dwhi = ds0 / Qa;
+            dwlo -= ds0 / Qa;
+            da = dwlo * wmn;
+            db = dwhi * wmx;
+        }
+        if (gA) gA[g] = da;
+        if (gB) gB[g] = db;
+        if (P.minmax) {
+            na = sign_step(alpha[g], da, lr_m);
+            nb = sign_step(beta[g], db, lr_m);
+            if (yf || yb) {  // the next forward's fake_quant_clamp_minmax, done here
+                na = clamp01(na);
+                nb = clamp01(nb);
+            }
+            alpha[g] = na;
+            beta[g] = nb;
+        }
     }
-    if (gA) gA[g] = da;
-    if (gB) gB[g] = db;
-    if (P.minmax) {
-        alpha[g] = sign_step(alpha[g], da, lr_m);
-        beta[g] = sign_step(beta[g], db, lr_m);
-    }
+    if (!yf && !yb) return;
+    // fused: W_q of the stepped parameters, as the next forward_kernel would write it (each lane re-reads the V
+    // elements it just wrote)
+    na = __shfl_sync(0xffffffffu, na, 0);
+    nb = __shfl_sync(0xffffffffu, nb, 0);
+    const Group pn = group_params(P, P.minmax ? na : 1.f, P.minmax ? nb : 1.f, wmn, wmx);
+    store_group_wq<VEC, false>(P, pn, lane, n, x, v, o * P.in + c0, yf, yb);
 }
 
 Params params_of(const FakeQuantDeviceLayer& l) {
@@ -319,16 +343,20 @@ void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uin
 }
 
 void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float* dWq, float lr_v, float lr_m, float* gV,
-                                     float* gA, float* gB, CUstream_st* stream, const float* lr_device) {
+                                     float* gA, float* gB, CUstream_st* stream, const float* lr_device,
+                                     float* next_Wq_f32, uint16_t* next_Wq_bf16) {
     const Params P = params_of(l);
     const int64_t groups = l.sh.groups();
     const unsigned grid = unsigned((groups + kWarpsPerBlock - 1) / kWarpsPerBlock);
-    if (vec_ok(P, {l.W, l.V, dWq, gV}, nullptr))
+    auto* yb = reinterpret_cast<__nv_bfloat16*>(next_Wq_bf16);
+    if (vec_ok(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16))
         backward_step_kernel<true><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(
-            P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB);
+            P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB, next_Wq_f32,
+            yb);
     else
         backward_step_kernel<false><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(
-            P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB);
+            P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB, next_Wq_f32,
+            yb);
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -363,6 +391,39 @@ FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>& t, co
         r.alpha = A.get(ng);
         r.beta = B.get(ng);
     }
+    return r;
+}
+
+FakeQuantDeviceFusedCheck fake_quant_device_fused_check(const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
+                                                        const FakeQuantConfig& cfg, bool minmax,
+                                                        const std::vector<float>& dWq, float lr_v, float lr_m) {
+    const size_t nw = size_t(sh.out * sh.in), nv = size_t(sh.out * sh.padded_in()), ng = size_t(sh.groups());
+    check(t.W && t.V && t.wmin && t.wmax && (!minmax || (t.alpha && t.beta)) && dWq.size() == nw,
+          "fake_quant_device_fused_check: missing or mis-sized arrays");
+    Dev<float> W(nw, t.W), V(nv, t.V), A(ng, minmax ? t.alpha : nullptr), B(ng, minmax ? t.beta : nullptr),
+        lo(ng, t.wmin), hi(ng, t.wmax), G(nw, dWq.data()), Wq(nw), fused(nw), separate(nw);
+    Dev<uint16_t> Wqb(nw), fused_b(nw), separate_b(nw);
+    FakeQuantDeviceLayer l;
+    l.sh = sh;
+    l.cfg = cfg;
+    l.minmax = minmax;
+    l.W = W.p;
+    l.V = V.p;
+    l.alpha = minmax ? A.p : nullptr;
+    l.beta = minmax ? B.p : nullptr;
+    l.wmin = lo.p;
+    l.wmax = hi.p;
+    fake_quant_device_forward(l, Wq.p, Wqb.p);
+    fake_quant_device_backward_step(l, G.p, lr_v, lr_m, nullptr, nullptr, nullptr, nullptr, nullptr, fused.p,
+                                    fused_b.p);
+    fake_quant_device_forward(l, separate.p, separate_b.p);
+    AR_CUDA_CHECK(cudaDeviceSynchronize());
+    FakeQuantDeviceFusedCheck r;
+    r.fused = fused.get(nw);
+    r.separate = separate.get(nw);
+    r.fused_bf16 = fused_b.get(nw);
+    r.separate_bf16 = separate_b.get(nw);
+    r.first = Wq.get(nw);
     return r;
 }
 

@@ -43,10 +43,13 @@ void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uin
 // gV [out, G·gs] / gA / gB [out·G] when not null), then V -= lr_v·sign(dV) and, when minmax, α -= lr_m·sign(dα),
 // β -= lr_m·sign(dβ). Asynchronous on `stream` (null: the default stream). lr_device (optional): the two rates
 // {lr_v, lr_m} read from device memory when the kernel runs instead of lr_v / lr_m (a step captured once in a
-// CUDA graph and replayed with a new learning rate each iteration).
+// CUDA graph and replayed with a new learning rate each iteration). next_Wq_f32 / next_Wq_bf16 (optional): in the
+// same pass, what fake_quant_device_forward would write next for the stepped parameters (α, β then stored clamped,
+// as that forward stores them), so the next iteration needs no separate forward.
 void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float* dWq, float lr_v, float lr_m, float* gV,
                                      float* gA, float* gB, CUstream_st* stream = nullptr,
-                                     const float* lr_device = nullptr);
+                                     const float* lr_device = nullptr, float* next_Wq_f32 = nullptr,
+                                     uint16_t* next_Wq_bf16 = nullptr);
 
 // The host-array form, for tests: uploads W, V, α, β, wmin, wmax (V/α/β of `t`; α, β ignored unless minmax),
 // runs fake_quant_device_forward, then fake_quant_device_backward_step with dWq, and returns W_q (float32
@@ -57,5 +60,15 @@ struct FakeQuantDeviceResult {
 FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
                                             const FakeQuantConfig& cfg, bool minmax, const std::vector<float>& dWq,
                                             float lr_v, float lr_m);
+
+// For tests of the fused step: forward, then a backward step that also writes the next W_q (FP32 and bf16), then a
+// separate forward of the stepped parameters; the two next W_q must be equal bit for bit (and differ from the first).
+struct FakeQuantDeviceFusedCheck {
+    std::vector<float> first, fused, separate;
+    std::vector<uint16_t> fused_bf16, separate_bf16;
+};
+FakeQuantDeviceFusedCheck fake_quant_device_fused_check(const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
+                                                        const FakeQuantConfig& cfg, bool minmax,
+                                                        const std::vector<float>& dWq, float lr_v, float lr_m);
 
 }  // namespace autoround
