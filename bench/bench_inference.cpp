@@ -12,7 +12,8 @@
 //                        [--reps 3] [--threads N]
 //        bench_inference --membw [--threads N]   (only the read bandwidth, GB/s)
 //        (make a 0.6B-shaped model with: autoround init-model --like qwen3-0.6b --output DIR; a .gguf runs
-//         its quantized weights packed, ops/cpu/quant_matmul.h)
+//         its quantized weights packed, ops/cpu/quant_matmul.h, Q4_0 / Q4_K from the load-time repacked copies of
+//         ops/cpu/qmm_repack.h unless AUTOROUND_NO_REPACK=1: the "repacked" line / field says how many)
 #include <omp.h>
 
 #include <algorithm>
@@ -197,6 +198,11 @@ int main(int argc, char** argv) {
         const Qwen3Model m = Qwen3Model::load(model_dir);
         const ModelConfig& c = m.config();
         const double weight_bytes = decode_weight_bytes(m);
+        int repacked = 0, linears = 1;  // the LM head, then the layers' weights
+        repacked += m.head().repacked != nullptr;
+        for (const Qwen3Layer& L : m.layers())
+            for (const WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+                repacked += w->repacked != nullptr, ++linears;
         auto ids = [&](int n) {
             std::vector<int32_t> v(n);
             for (int i = 0; i < n; ++i) v[i] = (i * 7919 + 13) % c.vocab_size;
@@ -247,6 +253,8 @@ int main(int argc, char** argv) {
         std::printf("model            %s (%.3f B params, %d layers, hidden %d)\n", model_dir.c_str(),
                     m.parameter_count() / 1e9, c.num_hidden_layers, c.hidden_size);
         std::printf("threads          %d\n", omp_get_max_threads());
+        std::printf("repacked         %d of %d linear weights (ops/cpu/qmm_repack.h; AUTOROUND_NO_REPACK=1: none)\n",
+                    repacked, linears);
         std::printf("prefill          %d tokens: %.1f tok/s (%.1f GFLOP/s), best of %d\n", prompt_tokens, prefill_tps,
                     flops / best_prefill / 1e9, reps);
         std::printf("decode           %d tokens after a %d-token prompt: %.2f tok/s, %.2f ms/tok, best of %d\n",
@@ -263,9 +271,10 @@ int main(int argc, char** argv) {
         std::printf("{\"model\":\"%s\",\"threads\":%d,\"prefill_tps\":%.2f,\"decode_tps\":%.3f,\"weight_mb\":%.3f,"
                     "\"decode_gbs\":%.3f,\"memcpy_gbs\":%.3f,\"read_gbs\":%.3f,\"read_u64_loop_gbs\":%.3f,"
                     "\"read_32b_gbs\":%.3f,\"read_64b_gbs\":%.3f,\"bound_fraction\":%.4f,\"read_sustained_gbs\":%.3f,"
-                    "\"sustained_fraction\":%.4f}\n",
+                    "\"sustained_fraction\":%.4f,\"repacked\":%d}\n",
                     model_dir.c_str(), omp_get_max_threads(), prefill_tps, decode_tps, weight_bytes / 1e6, decode_gbs,
-                    mc, bound, rd.loop[0], rd.loop[1], rd.loop[2], decode_gbs / bound, sustained, decode_gbs / sustained);
+                    mc, bound, rd.loop[0], rd.loop[1], rd.loop[2], decode_gbs / bound, sustained, decode_gbs / sustained,
+                    repacked);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -16,6 +17,7 @@
 #include "ops/cpu/linear.h"
 #include "ops/cpu/norm.h"
 #include "ops/cpu/prefetch_stream.h"
+#include "ops/cpu/qmm_repack.h"
 #include "ops/cpu/quant_matmul.h"
 #include "ops/cpu/rope.h"
 #include "ops/cpu/spin_barrier.h"
@@ -81,7 +83,7 @@ Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file, GgufWeights 
     auto weight = [&](const std::string& name, int64_t out, int64_t in) {
         const GgufTensorInfo& t = f.tensor(name);
         const WeightView w = gguf_weight_view(f, t, out, in);
-        if (!w.packed() || mode == GgufWeights::Packed) return w;
+        if (!w.packed() || mode != GgufWeights::Dequantized) return w;
         m.owned_.push_back(gguf_dequantize(f, t));
         return WeightView{DType::F32, m.owned_.back().data(), out, in};
     };
@@ -111,11 +113,28 @@ Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file, GgufWeights 
         L.k_norm = vec(p + "attn_k_norm.weight", D);
     }
     m.inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
+    const char* no_repack = std::getenv("AUTOROUND_NO_REPACK");
+    if (mode == GgufWeights::Packed && qmm_repacked_dots_available() &&
+        !(no_repack && *no_repack && std::string(no_repack) != "0")) {
+        std::vector<WeightView*> ws;  // (the embedding rows are read from the file's blocks)
+        for (Qwen3Layer& L : m.layers_)
+            for (WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+                if (w->packed()) ws.push_back(w);
+        if (m.head_.packed()) ws.push_back(&m.head_);
+        const std::vector<std::shared_ptr<const QmmRepacked>> rs =
+            qmm_repack_all(std::vector<const WeightView*>(ws.begin(), ws.end()));
+        for (size_t i = 0; i < ws.size(); ++i)
+            if (rs[i]) {
+                ws[i]->repacked = rs[i].get();
+                m.repacked_.push_back(rs[i]);
+            }
+    }
     return m;
 }
 
 Qwen3Model Qwen3Model::load(const std::filesystem::path& dir, PackedLayers packed) {
-    if (std::optional<std::filesystem::path> g = find_gguf_model(dir)) return load_gguf(*g, GgufWeights::Packed);
+    if (std::optional<std::filesystem::path> g = find_gguf_model(dir))  // (another runtime's model: no CPU repack)
+        return load_gguf(*g, packed == PackedLayers::Skip ? GgufWeights::Mapped : GgufWeights::Packed);
     Qwen3Model m;
     m.packed_ = packed;
     m.cfg_ = load_model_config(dir);
@@ -275,7 +294,7 @@ void Qwen3Model::forward_team(std::span<const int32_t> tokens, KvCache& cache, f
             for (const Qwen3Layer& L : layers_)
                 for (const Share& s : sh) {
                     const auto add = [&](const WeightView& w, int64_t r0, int64_t r1) {
-                        pf.add(w.packed_row(r0), (r1 - r0) * w.row_bytes());
+                        add_qmm_part_ranges(pf, w, r0, r1);
                     };
                     add(L.q, s.kv0 * group * D, s.kv1 * group * D);
                     add(L.k, s.kv0 * D, s.kv1 * D);
@@ -286,7 +305,7 @@ void Qwen3Model::forward_team(std::span<const int32_t> tokens, KvCache& cache, f
                     add(L.down, s.o0, s.o1);
                 }
             if (head_in_team)
-                for (const Share& s : sh) pf.add(head_.packed_row(s.v0), (s.v1 - s.v0) * head_.row_bytes());
+                for (const Share& s : sh) add_qmm_part_ranges(pf, head_, s.v0, s.v1);
             pf.start(kTeamPrefetchBytes);
             for (int64_t t = 0; t < T; ++t) weight_row_to_f32(embed_, tokens[t], x.data() + t * H);
             if (hook && tid == 0) hook("embeddings", -1, x.data(), T, H);

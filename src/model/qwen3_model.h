@@ -15,6 +15,9 @@
 // linears multiply packed (ops/cpu/quant_matmul.h; embedding rows are dequantized one at a time); the
 // config comes from the GGUF metadata. GgufWeights::Dequantized instead copies quantized tensors to float32
 // at load (exact values): the slower reference path the packed kernels are checked against.
+// For the CPU runtime, GgufWeights::Packed also makes a repacked copy of each Q4_0 / Q4_K linear weight with 16 rows
+// interleaved (ops/cpu/qmm_repack.h; the mapping is not touched) that the AVX-512 VNNI dots read instead (builds
+// without them make none); AUTOROUND_NO_REPACK=1 in the environment, or GgufWeights::Mapped, leaves it out.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +56,7 @@ using HiddenHook = std::function<void(const std::string& name, int layer, const 
 class GgufFile;
 
 // How load_gguf holds quantized GGUF weights (see the file comment).
-enum class GgufWeights { Packed, Dequantized };
+enum class GgufWeights { Packed, Mapped, Dequantized };
 
 // What Qwen3Model::load does with the packed layers of GPTQ / AWQ / auto-round checkpoints: dequantize them to
 // float32 for the CPU kernels, or leave their WeightView empty (data == nullptr, shape set) for a runtime that
@@ -123,6 +126,7 @@ private:
     std::optional<QuantizationConfig> quant_;   // set for GPTQ / AWQ / auto-round checkpoints
     std::list<std::vector<float>> owned_;       // dequantized float32 weights of packed layers
     std::shared_ptr<const GgufFile> gguf_;      // the mapped GGUF file (GGUF models only)
+    std::vector<std::shared_ptr<const QmmRepacked>> repacked_;  // the copies WeightView::repacked point into
 
     PackedLayers packed_ = PackedLayers::Dequantize;
     DecodeSchedule schedule_ = DecodeSchedule::Team;

@@ -16,12 +16,17 @@
 
 namespace autoround {
 
+class QmmRepacked;
+
 struct WeightView {
     DType dtype = DType::F32;   // BF16, F16 or F32; U8 for packed GGUF blocks
     const void* data = nullptr; // [out, in] row-major (packed: out rows of row_bytes() bytes)
     int64_t out = 0;            // rows
     int64_t in = 0;             // columns (logical weights per row)
     std::optional<gguf::BlockType> block;  // set for packed GGUF blocks (never F32/F16/BF16)
+    // Packed only, optional: the CPU runtime's load-time copy of rows [0, repacked->rows) with 16 rows interleaved
+    // (ops/cpu/qmm_repack.h; owned by the model): the int8 dots read those rows from it instead of `data`.
+    const QmmRepacked* repacked = nullptr;
 
     WeightView() = default;
     WeightView(DType dt, const void* d, int64_t rows, int64_t cols) : dtype(dt), data(d), out(rows), in(cols) {}

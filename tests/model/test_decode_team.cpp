@@ -3,9 +3,19 @@
 // Q4_K_M file mixes Q4_K and Q6_K weights inside one layer): for 1, 2 and 3 threads, decode steps of 1 token and of
 // 3 tokens, and all-logits steps, the logits and every layer's hidden state (the hooks) are the same bit for bit, and
 // so is the KV cache the steps leave behind. Prompts longer than 4 tokens take the per-op path either way.
+// GgufWeights::Packed makes the CPU runtime's repacked copies of the Q4_0 / Q4_K weights (ops/cpu/qmm_repack.h) where
+// the build has their dots, so both schedules run them. Against GgufWeights::Mapped (no copies) each matmul differs
+// by float rounding only (the same integer dot per block, block sums added in another order; tests/ops/
+// test_quant_matmul.cpp bounds it), but over the layers a rounding flip in a later activation's int8 quantization
+// grows that to the int8 path's own error: so the test asks that the repacked model's logits stay as close to the
+// exact weights' (GgufWeights::Dequantized, float math) as the in-place ones (within 1.5x their largest deviation),
+// and differ from them by less than twice it. AUTOROUND_NO_REPACK=1 leaves the copies out.
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -15,6 +25,8 @@
 #include "io/io_test_util.h"
 #include "io/safetensors.h"
 #include "model/qwen3_model.h"
+#include "ops/cpu/qmm_repack.h"
+#include "ops/cpu/quant_matmul.h"
 
 using namespace autoround;
 namespace fs = std::filesystem;
@@ -64,7 +76,11 @@ TEST(DecodeTeam, SameLogitsHiddenStatesAndCacheAsThePerOpScheduleBitForBit) {
         write_gguf_model(kNano, store, {}, o, file);
         Qwen3Model m = Qwen3Model::load_gguf(file, GgufWeights::Packed);
         for (const Qwen3Layer& L : m.layers())  // else the team path would not run
-            for (const WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) ASSERT_TRUE(w->packed());
+            for (const WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
+                ASSERT_TRUE(w->packed());
+                // the repacked dots run where the build has them
+                if (qmm_repacked_dots_available() && qmm_repack_supported(*w->block)) ASSERT_TRUE(w->repacked);
+            }
         // a 6-token prompt (per-op path), then single tokens and a 3-token step (the team path)
         std::vector<std::vector<int32_t>> steps = {{1, 20, 300, 4000, 17, 99}};
         for (int i = 0; i < 9; ++i) steps.push_back({(i * 7919 + 13) % static_cast<int32_t>(m.config().vocab_size)});
@@ -84,5 +100,41 @@ TEST(DecodeTeam, SameLogitsHiddenStatesAndCacheAsThePerOpScheduleBitForBit) {
                 EXPECT_TRUE(want.cache == got.cache) << what;
             }
         }
+    }
+}
+
+TEST(DecodeTeam, RepackedCopiesChangeTheLogitsOnlyByRounding) {
+    const testio::TempDir dir;
+    const TensorStore store = TensorStore::open(kNano);
+    for (GgufFileType ft : {GgufFileType::Q4_0, GgufFileType::Q4_K_M}) {
+        GgufExportOptions o;
+        o.file_type = ft;
+        const fs::path file = dir.path() / gguf_file_name("qwen3-nano", ft);
+        write_gguf_model(kNano, store, {}, o, file);
+        const Qwen3Model repacked = Qwen3Model::load_gguf(file, GgufWeights::Packed);
+        const Qwen3Model mapped = Qwen3Model::load_gguf(file, GgufWeights::Mapped);
+        const Qwen3Model exact = Qwen3Model::load_gguf(file, GgufWeights::Dequantized);
+        for (const Qwen3Layer& L : mapped.layers()) ASSERT_EQ(L.q.repacked, nullptr);
+        ::setenv("AUTOROUND_NO_REPACK", "1", 1);
+        const Qwen3Model opted_out = Qwen3Model::load_gguf(file);
+        ::unsetenv("AUTOROUND_NO_REPACK");
+        for (const Qwen3Layer& L : opted_out.layers()) ASSERT_EQ(L.gate.repacked, nullptr);
+        const std::vector<std::vector<int32_t>> steps = {{1, 20, 300, 4000, 17, 99}, {5}, {6, 7}, {8}};
+        const DecodeRun a = decode(repacked, 2, steps, false), b = decode(mapped, 2, steps, false),
+                        e = decode(exact, 2, steps, false);
+        ASSERT_EQ(a.logits.size(), b.logits.size());
+        ASSERT_EQ(a.logits.size(), e.logits.size());
+        float top = 0.f, diff = 0.f, err_a = 0.f, err_b = 0.f;
+        for (size_t i = 0; i < a.logits.size(); ++i) {
+            top = std::max(top, std::fabs(b.logits[i]));
+            diff = std::max(diff, std::fabs(a.logits[i] - b.logits[i]));
+            err_a = std::max(err_a, std::fabs(a.logits[i] - e.logits[i]));
+            err_b = std::max(err_b, std::fabs(b.logits[i] - e.logits[i]));
+        }
+        std::printf("[ %s ] max |logit|: %.3g; max |repacked - mapped| %.3g, |repacked - exact| %.3g, |mapped - exact| "
+                    "%.3g\n", std::string(gguf_file_type_name(ft)).c_str(), top, diff, err_a, err_b);
+        EXPECT_GT(err_b, 0.f);
+        EXPECT_LE(err_a, 1.5f * err_b) << gguf_file_type_name(ft);
+        EXPECT_LE(diff, 2.f * err_b) << gguf_file_type_name(ft);
     }
 }

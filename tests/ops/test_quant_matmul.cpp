@@ -6,6 +6,15 @@
 // weights on one input (quant_matmul_q8_group / linear_group) and the decode team's row shares (quant_matmul_q8_part)
 // equal to separate / whole calls bit for bit.
 //
+// The load-time repacked copies (ops/cpu/qmm_repack.h, Q4_0 / Q4_K, 16 rows interleaved): the layout round-trips to
+// the file's blocks and dequantizes to the same floats; the 16-row dots (QmmIsa::Best) equal their scalar reference
+// (QmmIsa::RepackRef) bit for bit, stay within the activation-rounding bound of the reference, and differ from the
+// in-place dots of the same weight only by float rounding of the block sums (same integer dot per block, summed in
+// another order): |y_repacked − y_in_place| <= 4·(nb + 24)·FLT_EPSILON·Σ_i A_i·1.01·amax(block(i)) + 1e-6, with
+// A_i = |w_i| (Q4_0) or |w_i| + 2·|dmin·mn| (Q4_K, whose scale and min parts are summed apart). Awkward shapes:
+// out not a multiple of 16 (the last out % 16 rows keep the in-place dots), an odd Q4_0 block count (in = 160, 1056),
+// N = 1, 3, 5; threads 1 and 2 and any team split bit-identical to the whole matmul.
+//
 // Tolerance of the int8 path, per output: the activation is rounded to int8 per block of B values (B = 32,
 // or 256 for the K-quants) with step d = amax(block)/127, so |x_i − x̂_i| <= d/2 and
 //   |y − y_ref| <= Σ_i |w_i| · amax(block(i))/254  (+ float rounding, 1e-4 · Σ_i |w_i x_i| + 1e-6).
@@ -16,7 +25,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -24,6 +36,7 @@
 #include "export/gguf_blocks.h"
 #include "ops/cpu/linear.h"
 #include "ops/cpu/prefetch_stream.h"
+#include "ops/cpu/qmm_repack.h"
 #include "ops/cpu/quant_matmul.h"
 #include "quant/quant_test_util.h"
 
@@ -82,6 +95,36 @@ double q8_bound(const Packed& p, const float* x, int64_t in, int64_t o, int64_t 
         }
     }
     return b;
+}
+
+// A packed weight with its repacked copy attached (view.repacked).
+struct Repacked {
+    std::shared_ptr<const QmmRepacked> copy;
+    WeightView view;
+};
+Repacked with_repack(const Packed& p) {
+    Repacked r{qmm_repack(p.view), p.view};
+    r.view.repacked = r.copy.get();
+    return r;
+}
+
+// The float-rounding bound between the repacked and the in-place dots (file comment), for output o of x row x.
+double reorder_bound(const Packed& p, BlockType t, const float* x, int64_t in, int64_t o) {
+    const int64_t B = quant_act_block(t), nb = in / gguf::block_elems(t), rb = gguf::row_bytes(t, in);
+    double m = 0;
+    for (int64_t i = 0; i < in; ++i) {
+        float amax = 0.f;
+        for (int64_t k = i / B * B; k < (i / B + 1) * B; ++k) amax = std::max(amax, std::fabs(x[k]));
+        double a = std::fabs(double(p.deq[o * in + i]));
+        if (t == BlockType::Q4_K) {
+            const auto& blk = reinterpret_cast<const gguf::BlockQ4_K*>(p.bytes.data() + o * rb)[i / 256];
+            uint8_t sc, mn;
+            gguf::q4k_get_scale_min(static_cast<int>(i % 256 / 32), blk.scales, sc, mn);
+            a += 2.0 * std::fabs(double(gguf::fp16_to_f32(blk.dmin)) * mn);
+        }
+        m += a * 1.01 * amax;
+    }
+    return 4.0 * double(nb + 24) * FLT_EPSILON * m + 1e-6;
 }
 
 const BlockType kTypes[] = {BlockType::Q4_0, BlockType::Q4_1, BlockType::Q8_0,
@@ -252,10 +295,91 @@ TEST(QuantMatmul, GroupEqualsSeparateCallsBitForBit) {
     expect_error([&] { quant_matmul_q8_group(x.data(), 1, bad); }, {"one input"});
 }
 
+TEST(QuantMatmul, RepackedLayoutRoundTripsAndDequantizesLikeTheFileBlocks) {
+    for (const auto& [t, in] : std::vector<std::pair<BlockType, int64_t>>{
+             {BlockType::Q4_0, 160}, {BlockType::Q4_0, 256}, {BlockType::Q4_K, 256}, {BlockType::Q4_K, 768}}) {
+        const int64_t out = 37, rb = gguf::row_bytes(t, in);
+        const Packed p = make_weights(t, out, in, 11);
+        const Repacked r = with_repack(p);
+        ASSERT_TRUE(r.copy);
+        EXPECT_EQ(r.copy->rows, 32);
+        EXPECT_EQ(r.copy->group_bytes % 64, 0);
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(r.copy->group(1)) % 64, 0u);
+        std::vector<uint8_t> blocks(static_cast<size_t>(rb));
+        std::vector<float> row(static_cast<size_t>(in));
+        for (int64_t o = 0; o < r.copy->rows; ++o) {
+            qmm_repack_unpack_row(*r.copy, o, blocks.data());
+            ASSERT_EQ(0, std::memcmp(blocks.data(), p.bytes.data() + o * rb, static_cast<size_t>(rb)))
+                << gguf::block_type_name(t) << " in=" << in << " row " << o;
+            qmm_repack_dequantize_row(*r.copy, o, row.data());
+            ASSERT_TRUE(std::equal(row.begin(), row.end(), p.deq.begin() + o * in))
+                << gguf::block_type_name(t) << " in=" << in << " row " << o;
+        }
+        expect_error([&] { qmm_repack_unpack_row(*r.copy, 32, blocks.data()); }, {"row 32 of 32"});
+    }
+    // no layout for the other types, none for fewer than 16 rows
+    EXPECT_FALSE(qmm_repack(make_weights(BlockType::Q6_K, 37, 256, 1).view));
+    EXPECT_FALSE(qmm_repack(make_weights(BlockType::Q4_0, 15, 256, 1).view));
+}
+
+TEST(QuantMatmul, RepackedDotsEqualTheirScalarReferenceAndTheInPlaceDotsUpToRounding) {
+    const int prev = omp_get_max_threads();
+    for (const auto& [t, in] : std::vector<std::pair<BlockType, int64_t>>{{BlockType::Q4_0, 160},
+                                                                         {BlockType::Q4_0, 96},
+                                                                         {BlockType::Q4_0, 1056},
+                                                                         {BlockType::Q4_K, 256},
+                                                                         {BlockType::Q4_K, 768}})
+        for (const int64_t out : {16, 37, 71}) {
+            const Packed p = make_weights(t, out, in, 21 + static_cast<uint32_t>(out));
+            const Repacked r = with_repack(p);
+            ASSERT_TRUE(r.copy);
+            const std::string what = std::string(gguf::block_type_name(t)) + " in=" + std::to_string(in) +
+                                     " out=" + std::to_string(out);
+            for (const int64_t N : {1, 3, 5}) {
+                const std::vector<float> x = make_x(N, in, 900 + static_cast<uint32_t>(N));
+                std::vector<float> bias(out);
+                for (int64_t o = 0; o < out; ++o) bias[o] = 0.01f * static_cast<float>(o);
+                std::vector<float> ref(N * out), inplace(N * out), best(N * out), best2(N * out), scalar(N * out);
+                quant_matmul_ref(x.data(), N, p.view, bias.data(), ref.data());
+                omp_set_num_threads(1);
+                quant_matmul_q8(x.data(), N, p.view, bias.data(), inplace.data());
+                quant_matmul_q8(x.data(), N, r.view, bias.data(), best.data());
+                quant_matmul_q8(x.data(), N, r.view, bias.data(), scalar.data(), QmmIsa::RepackRef);
+                omp_set_num_threads(2);
+                quant_matmul_q8(x.data(), N, r.view, bias.data(), best2.data());
+                double worst = 0;  // largest |repacked − in place| / bound
+                for (int64_t i = 0; i < N; ++i)
+                    for (int64_t o = 0; o < out; ++o) {
+                        const size_t k = static_cast<size_t>(i * out + o);
+                        ASSERT_EQ(best[k], best2[k]) << what << " N=" << N << " out " << o << ": 1 vs 2 threads";
+                        if (qmm_repacked_dots_available())
+                            ASSERT_EQ(best[k], scalar[k]) << what << " N=" << N << " out " << o;
+                        ASSERT_LE(std::fabs(double(best[k]) - ref[k]), q8_bound(p, x.data() + i * in, in, o,
+                                                                                quant_act_block(t)))
+                            << what << " N=" << N << " out " << o;
+                        ASSERT_LE(std::fabs(double(scalar[k]) - ref[k]), q8_bound(p, x.data() + i * in, in, o,
+                                                                                  quant_act_block(t)))
+                            << what << " N=" << N << " out " << o;
+                        const double err = std::fabs(double(best[k]) - inplace[k]),
+                                     bound = reorder_bound(p, t, x.data() + i * in, in, o);
+                        worst = std::max(worst, err / bound);
+                        ASSERT_LE(err, bound) << what << " N=" << N << " out " << o << ": repacked " << best[k]
+                                              << ", in place " << inplace[k];
+                        if (o >= r.copy->rows) ASSERT_EQ(best[k], inplace[k]) << what << " tail row " << o;
+                    }
+                if (N == 1 && out == 37)
+                    std::printf("[ %s ] worst |repacked - in place| = %.2e of the reorder bound\n", what.c_str(),
+                                worst);
+            }
+        }
+    omp_set_num_threads(prev);
+}
+
 // The persistent decode team's parts (quant_matmul_q8_part): any split of each weight's rows — empty shares, one
 // row, ragged cuts — over "threads" run one after another with their own scratch, with and without a
 // PrefetchStream holding the rows in read order, with both instruction sets: every output bit-identical to
-// quant_matmul_q8 on the whole weight; rows outside a share are not written.
+// quant_matmul_q8 on the whole weight; rows outside a share are not written. Also with repacked copies of the Q4_0
+// and Q4_K weights (the ragged cuts split 16-row groups; the stream holds add_qmm_part_ranges' ranges).
 TEST(QuantMatmul, TeamPartsEqualTheWholeMatmulBitForBit) {
     const int64_t in = 512;
     const BlockType types[] = {BlockType::Q4_0, BlockType::Q6_K, BlockType::Q4_K, BlockType::Q8_0, BlockType::Q5_K,
@@ -265,7 +389,15 @@ TEST(QuantMatmul, TeamPartsEqualTheWholeMatmulBitForBit) {
     for (int i = 0; i < 6; ++i) ws.push_back(make_weights(types[i], outs[i], in, 70 + static_cast<uint32_t>(i)));
     std::vector<float> bias(1037);
     for (size_t o = 0; o < bias.size(); ++o) bias[o] = 0.002f * static_cast<float>(o);
-    for (const QmmIsa isa : {QmmIsa::Best, QmmIsa::Avx2})
+    std::vector<std::shared_ptr<const QmmRepacked>> copies;
+    for (const bool repack : {false, true}) {
+    if (repack)
+        for (Packed& w : ws)
+            if (qmm_repack_supported(*w.view.block)) {
+                copies.push_back(qmm_repack(w.view));
+                w.view.repacked = copies.back().get();
+            }
+    for (const QmmIsa isa : {QmmIsa::Best, QmmIsa::Avx2, QmmIsa::RepackRef})
         for (int64_t N : {1, 3})
             for (const bool with_pf : {false, true})
                 for (int nt : {1, 2, 3}) {
@@ -286,7 +418,7 @@ TEST(QuantMatmul, TeamPartsEqualTheWholeMatmulBitForBit) {
                             const int64_t r0 = outs[i] * t / nt + (t > 0 ? i % 2 : 0);
                             const int64_t r1 = t + 1 == nt ? outs[i] : outs[i] * (t + 1) / nt + i % 2;
                             parts.push_back(QmmPart{&ws[i].view, i % 2 ? bias.data() : nullptr, got[i].data(), r0, r1});
-                            pf.add(ws[i].view.packed_row(r0), (r1 - r0) * ws[i].view.row_bytes());
+                            add_qmm_part_ranges(pf, ws[i].view, r0, r1, isa);
                         }
                         check_qmm_parts(parts);
                         pf.start(4096);
@@ -302,8 +434,9 @@ TEST(QuantMatmul, TeamPartsEqualTheWholeMatmulBitForBit) {
                     }
                     for (int i = 0; i < 6; ++i)
                         EXPECT_EQ(want[i], got[i]) << gguf::block_type_name(types[i]) << " nt=" << nt << " N=" << N
-                                                   << " pf=" << with_pf;
+                                                   << " pf=" << with_pf << " repack=" << repack;
                 }
+    }
     const Packed a = make_weights(BlockType::Q4_0, 8, 256, 1);
     std::vector<float> y(8);
     const QmmPart bad[1] = {{&a.view, nullptr, y.data(), 3, 9}};

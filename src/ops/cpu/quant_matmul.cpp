@@ -28,6 +28,7 @@
 
 #include "core/error.h"
 #include "ops/cpu/prefetch_stream.h"
+#include "ops/cpu/qmm_repack.h"
 
 namespace autoround {
 
@@ -64,6 +65,43 @@ void quant_matmul_ref(const float* x, int64_t N, const WeightView& w, const floa
     }
 }
 
+namespace {
+// Whether the dots for w under isa read its repacked copy (ops/cpu/qmm_repack.h).
+bool uses_repacked(const WeightView& w, QmmIsa isa) {
+#ifdef AR_QMM_AVX512VNNI
+    if (w.repacked && isa == QmmIsa::Best) return true;
+#endif
+#ifdef AR_QMM_AVX2
+    return w.repacked && isa == QmmIsa::RepackRef;
+#else
+    (void)w, (void)isa;
+    return false;
+#endif
+}
+}  // namespace
+
+bool qmm_repacked_dots_available() {
+#ifdef AR_QMM_AVX512VNNI
+    return true;
+#else
+    return false;
+#endif
+}
+
+void add_qmm_part_ranges(PrefetchStream& pf, const WeightView& w, int64_t r0, int64_t r1, QmmIsa isa) {
+    if (r1 <= r0) return;
+    if (uses_repacked(w, isa)) {
+        const QmmRepacked& R = *w.repacked;
+        const int64_t e = std::min(r1, R.rows);
+        if (r0 < e) {
+            const int64_t g0 = r0 / kRepackRows, g1 = (e + kRepackRows - 1) / kRepackRows;
+            pf.add(R.group(g0), (g1 - g0) * R.group_bytes);
+        }
+        r0 = std::max(r0, R.rows);
+    }
+    if (r0 < r1) pf.add(w.packed_row(r0), (r1 - r0) * w.row_bytes());
+}
+
 #ifdef AR_QMM_AVX2
 namespace {
 
@@ -77,6 +115,19 @@ struct ActQ8x32 {
 struct ActQ8x256 {
     float d;
     int16_t bsums[kQKK / 16];
+    int8_t qs[kQKK];
+};
+
+// For the repacked 16-row dots (ops/cpu/qmm_repack.h): a 32-value block with Q4_0's offset term −8·Σ qs in integers,
+// and a 256-value block with the sums of its 32-value sub-blocks (the Q4_K mins' term, one VPDPWSSD per two).
+struct ActQ8x32R {
+    float d;
+    int32_t neg8;
+    int8_t qs[kQK];
+};
+struct ActQ8x256R {
+    float d;
+    int16_t bsums32[kQKK / 32];
     int8_t qs[kQKK];
 };
 
@@ -126,6 +177,8 @@ struct alignas(64) ActQ8x256K {
 // Activation elements of type Act covering a row of n values (n a whole number of 32-value blocks).
 inline int64_t act_count(const ActQ8x32*, int64_t n) { return n / kQK; }
 inline int64_t act_count(const ActQ8x256*, int64_t n) { return n / kQKK; }
+inline int64_t act_count(const ActQ8x32R*, int64_t n) { return n / kQK; }
+inline int64_t act_count(const ActQ8x256R*, int64_t n) { return n / kQKK; }
 #ifdef AR_QMM_AVX512VNNI
 inline int64_t act_count(const ActQ8x128*, int64_t n) { return (n / kQK + 3) / 4; }
 inline int64_t act_count(const ActQ8x256K*, int64_t n) { return n / kQKK; }
@@ -147,6 +200,24 @@ void quantize_act(const float* x, int64_t n, ActQ8x256* a) {
             for (int j = 0; j < 16; ++j) s += a[b].qs[16 * g + j];
             a[b].bsums[g] = static_cast<int16_t>(s);
         }
+    }
+}
+
+void quantize_act(const float* x, int64_t n, ActQ8x32R* a) {
+    for (int64_t b = 0; b < n / kQK; ++b) {
+        a[b].d = quantize_i8(x + b * kQK, kQK, a[b].qs);
+        int s = 0;
+        for (int j = 0; j < kQK; ++j) s += a[b].qs[j];
+        a[b].neg8 = -8 * s;
+    }
+}
+void quantize_act(const float* x, int64_t n, ActQ8x256R* a) {
+    ActQ8x256 t;
+    for (int64_t b = 0; b < n / kQKK; ++b) {
+        quantize_act(x + b * kQKK, kQKK, &t);
+        a[b].d = t.d;
+        for (int j = 0; j < kQKK / 32; ++j) a[b].bsums32[j] = static_cast<int16_t>(t.bsums[2 * j] + t.bsums[2 * j + 1]);
+        std::memcpy(a[b].qs, t.qs, kQKK);
     }
 }
 
@@ -398,6 +469,72 @@ float dot_q6_k(const uint8_t* row, const ActQ8x256* a, int64_t nb) {
     return hsum(acc);
 }
 
+// ---- 16-row dots on the repacked layout (ops/cpu/qmm_repack.h) -------------------------------------------------
+// y[r] for the 16 rows of one group against one activation row. Per row and block the same integer dot as the
+// in-place dots; the float side is one multiply-add per block and row, acc += (d_w·d_a)·Σ: Q4_0 into two
+// accumulators (even / odd blocks) added at the end, Q4_K the scale part and the mins part each in one, subtracted
+// at the end. The scalar versions (QmmIsa::RepackRef) do exactly the VNNI versions' float operations, so the two
+// agree bit for bit. How the group's bytes are prefetched: by the thread's stream, or a fixed distance ahead.
+struct GroupPf {
+    PrefetchStream* stream;  // advanced by the bytes of each step, or null
+    bool self;               // without a stream: prefetch kPrefetchBytes ahead of each step's bytes
+};
+inline void group_prefetch(const GroupPf& pf, const uint8_t* p, int64_t bytes) {
+    if (pf.stream) pf.stream->advance(bytes);
+    else if (pf.self)
+        for (int64_t l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + l + kPrefetchBytes, _MM_HINT_T0);
+}
+inline float f16_at(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return fp16(h);
+}
+
+void q4_0r_group_ref(const uint8_t* grp, const ActQ8x32R* a, int64_t nb, GroupPf pf, float* y) {
+    for (int64_t b = 0; b < nb; b += 2) group_prefetch(pf, grp + q4_0r_scales(b), b + 1 < nb ? 576 : 320);
+    for (int r = 0; r < kRepackRows; ++r) {
+        float acc[2] = {0.f, 0.f};
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* c = grp + q4_0r_codes(b);
+            int32_t p = a[b].neg8;
+            for (int j = 0; j < kQK; ++j) {
+                const uint8_t byte = c[64 * ((j % 16) / 4) + 4 * r + j % 4];
+                p += (j < 16 ? byte & 0xF : byte >> 4) * a[b].qs[j];
+            }
+            const float s = f16_at(grp + q4_0r_scales(b) + 2 * r) * a[b].d;
+            acc[b % 2] = std::fma(s, static_cast<float>(p), acc[b % 2]);
+        }
+        y[r] = acc[0] + acc[1];
+    }
+}
+
+void q4_kr_group_ref(const uint8_t* grp, const ActQ8x256R* a, int64_t nb, GroupPf pf, float* y) {
+    for (int64_t b = 0; b < nb; ++b) group_prefetch(pf, grp + b * kQ4KrBlockBytes, kQ4KrBlockBytes);
+    for (int r = 0; r < kRepackRows; ++r) {
+        float acc_d = 0.f, acc_m = 0.f;
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* blk = grp + b * kQ4KrBlockBytes;
+            uint8_t packed[12], sc[16];
+            for (int k = 0; k < 3; ++k) std::memcpy(packed + 4 * k, blk + 64 + 64 * k + 4 * r, 4);
+            q4k_scales_mins(packed, sc);
+            int32_t s = 0, m = 0;
+            for (int j = 0; j < 8; ++j) {
+                int32_t p = 0;
+                for (int v = 0; v < 32; ++v) {
+                    const int c = j / 2, q = v / 4;
+                    const uint8_t byte = blk[256 + 512 * c + 64 * q + 4 * r + v % 4];
+                    p += (j % 2 ? byte >> 4 : byte & 0xF) * a[b].qs[32 * j + v];
+                }
+                s += sc[j] * p;
+                m += sc[8 + j] * a[b].bsums32[j];
+            }
+            acc_d = std::fma(f16_at(blk + 2 * r) * a[b].d, static_cast<float>(s), acc_d);
+            acc_m = std::fma(f16_at(blk + 32 + 2 * r) * a[b].d, static_cast<float>(m), acc_m);
+        }
+        y[r] = acc_d - acc_m;
+    }
+}
+
 #ifdef AR_QMM_AVX512VNNI
 // ---- AVX-512 VNNI dots ---------------------------------------------------------------------------------------
 // Each byte's high nibble as a value 0–15: one GF2P8AFFINEQB (bit 4 + k of each byte to bit k) instead of a shift and
@@ -560,6 +697,112 @@ float dot_q4_k_vnni(const uint8_t* row, const ActQ8x256K* a, int64_t nb) {
     m = _mm_add_ss(m, _mm_movehdup_ps(m));
     return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
 }
+
+// The repacked 16-row dots: one int32 lane per row. A 64-byte code vector holds 4 code bytes of each of the 16 rows;
+// its low nibbles (AND) and high nibbles (hi_nibbles) go through VPDPBUSD against one 32-bit broadcast of the
+// matching 4 activation codes (shared by the 16 rows), so no code is moved and no lane is summed across.
+inline __m512i bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+// Q4_0: a block's integer dots of the 16 rows, Σ (q − 8)·qa (four independent VPDPBUSD chains of two).
+inline __m512i q4_0r_block_vnni(const uint8_t* c, const ActQ8x32R& a) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i w0 = _mm512_load_si512(c), w1 = _mm512_load_si512(c + 64), w2 = _mm512_load_si512(c + 128),
+                  w3 = _mm512_load_si512(c + 192);
+    __m512i p0 = _mm512_dpbusd_epi32(_mm512_set1_epi32(a.neg8), _mm512_and_si512(w0, m4), bcast4(a.qs));
+    __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(w1, m4), bcast4(a.qs + 4));
+    __m512i p2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(w2, m4), bcast4(a.qs + 8));
+    __m512i p3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(w3, m4), bcast4(a.qs + 12));
+    p0 = _mm512_dpbusd_epi32(p0, hi_nibbles(w0), bcast4(a.qs + 16));
+    p1 = _mm512_dpbusd_epi32(p1, hi_nibbles(w1), bcast4(a.qs + 20));
+    p2 = _mm512_dpbusd_epi32(p2, hi_nibbles(w2), bcast4(a.qs + 24));
+    p3 = _mm512_dpbusd_epi32(p3, hi_nibbles(w3), bcast4(a.qs + 28));
+    return _mm512_add_epi32(_mm512_add_epi32(p0, p1), _mm512_add_epi32(p2, p3));
+}
+// Q4_0, a pair of blocks per step (576 bytes: both blocks' 16 fp16 scales in one line, then their codes).
+void q4_0r_group_vnni(const uint8_t* grp, const ActQ8x32R* a, int64_t nb, GroupPf pf, float* y) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        const uint8_t* u = grp + q4_0r_scales(b);
+        const bool two = b + 1 < nb;
+        group_prefetch(pf, u, two ? 576 : 320);
+        const __m512 s0 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(u))),
+                                        _mm512_set1_ps(a[b].d));
+        acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(q4_0r_block_vnni(u + 64, a[b])), acc0);
+        if (two) {
+            const __m512 s1 = _mm512_mul_ps(
+                _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(u + 32))), _mm512_set1_ps(a[b + 1].d));
+            acc1 = _mm512_fmadd_ps(s1, _mm512_cvtepi32_ps(q4_0r_block_vnni(u + 320, a[b + 1])), acc1);
+        }
+    }
+    _mm512_storeu_ps(y, _mm512_add_ps(acc0, acc1));
+}
+// Q4_K, a block (2304 bytes) per step: the 16 rows' 6-bit scales and mins unpacked from their three u32 words at once
+// (the bit operations of q4k_scales_mins, one lane per row), sub-block j's scale to an int32 lane by VPSHUFB, one
+// VPMULLD per sub-block; the mins' integer term by four VPDPWSSD of (mn_j, mn_j+1) pairs against the activation's
+// 32-value sums.
+void q4_kr_group_vnni(const uint8_t* grp, const ActQ8x256R* a, int64_t nb, GroupPf pf, float* y) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi8(0x3F), m2 = _mm512_set1_epi8(0x03);
+    // VPSHUFB controls (byte indices within a 128-bit lane, so dword i of it adds 4i): per 32-bit lane its byte k
+    // zero-extended (k = 0..3); its bytes (0, 1) / (2, 3) as int16 pairs
+    auto per_dword = [](uint32_t ctrl, uint32_t step) {
+        return _mm512_set4_epi32(static_cast<int32_t>(ctrl + 3 * step), static_cast<int32_t>(ctrl + 2 * step),
+                                 static_cast<int32_t>(ctrl + step), static_cast<int32_t>(ctrl));
+    };
+    const __m512i byte_k[4] = {per_dword(0x80808000u, 4), per_dword(0x80808001u, 4), per_dword(0x80808002u, 4),
+                               per_dword(0x80808003u, 4)};
+    const __m512i pair01 = per_dword(0x80018000u, 0x00040004u), pair23 = per_dword(0x80038002u, 0x00040004u);
+    __m512 acc_d = _mm512_setzero_ps(), acc_m = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = grp + b * kQ4KrBlockBytes;
+        group_prefetch(pf, blk, kQ4KrBlockBytes);
+        const ActQ8x256R& x = a[b];
+        const __m512i u0 = _mm512_load_si512(blk + 64), u1 = _mm512_load_si512(blk + 128),
+                      u2 = _mm512_load_si512(blk + 192);
+        const __m512i sc03 = _mm512_and_si512(u0, m6), mn03 = _mm512_and_si512(u1, m6);
+        const __m512i sc47 = _mm512_or_si512(_mm512_and_si512(u2, m4),
+                                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), m2), 4));
+        const __m512i mn47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4),
+                                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), m2), 4));
+        __m512i mins = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_shuffle_epi8(mn03, pair01),
+                                           bcast4(reinterpret_cast<const int8_t*>(x.bsums32)));
+        mins = _mm512_dpwssd_epi32(mins, _mm512_shuffle_epi8(mn03, pair23),
+                                   bcast4(reinterpret_cast<const int8_t*>(x.bsums32 + 2)));
+        mins = _mm512_dpwssd_epi32(mins, _mm512_shuffle_epi8(mn47, pair01),
+                                   bcast4(reinterpret_cast<const int8_t*>(x.bsums32 + 4)));
+        mins = _mm512_dpwssd_epi32(mins, _mm512_shuffle_epi8(mn47, pair23),
+                                   bcast4(reinterpret_cast<const int8_t*>(x.bsums32 + 6)));
+        __m512i sum = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
+            const uint8_t* w = blk + 256 + 512 * c;
+            const int8_t* xl = x.qs + 64 * c;
+            const int8_t* xh = xl + 32;
+            __m512i lo0 = _mm512_setzero_si512(), lo1 = _mm512_setzero_si512(), hi0 = _mm512_setzero_si512(),
+                    hi1 = _mm512_setzero_si512();
+            for (int q = 0; q < 8; q += 2) {
+                const __m512i w0 = _mm512_load_si512(w + 64 * q), w1 = _mm512_load_si512(w + 64 * q + 64);
+                lo0 = _mm512_dpbusd_epi32(lo0, _mm512_and_si512(w0, m4), bcast4(xl + 4 * q));
+                lo1 = _mm512_dpbusd_epi32(lo1, _mm512_and_si512(w1, m4), bcast4(xl + 4 * q + 4));
+                hi0 = _mm512_dpbusd_epi32(hi0, hi_nibbles(w0), bcast4(xh + 4 * q));
+                hi1 = _mm512_dpbusd_epi32(hi1, hi_nibbles(w1), bcast4(xh + 4 * q + 4));
+            }
+            const __m512i sc = c < 2 ? sc03 : sc47;
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(_mm512_add_epi32(lo0, lo1),
+                                                           _mm512_shuffle_epi8(sc, byte_k[(2 * c) % 4])));
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(_mm512_add_epi32(hi0, hi1),
+                                                           _mm512_shuffle_epi8(sc, byte_k[(2 * c + 1) % 4])));
+        }
+        const __m512 da = _mm512_set1_ps(x.d);
+        const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(blk))), da);
+        const __m512 dm =
+            _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(blk + 32))), da);
+        acc_d = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sum), acc_d);
+        acc_m = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(mins), acc_m);
+    }
+    _mm512_storeu_ps(y, _mm512_sub_ps(acc_d, acc_m));
+}
 #endif  // AR_QMM_AVX512VNNI
 
 // One weight's share of a (grouped) matmul: y[t, o] = w_o · x̂_t (+ bias[o]) for rows [o0, o1), the row dot inlined
@@ -574,7 +817,35 @@ struct RowJob {
     float* y;
     void (*run)(const RowJob&, int64_t o0, int64_t o1);
     void (*run_pf)(const RowJob&, int64_t o0, int64_t o1, PrefetchStream& pf);
+    // rows [0, rp->rows) by the 16-row dots on the weight's repacked copy (rp null: none); group(j, g, o0, o1, pf)
+    // computes group g and stores its rows in [o0, o1)
+    const QmmRepacked* rp;
+    const void* ract;  // [N, nb] activation of the repacked dots
+    void (*group)(const RowJob&, int64_t g, int64_t o0, int64_t o1, PrefetchStream* pf);
 };
+
+template <typename Act, void (*Group)(const uint8_t*, const Act*, int64_t, GroupPf, float*)>
+void run_group(const RowJob& j, int64_t g, int64_t o0, int64_t o1, PrefetchStream* pf) {
+    const Act* act = static_cast<const Act*>(j.ract);
+    const int64_t g0 = g * kRepackRows, r0 = std::max(o0, g0), r1 = std::min(o1, g0 + kRepackRows);
+    alignas(64) float y16[kRepackRows];
+    for (int64_t t = 0; t < j.N; ++t) {  // the group's bytes are prefetched (or the stream advanced) once
+        Group(j.rp->group(g), act + t * j.nb, j.nb, GroupPf{t == 0 ? pf : nullptr, t == 0}, y16);
+        for (int64_t o = r0; o < r1; ++o) j.y[t * j.out + o] = y16[o - g0] + (j.bias ? j.bias[o] : 0.f);
+    }
+}
+// Rows [o0, o1) of a job: the repacked groups that hold rows of the range (a group cut by the range is computed
+// whole and only its rows in the range stored, so any split gives the same values), then the rows past them.
+void run_rows(const RowJob& j, int64_t o0, int64_t o1, PrefetchStream* pf) {
+    if (j.rp) {
+        const int64_t e = std::min(o1, j.rp->rows);
+        for (int64_t g = o0 / kRepackRows; g * kRepackRows < e; ++g) j.group(j, g, o0, e, pf);
+        o0 = std::max(o0, j.rp->rows);
+    }
+    if (o0 >= o1) return;
+    if (pf) j.run_pf(j, o0, o1, *pf);
+    else j.run(j, o0, o1);
+}
 
 template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t)>
 inline void row_dots(const RowJob& j, const Act* act, int64_t o) {
@@ -623,6 +894,8 @@ private:
     static constexpr int slot() {
         if constexpr (std::is_same_v<Act, ActQ8x32>) return 0;
         else if constexpr (std::is_same_v<Act, ActQ8x256>) return 1;
+        else if constexpr (std::is_same_v<Act, ActQ8x32R>) return 4;
+        else if constexpr (std::is_same_v<Act, ActQ8x256R>) return 5;
 #ifdef AR_QMM_AVX512VNNI
         else if constexpr (std::is_same_v<Act, ActQ8x128>) return 2;
         else if constexpr (std::is_same_v<Act, ActQ8x256K>) return 3;
@@ -633,6 +906,8 @@ private:
     std::vector<Act>& store() {
         if constexpr (std::is_same_v<Act, ActQ8x32>) return a32_;
         else if constexpr (std::is_same_v<Act, ActQ8x256>) return a256_;
+        else if constexpr (std::is_same_v<Act, ActQ8x32R>) return a32r_;
+        else if constexpr (std::is_same_v<Act, ActQ8x256R>) return a256r_;
 #ifdef AR_QMM_AVX512VNNI
         else if constexpr (std::is_same_v<Act, ActQ8x128>) return a128_;
         else if constexpr (std::is_same_v<Act, ActQ8x256K>) return a256k_;
@@ -641,9 +916,11 @@ private:
     }
     const float* x_ = nullptr;
     int64_t N_ = 0, in_ = 0;
-    bool fresh_[4] = {};
+    bool fresh_[6] = {};
     std::vector<ActQ8x32> a32_;
     std::vector<ActQ8x256> a256_;
+    std::vector<ActQ8x32R> a32r_;
+    std::vector<ActQ8x256R> a256r_;
 #ifdef AR_QMM_AVX512VNNI
     std::vector<ActQ8x128> a128_;
     std::vector<ActQ8x256K> a256k_;
@@ -655,12 +932,12 @@ template <typename Act, float (*Dot)(const uint8_t*, const Act*, int64_t),
 RowJob job(const WeightView& w, int64_t N, ActCache& acts, const float* bias, float* y) {
     return RowJob{static_cast<const uint8_t*>(w.data), w.row_bytes(), w.in / gguf::block_elems(*w.block), w.out,
                   act_count(static_cast<const Act*>(nullptr), w.in), N, acts.get<Act>(), bias, y,
-                  run_chunk<Act, Dot>, run_chunk_pf<Act, DotNoPf>};
+                  run_chunk<Act, Dot>, run_chunk_pf<Act, DotNoPf>, nullptr, nullptr, nullptr};
 }
 #define AR_QMM_JOB(Act, dot) job<Act, dot<true>, dot<false>>(w, N, acts, bias, y)
 #define AR_QMM_JOB_K(Act, q5) job<Act, dot_q45_k<q5, true>, dot_q45_k<q5, false>>(w, N, acts, bias, y)
 
-RowJob make_job(const WeightView& w, int64_t N, ActCache& acts, const float* bias, float* y, QmmIsa isa) {
+RowJob make_inplace_job(const WeightView& w, int64_t N, ActCache& acts, const float* bias, float* y, QmmIsa isa) {
     (void)isa;
     switch (*w.block) {
         case BlockType::Q4_0:
@@ -687,6 +964,34 @@ RowJob make_job(const WeightView& w, int64_t N, ActCache& acts, const float* bia
 #undef AR_QMM_JOB
 #undef AR_QMM_JOB_K
 
+// A weight's job: its repacked rows by the 16-row dots where it has a repacked copy and isa takes it, the other
+// rows (all of them without a copy) by the in-place dots (Best's for RepackRef).
+RowJob make_job(const WeightView& w, int64_t N, ActCache& acts, const float* bias, float* y, QmmIsa isa) {
+    const QmmIsa inplace = isa == QmmIsa::RepackRef ? QmmIsa::Best : isa;
+    if (!uses_repacked(w, isa)) return make_inplace_job(w, N, acts, bias, y, inplace);
+    const QmmRepacked& R = *w.repacked;
+    RowJob j = R.rows < w.out ? make_inplace_job(w, N, acts, bias, y, inplace)
+                              : RowJob{static_cast<const uint8_t*>(w.data), w.row_bytes(), R.nb, w.out, 0, N, nullptr,
+                                       bias, y, nullptr, nullptr, nullptr, nullptr, nullptr};
+    j.rp = &R;
+    const bool ref = isa == QmmIsa::RepackRef;
+    if (*w.block == BlockType::Q4_0) {
+        j.ract = acts.get<ActQ8x32R>();
+        j.group = run_group<ActQ8x32R, q4_0r_group_ref>;
+#ifdef AR_QMM_AVX512VNNI
+        if (!ref) j.group = run_group<ActQ8x32R, q4_0r_group_vnni>;
+#endif
+    } else {
+        j.ract = acts.get<ActQ8x256R>();
+        j.group = run_group<ActQ8x256R, q4_kr_group_ref>;
+#ifdef AR_QMM_AVX512VNNI
+        if (!ref) j.group = run_group<ActQ8x256R, q4_kr_group_vnni>;
+#endif
+    }
+    (void)ref;
+    return j;
+}
+
 // All jobs' rows in one parallel region: dynamic chunks of rows (about 8 per thread and weight), so a thread that
 // loses its core to another process does not hold up the others at the join; `nowait` lets a thread that runs out
 // of one weight's chunks go on to the next weight's, so a group pays one fork/join.
@@ -696,9 +1001,11 @@ void run_jobs(const RowJob* jobs, int n, int64_t weights) {
 #pragma omp parallel if (weights >= (1 << 16))
     for (int i = 0; i < n; ++i) {
         const RowJob& j = jobs[i];
-        const int64_t chunk = std::max<int64_t>(8, j.out / (8 * threads)), nc = (j.out + chunk - 1) / chunk;
+        int64_t chunk = std::max<int64_t>(8, j.out / (8 * threads));
+        if (j.rp) chunk = (chunk + kRepackRows - 1) / kRepackRows * kRepackRows;  // whole repacked groups
+        const int64_t nc = (j.out + chunk - 1) / chunk;
 #pragma omp for schedule(dynamic, 1) nowait
-        for (int64_t c = 0; c < nc; ++c) j.run(j, c * chunk, std::min(j.out, (c + 1) * chunk));
+        for (int64_t c = 0; c < nc; ++c) run_rows(j, c * chunk, std::min(j.out, (c + 1) * chunk), nullptr);
     }
 }
 
@@ -772,8 +1079,7 @@ void quant_matmul_q8_part(const float* x, int64_t N, std::span<const QmmPart> pa
     for (const QmmPart& p : parts) {
         if (p.r1 <= p.r0) continue;
         const RowJob j = make_job(*p.w, N, acts, p.bias, p.y, isa);
-        if (pf) j.run_pf(j, p.r0, p.r1, *pf);
-        else j.run(j, p.r0, p.r1);
+        run_rows(j, p.r0, p.r1, pf);
     }
 #else
     (void)isa;

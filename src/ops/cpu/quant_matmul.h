@@ -16,6 +16,12 @@
 //                    VPDPBUSD with the −8 offset and the scales vectorised, no scalar work per block; with GFNI the nibble / 6-bit
 //                    code unpacking by GF2P8AFFINEQB bit matrices); QmmIsa::Avx2 forces the
 //                    AVX2 dots everywhere (tests compare both with the reference).
+//                    A weight with a load-time repacked copy (WeightView::repacked, ops/cpu/qmm_repack.h: Q4_0 and
+//                    Q4_K, 16 rows interleaved) runs its rows [0, repacked->rows) through 16-row dots on that copy
+//                    (QmmIsa::Best; the rest of the rows as above): the same integer dot per row and block, one
+//                    float multiply-add per block per row (acc += (d_w·d_a)·Σ) where the in-place dots take several
+//                    lanes per block: results differ from those in the last bits (float rounding of the block sums
+//                    only). QmmIsa::RepackRef runs the same repacked dots in scalar C++, bit-identical to Best's.
 // linear() (ops/cpu/linear.h) picks between this and dequantized tiles + sgemm by N.
 #pragma once
 
@@ -29,7 +35,7 @@ namespace autoround {
 
 // x [N, in] f32, w packed [out, in] (w.packed()), bias [out] or null, y [N, out] f32.
 void quant_matmul_ref(const float* x, int64_t N, const WeightView& w, const float* bias, float* y);
-enum class QmmIsa { Best, Avx2 };
+enum class QmmIsa { Best, Avx2, RepackRef };
 void quant_matmul_q8(const float* x, int64_t N, const WeightView& w, const float* bias, float* y,
                      QmmIsa isa = QmmIsa::Best);
 
@@ -67,6 +73,11 @@ public:
 };
 class PrefetchStream;
 void check_qmm_parts(std::span<const QmmPart> parts);
+// Appends to pf the bytes quant_matmul_q8_part reads for rows [r0, r1) of w, in its order (the repacked groups that
+// hold rows of the range, then the file rows past the repacked ones).
+void add_qmm_part_ranges(PrefetchStream& pf, const WeightView& w, int64_t r0, int64_t r1, QmmIsa isa = QmmIsa::Best);
+// Whether this build has the fast dots for repacked weights (AVX-512 VNNI): a runtime repacks only then.
+bool qmm_repacked_dots_available();
 void quant_matmul_q8_part(const float* x, int64_t N, std::span<const QmmPart> parts, QmmScratch& scratch,
                           PrefetchStream* pf, QmmIsa isa = QmmIsa::Best) noexcept;
 
