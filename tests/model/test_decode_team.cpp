@@ -133,7 +133,8 @@ TEST(DecodeTeam, RepackedCopiesChangeTheLogitsOnlyByRounding) {
         }
         std::printf("[ %s ] max |logit|: %.3g; max |repacked - mapped| %.3g, |repacked - exact| %.3g, |mapped - exact| "
                     "%.3g\n", std::string(gguf_file_type_name(ft)).c_str(), top, diff, err_a, err_b);
-        EXPECT_GT(err_b, 0.f);
+        // (builds without the int8 dots run the float reference in both: nothing to compare then)
+        if (qmm_repacked_dots_available()) EXPECT_GT(err_b, 0.f);
         EXPECT_LE(err_a, 1.5f * err_b) << gguf_file_type_name(ft);
         EXPECT_LE(diff, 2.f * err_b) << gguf_file_type_name(ft);
     }
