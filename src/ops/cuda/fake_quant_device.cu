@@ -360,36 +360,57 @@ void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float*
     AR_CUDA_CHECK(cudaGetLastError());
 }
 
+namespace {
+// The host arrays of one layer uploaded for the test entry points below (checked against the shape first).
+struct UploadedLayer {
+    size_t nw, nv, ng;
+    Dev<float> W, V, A, B, lo, hi, G;
+    FakeQuantDeviceLayer l;
+    // the weight's element count, once the arrays are checked
+    static size_t checked_count(const char* what, const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
+                                bool minmax, const std::vector<float>& dWq) {
+        const size_t n = size_t(sh.out * sh.in);
+        check(t.W && t.V && t.wmin && t.wmax && (!minmax || (t.alpha && t.beta)) && dWq.size() == n, what,
+              ": missing or mis-sized arrays");
+        return n;
+    }
+    UploadedLayer(const char* what, const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
+                  const FakeQuantConfig& cfg, bool minmax, const std::vector<float>& dWq)
+        : nw(checked_count(what, t, sh, minmax, dWq)), nv(size_t(sh.out * sh.padded_in())), ng(size_t(sh.groups())),
+          W(nw, t.W), V(nv, t.V), A(ng, minmax ? t.alpha : nullptr), B(ng, minmax ? t.beta : nullptr), lo(ng, t.wmin),
+          hi(ng, t.wmax), G(nw, dWq.data()) {
+        l.sh = sh;
+        l.cfg = cfg;
+        l.minmax = minmax;
+        l.W = W.p;
+        l.V = V.p;
+        l.alpha = minmax ? A.p : nullptr;
+        l.beta = minmax ? B.p : nullptr;
+        l.wmin = lo.p;
+        l.wmax = hi.p;
+    }
+};
+}  // namespace
+
 FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
                                             const FakeQuantConfig& cfg, bool minmax, const std::vector<float>& dWq,
                                             float lr_v, float lr_m) {
-    const size_t nw = size_t(sh.out * sh.in), nv = size_t(sh.out * sh.padded_in()), ng = size_t(sh.groups());
-    check(t.W && t.V && t.wmin && t.wmax && (!minmax || (t.alpha && t.beta)) && dWq.size() == nw,
-          "fake_quant_device_run: missing or mis-sized arrays");
-    Dev<float> W(nw, t.W), V(nv, t.V), A(ng, minmax ? t.alpha : nullptr), B(ng, minmax ? t.beta : nullptr),
-        lo(ng, t.wmin), hi(ng, t.wmax), G(nw, dWq.data()), Wq(nw), gV(nv), gA(ng), gB(ng);
-    FakeQuantDeviceLayer l;
-    l.sh = sh;
-    l.cfg = cfg;
-    l.minmax = minmax;
-    l.W = W.p;
-    l.V = V.p;
-    l.alpha = minmax ? A.p : nullptr;
-    l.beta = minmax ? B.p : nullptr;
-    l.wmin = lo.p;
-    l.wmax = hi.p;
+    UploadedLayer u("fake_quant_device_run", t, sh, cfg, minmax, dWq);
+    const size_t nw = u.nw, nv = u.nv, ng = u.ng;
+    Dev<float> Wq(nw), gV(nv), gA(ng), gB(ng);
+    const FakeQuantDeviceLayer& l = u.l;
     fake_quant_device_forward(l, Wq.p, nullptr);
-    fake_quant_device_backward_step(l, G.p, lr_v, lr_m, gV.p, gA.p, gB.p);
+    fake_quant_device_backward_step(l, u.G.p, lr_v, lr_m, gV.p, gA.p, gB.p);
     AR_CUDA_CHECK(cudaDeviceSynchronize());
     FakeQuantDeviceResult r;
     r.Wq = Wq.get(nw);
     r.gV = gV.get(nv);
     r.gA = gA.get(ng);
     r.gB = gB.get(ng);
-    r.V = V.get(nv);
+    r.V = u.V.get(nv);
     if (minmax) {
-        r.alpha = A.get(ng);
-        r.beta = B.get(ng);
+        r.alpha = u.A.get(ng);
+        r.beta = u.B.get(ng);
     }
     return r;
 }
@@ -397,24 +418,13 @@ FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>& t, co
 FakeQuantDeviceFusedCheck fake_quant_device_fused_check(const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
                                                         const FakeQuantConfig& cfg, bool minmax,
                                                         const std::vector<float>& dWq, float lr_v, float lr_m) {
-    const size_t nw = size_t(sh.out * sh.in), nv = size_t(sh.out * sh.padded_in()), ng = size_t(sh.groups());
-    check(t.W && t.V && t.wmin && t.wmax && (!minmax || (t.alpha && t.beta)) && dWq.size() == nw,
-          "fake_quant_device_fused_check: missing or mis-sized arrays");
-    Dev<float> W(nw, t.W), V(nv, t.V), A(ng, minmax ? t.alpha : nullptr), B(ng, minmax ? t.beta : nullptr),
-        lo(ng, t.wmin), hi(ng, t.wmax), G(nw, dWq.data()), Wq(nw), fused(nw), separate(nw);
+    UploadedLayer u("fake_quant_device_fused_check", t, sh, cfg, minmax, dWq);
+    const size_t nw = u.nw;
+    Dev<float> Wq(nw), fused(nw), separate(nw);
     Dev<uint16_t> Wqb(nw), fused_b(nw), separate_b(nw);
-    FakeQuantDeviceLayer l;
-    l.sh = sh;
-    l.cfg = cfg;
-    l.minmax = minmax;
-    l.W = W.p;
-    l.V = V.p;
-    l.alpha = minmax ? A.p : nullptr;
-    l.beta = minmax ? B.p : nullptr;
-    l.wmin = lo.p;
-    l.wmax = hi.p;
+    const FakeQuantDeviceLayer& l = u.l;
     fake_quant_device_forward(l, Wq.p, Wqb.p);
-    fake_quant_device_backward_step(l, G.p, lr_v, lr_m, nullptr, nullptr, nullptr, nullptr, nullptr, fused.p,
+    fake_quant_device_backward_step(l, u.G.p, lr_v, lr_m, nullptr, nullptr, nullptr, nullptr, nullptr, fused.p,
                                     fused_b.p);
     fake_quant_device_forward(l, separate.p, separate_b.p);
     AR_CUDA_CHECK(cudaDeviceSynchronize());
