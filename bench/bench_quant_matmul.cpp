@@ -1,5 +1,5 @@
 // bench/bench_quant_matmul.cpp — single-op timing of the CPU int8 dots (ops/cpu/quant_matmul.h) on one thread, with
-// and without the load-time repacked copy (ops/cpu/qmm_repack.h), for Q4_0 and Q4_K.
+// and without the load-time repacked copy (ops/cpu/qmm_repack.h), for Q4_0, Q4_K and Q6_K.
 //
 // Two cases per type, as the decode meets them: a 768 × in weight that sits in L2 (the dots' compute rate; best of
 // --reps_l2 calls) and a weight of --cold_mb MB that no cache holds, read once per call through a PrefetchStream
@@ -8,11 +8,13 @@
 // memory with huge pages asked for, like the repacked copies (on this VM 4 KiB pages stream slower).
 // Usage: bench_quant_matmul [--in 1024] [--reps_l2 2000] [--reps_cold 10] [--cold_mb 220] [--rounds 3]
 //                           [--distance 4096]  (the stream's prefetch distance, bytes; the decode team's is 4096)
+//                           [--types q4_0,q4_k,q6_k]
 // Each round times old (in place) then new (repacked) back to back, so a change of the machine's load shows in both.
 #include <omp.h>
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -49,8 +51,9 @@ Weight make(gguf::BlockType t, int64_t out, int64_t in) {
         const uint64_t v = g();
         std::copy_n(reinterpret_cast<const uint8_t*>(&v), 8, b + i);
     }
-    for (int64_t i = 0; i < out * rb; i += bb) {  // fp16 scales near 2^-7 (d, and Q4_K's dmin)
-        b[i] = 0, b[i + 1] = 0x20;
+    for (int64_t i = 0; i < out * rb; i += bb) {  // fp16 scales near 2^-7 (d, and Q4_K's dmin; Q6_K's d ends its block)
+        const int64_t at = t == gguf::BlockType::Q6_K ? bb - 2 : 0;
+        b[i + at] = 0, b[i + at + 1] = 0x20;
         if (t == gguf::BlockType::Q4_K) b[i + 2] = 0, b[i + 3] = 0x20;
     }
     w.view = packed_weight_view("bench", t, b, out, in);
@@ -81,16 +84,20 @@ double best_us(const WeightView& v, const float* x, float* y, int reps, bool str
 int main(int argc, char** argv) {
     int64_t in = 1024, cold_mb = 220, distance = 4096;
     int reps_l2 = 2000, reps_cold = 10, rounds = 3;
+    std::string types = "q4_0,q4_k,q6_k";
     bench::Flags f;
     f.value("--in", in).value("--reps_l2", reps_l2).value("--reps_cold", reps_cold).value("--cold_mb", cold_mb);
-    f.value("--rounds", rounds).value("--distance", distance);
+    f.value("--rounds", rounds).value("--distance", distance).value("--types", types);
     if (!f.parse(argc, argv)) return 2;
     omp_set_num_threads(1);
     if (!qmm_repacked_dots_available()) std::printf("(this build has no repacked dots: 'new' runs the in-place dots)\n");
     std::vector<float> x(static_cast<size_t>(in));
     std::mt19937 g(2);
     for (float& v : x) v = std::uniform_real_distribution<float>(-1.f, 1.f)(g);
-    for (const gguf::BlockType t : {gguf::BlockType::Q4_0, gguf::BlockType::Q4_K}) {
+    for (const gguf::BlockType t : {gguf::BlockType::Q4_0, gguf::BlockType::Q4_K, gguf::BlockType::Q6_K}) {
+        std::string name(gguf::block_type_name(t));
+        std::transform(name.begin(), name.end(), name.begin(), [](char ch) { return static_cast<char>(std::tolower(ch)); });
+        if (("," + types + ",").find("," + name + ",") == std::string::npos) continue;
         const int64_t rb = gguf::row_bytes(t, in);
         for (const bool cold : {false, true}) {
             const int64_t out = cold ? cold_mb * 1000000 / rb / 16 * 16 : 768;

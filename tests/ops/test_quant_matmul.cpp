@@ -6,13 +6,14 @@
 // weights on one input (quant_matmul_q8_group / linear_group) and the decode team's row shares (quant_matmul_q8_part)
 // equal to separate / whole calls bit for bit.
 //
-// The load-time repacked copies (ops/cpu/qmm_repack.h, Q4_0 / Q4_K, 16 rows interleaved): the layout round-trips to
+// The load-time repacked copies (ops/cpu/qmm_repack.h, Q4_0 / Q4_K / Q6_K, 16 rows interleaved): the layout round-trips to
 // the file's blocks and dequantizes to the same floats; the 16-row dots (QmmIsa::Best) equal their scalar reference
 // (QmmIsa::RepackRef) bit for bit, stay within the activation-rounding bound of the reference, and differ from the
 // in-place dots of the same weight only by float rounding of the block sums (same integer dot per block, summed in
 // another order): |y_repacked − y_in_place| <= 4·(nb + 24)·FLT_EPSILON·Σ_i A_i·1.01·amax(block(i)) + 1e-6, with
-// A_i = |w_i| (Q4_0) or |w_i| + 2·|dmin·mn| (Q4_K, whose scale and min parts are summed apart). Awkward shapes:
+// A_i = |w_i| (Q4_0, Q6_K) or |w_i| + 2·|dmin·mn| (Q4_K, whose scale and min parts are summed apart). Awkward shapes:
 // out not a multiple of 16 (the last out % 16 rows keep the in-place dots), an odd Q4_0 block count (in = 160, 1056),
+// 1, 3 and 5 super-blocks (Q4_K, Q6_K),
 // N = 1, 3, 5; threads 1 and 2 and any team split bit-identical to the whole matmul.
 //
 // Tolerance of the int8 path, per output: the activation is rounded to int8 per block of B values (B = 32,
@@ -297,7 +298,8 @@ TEST(QuantMatmul, GroupEqualsSeparateCallsBitForBit) {
 
 TEST(QuantMatmul, RepackedLayoutRoundTripsAndDequantizesLikeTheFileBlocks) {
     for (const auto& [t, in] : std::vector<std::pair<BlockType, int64_t>>{
-             {BlockType::Q4_0, 160}, {BlockType::Q4_0, 256}, {BlockType::Q4_K, 256}, {BlockType::Q4_K, 768}}) {
+             {BlockType::Q4_0, 160}, {BlockType::Q4_0, 256}, {BlockType::Q4_K, 256}, {BlockType::Q4_K, 768},
+             {BlockType::Q6_K, 256}, {BlockType::Q6_K, 1280}}) {
         const int64_t out = 37, rb = gguf::row_bytes(t, in);
         const Packed p = make_weights(t, out, in, 11);
         const Repacked r = with_repack(p);
@@ -318,7 +320,8 @@ TEST(QuantMatmul, RepackedLayoutRoundTripsAndDequantizesLikeTheFileBlocks) {
         expect_error([&] { qmm_repack_unpack_row(*r.copy, 32, blocks.data()); }, {"row 32 of 32"});
     }
     // no layout for the other types, none for fewer than 16 rows
-    EXPECT_FALSE(qmm_repack(make_weights(BlockType::Q6_K, 37, 256, 1).view));
+    EXPECT_FALSE(qmm_repack(make_weights(BlockType::Q5_K, 37, 256, 1).view));
+    EXPECT_FALSE(qmm_repack(make_weights(BlockType::Q6_K, 15, 256, 1).view));
     EXPECT_FALSE(qmm_repack(make_weights(BlockType::Q4_0, 15, 256, 1).view));
 }
 
@@ -328,7 +331,10 @@ TEST(QuantMatmul, RepackedDotsEqualTheirScalarReferenceAndTheInPlaceDotsUpToRoun
                                                                          {BlockType::Q4_0, 96},
                                                                          {BlockType::Q4_0, 1056},
                                                                          {BlockType::Q4_K, 256},
-                                                                         {BlockType::Q4_K, 768}})
+                                                                         {BlockType::Q4_K, 768},
+                                                                         {BlockType::Q6_K, 256},
+                                                                         {BlockType::Q6_K, 768},
+                                                                         {BlockType::Q6_K, 1280}})
         for (const int64_t out : {16, 37, 71}) {
             const Packed p = make_weights(t, out, in, 21 + static_cast<uint32_t>(out));
             const Repacked r = with_repack(p);
@@ -378,8 +384,8 @@ TEST(QuantMatmul, RepackedDotsEqualTheirScalarReferenceAndTheInPlaceDotsUpToRoun
 // The persistent decode team's parts (quant_matmul_q8_part): any split of each weight's rows — empty shares, one
 // row, ragged cuts — over "threads" run one after another with their own scratch, with and without a
 // PrefetchStream holding the rows in read order, with both instruction sets: every output bit-identical to
-// quant_matmul_q8 on the whole weight; rows outside a share are not written. Also with repacked copies of the Q4_0
-// and Q4_K weights (the ragged cuts split 16-row groups; the stream holds add_qmm_part_ranges' ranges).
+// quant_matmul_q8 on the whole weight; rows outside a share are not written. Also with repacked copies of the Q4_0,
+// Q4_K and Q6_K weights (the ragged cuts split 16-row groups; the stream holds add_qmm_part_ranges' ranges).
 TEST(QuantMatmul, TeamPartsEqualTheWholeMatmulBitForBit) {
     const int64_t in = 512;
     const BlockType types[] = {BlockType::Q4_0, BlockType::Q6_K, BlockType::Q4_K, BlockType::Q8_0, BlockType::Q5_K,

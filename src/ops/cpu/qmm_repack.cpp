@@ -23,10 +23,14 @@ QmmRepacked::QmmRepacked(BlockType t, int64_t out_, int64_t in_) : type(t), out(
           gguf::block_type_name(t), " blocks");
     rows = out / kRepackRows * kRepackRows;
     nb = in / gguf::block_elems(t);
-    group_bytes = t == BlockType::Q4_0 ? (nb / 2) * 576 + (nb % 2) * 320 : nb * kQ4KrBlockBytes;
+    group_bytes = t == BlockType::Q4_0   ? (nb / 2) * 576 + (nb % 2) * 320
+                  : t == BlockType::Q4_K ? nb * kQ4KrBlockBytes
+                                         : nb * kQ6KrBlockBytes;
 }
 
-bool qmm_repack_supported(BlockType t) { return t == BlockType::Q4_0 || t == BlockType::Q4_K; }
+bool qmm_repack_supported(BlockType t) {
+    return t == BlockType::Q4_0 || t == BlockType::Q4_K || t == BlockType::Q6_K;
+}
 
 namespace {
 
@@ -44,11 +48,24 @@ void move_row(const QmmRepacked& R, std::conditional_t<kIn, uint8_t*, const uint
     };
     using Q40 = std::conditional_t<kIn, const gguf::BlockQ4_0, gguf::BlockQ4_0>;
     using Q4K = std::conditional_t<kIn, const gguf::BlockQ4_K, gguf::BlockQ4_K>;
+    using Q6K = std::conditional_t<kIn, const gguf::BlockQ6_K, gguf::BlockQ6_K>;
     for (int64_t b = 0; b < R.nb; ++b) {
         if (R.type == BlockType::Q4_0) {
             Q40* f = reinterpret_cast<Q40*>(blocks) + b;
             mv(grp + q4_0r_scales(b) + 2 * r, reinterpret_cast<File>(&f->d), 2);
             for (int q = 0; q < 4; ++q) mv(grp + q4_0r_codes(b) + 64 * q + 4 * r, f->qs + 4 * q, 4);
+        } else if (R.type == BlockType::Q6_K) {
+            Q6K* f = reinterpret_cast<Q6K*>(blocks) + b;
+            Group blk = grp + b * kQ6KrBlockBytes;
+            mv(blk + 2 * r, reinterpret_cast<File>(&f->d), 2);
+            for (int j = 0; j < 16; ++j) mv(blk + 64 + 16 * j + r, reinterpret_cast<File>(f->scales + j), 1);
+            for (int h = 0; h < 2; ++h)
+                for (int q = 0; q < 8; ++q) {
+                    Group s = blk + q6_kr_step(h, q) + 4 * r;
+                    mv(s, f->qh + 32 * h + 4 * q, 4);
+                    mv(s + 64, f->ql + 64 * h + 4 * q, 4);
+                    mv(s + 128, f->ql + 64 * h + 32 + 4 * q, 4);
+                }
         } else {
             Q4K* f = reinterpret_cast<Q4K*>(blocks) + b;
             Group blk = grp + b * kQ4KrBlockBytes;
@@ -128,6 +145,18 @@ void qmm_repack_dequantize_row(const QmmRepacked& R, int64_t row, float* dst) {
                 const int q = (j % 16) / 4, k = j % 4;
                 const uint8_t byte = grp[q4_0r_codes(b) + 64 * q + 4 * r + k];
                 dst[32 * b + j] = d * static_cast<float>((j < 16 ? byte & 0xF : byte >> 4) - 8);
+            }
+        } else if (R.type == BlockType::Q6_K) {
+            const uint8_t* blk = grp + b * kQ6KrBlockBytes;
+            const float d = f16(blk + 2 * r);
+            for (int e = 0; e < 256; ++e) {
+                const int h = e / 128, t = e % 128 / 32, q = e % 32 / 4, k = e % 4;
+                const uint8_t* s = blk + q6_kr_step(h, q) + 4 * r + k;
+                const uint8_t l = s[t % 2 ? 128 : 64];
+                const int code = (t < 2 ? l & 0xF : l >> 4) | ((s[0] >> (2 * t)) & 3) << 4;
+                const auto sc = static_cast<int8_t>(blk[64 + 16 * (e / 16) + r]);
+                // the same float operations as gguf::dequant_q6_k
+                dst[256 * b + e] = d * static_cast<float>(sc) * static_cast<float>(code - 32);
             }
         } else {
             const uint8_t* blk = grp + b * kQ4KrBlockBytes;

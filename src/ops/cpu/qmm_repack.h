@@ -1,5 +1,5 @@
-// ops/cpu/qmm_repack.h — the CPU runtime's load-time copy of a Q4_0 / Q4_K weight with 16 rows interleaved per
-// block, for the AVX-512 VNNI dots of ops/cpu/quant_matmul.cpp (the one definition of this layout).
+// ops/cpu/qmm_repack.h — the CPU runtime's load-time copy of a Q4_0 / Q4_K / Q6_K weight with 16 rows interleaved
+// per block, for the AVX-512 VNNI dots of ops/cpu/quant_matmul.cpp (the one definition of this layout).
 //
 // Why: the in-place dots (quant_matmul.cpp) spend their instructions per row and block on placing codes (VPERMT2B),
 // converting one row's scale, broadcasting sub-block scales and a horizontal sum per row: with fast memory the decode
@@ -10,11 +10,11 @@
 //
 // Made once at load (Qwen3Model::load_gguf) from the mapped file's blocks, which stay untouched; rows
 // [0, rows) with rows = out rounded down to 16 are held here, the last out % 16 rows keep the file's blocks and the
-// in-place dots. Same bytes as the file's blocks except Q4_0's padding for an odd block count. Groups are 64-byte
-// aligned. The weights of a model go into one allocation, 2 MiB aligned with transparent huge pages asked for
-// (madvise): on the 2-core VM the decode is measured on, 4 KiB-page copies made the 0.6B Q4_0 decode slower than the
-// file mapping it replaces (66–72 against 96–103 tok/s, 2 threads; a first read sweep of freshly written 4 KiB pages
-// ran at 0.6–8 GB/s, of huge pages at 17), with huge pages faster (91–98 against 81).
+// in-place dots. Same bytes as the file's blocks except Q4_0's padding for an odd block count and Q6_K's 32 bytes per
+// block. Groups are 64-byte aligned. The weights of a model go into one allocation, 2 MiB aligned with transparent
+// huge pages asked for (madvise): on the 2-core VM the decode is measured on, 4 KiB-page copies made the 0.6B Q4_0
+// decode slower than the file mapping it replaces (66–72 against 96–103 tok/s, 2 threads; a first read sweep of
+// freshly written 4 KiB pages ran at 0.6–8 GB/s, of huge pages at 17), with huge pages faster (91–98 against 81).
 //
 // Group g holds rows 16g .. 16g+15 (r = row − 16g below), its nb = in / block blocks in order:
 //
@@ -30,6 +30,14 @@
 //   [256, 2304) codes: chunk c (0..3, values 64c .. 64c+63), quad q (0..7) at 256 + 512c + 64q, 64 bytes: bytes
 //              4r..4r+3 = the row's qs[32c+4q .. +3] (low nibbles: values 64c+4q+k of sub-block 2c; high nibbles:
 //              values 64c+32+4q+k of sub-block 2c+1)
+// Q6_K (nb = in/256), 3392 bytes per block (53 lines; the file's 16 × 210 bytes and 32 bytes of padding):
+//   [  0,  32) fp16 d[16], [32, 64) zero
+//   [ 64, 320) the int8 scales, sub-block j (values 16j .. 16j+15) of row r at 64 + 16j + r (one VPMOVSXBD per j)
+//   [320, 3392) codes: step s = 8h + q (h = 0..1 the 128-value half, q = 0..7) at 320 + 192s, three 64-byte vectors
+//              whose bytes 4r..4r+3 are the row's qh[32h+4q .. +3], ql[64h+4q .. +3], ql[64h+32+4q .. +3]. Value
+//              128h + 32t + 4q + k (t = 0..3) is the low nibble (t < 2) / high nibble (t >= 2) of the second (t even)
+//              / third (t odd) vector's byte 4r+k, with bits 2t, 2t+1 of the first vector's byte 4r+k above it
+//              (as in the file: no bit moves); one step gives 4 values of each of the sub-blocks 8h+2t+q/4.
 #pragma once
 
 #include <cstdint>
@@ -70,8 +78,10 @@ private:
 inline int64_t q4_0r_scales(int64_t b) { return (b / 2) * 576 + (b % 2) * 32; }
 inline int64_t q4_0r_codes(int64_t b) { return (b / 2) * 576 + 64 + (b % 2) * 256; }
 constexpr int64_t kQ4KrBlockBytes = 2304;
+constexpr int64_t kQ6KrBlockBytes = 3392;
+inline int64_t q6_kr_step(int64_t h, int64_t q) { return 320 + 192 * (8 * h + q); }
 
-// Whether t has a repacked layout (Q4_0, Q4_K).
+// Whether t has a repacked layout (Q4_0, Q4_K, Q6_K).
 bool qmm_repack_supported(gguf::BlockType t);
 // The repacked copies of the packed weights ws, in order: null for a weight whose type has no repacked layout or that
 // has fewer than 16 rows. All in one allocation (huge pages asked for), filled by the OpenMP threads.

@@ -130,6 +130,13 @@ struct ActQ8x256R {
     int16_t bsums32[kQKK / 32];
     int8_t qs[kQKK];
 };
+// and for Q6_K: each 16-value sub-block's −32·Σ qs (its −32 offset term in integers, the start of the sub-block's
+// VPDPBUSD chain, as Q4_0's neg8).
+struct ActQ8x256R6 {
+    float d;
+    int32_t neg32[kQKK / 16];
+    int8_t qs[kQKK];
+};
 
 // q[j] = round(x[j] * 127 / amax), |q| <= 127; returns d = amax / 127 (0 for an all-zero block).
 inline float quantize_i8(const float* x, int n, int8_t* q) {
@@ -179,6 +186,7 @@ inline int64_t act_count(const ActQ8x32*, int64_t n) { return n / kQK; }
 inline int64_t act_count(const ActQ8x256*, int64_t n) { return n / kQKK; }
 inline int64_t act_count(const ActQ8x32R*, int64_t n) { return n / kQK; }
 inline int64_t act_count(const ActQ8x256R*, int64_t n) { return n / kQKK; }
+inline int64_t act_count(const ActQ8x256R6*, int64_t n) { return n / kQKK; }
 #ifdef AR_QMM_AVX512VNNI
 inline int64_t act_count(const ActQ8x128*, int64_t n) { return (n / kQK + 3) / 4; }
 inline int64_t act_count(const ActQ8x256K*, int64_t n) { return n / kQKK; }
@@ -217,6 +225,15 @@ void quantize_act(const float* x, int64_t n, ActQ8x256R* a) {
         quantize_act(x + b * kQKK, kQKK, &t);
         a[b].d = t.d;
         for (int j = 0; j < kQKK / 32; ++j) a[b].bsums32[j] = static_cast<int16_t>(t.bsums[2 * j] + t.bsums[2 * j + 1]);
+        std::memcpy(a[b].qs, t.qs, kQKK);
+    }
+}
+void quantize_act(const float* x, int64_t n, ActQ8x256R6* a) {
+    ActQ8x256 t;
+    for (int64_t b = 0; b < n / kQKK; ++b) {
+        quantize_act(x + b * kQKK, kQKK, &t);
+        a[b].d = t.d;
+        for (int j = 0; j < kQKK / 16; ++j) a[b].neg32[j] = -32 * t.bsums[j];
         std::memcpy(a[b].qs, t.qs, kQKK);
     }
 }
@@ -535,6 +552,31 @@ void q4_kr_group_ref(const uint8_t* grp, const ActQ8x256R* a, int64_t nb, GroupP
     }
 }
 
+// Q6_K: per row and block Σ_j sc_j·(−32·Σqa_j + Σ q·qa) over the 16-value sub-blocks j, the in-place dots' integer.
+void q6_kr_group_ref(const uint8_t* grp, const ActQ8x256R6* a, int64_t nb, GroupPf pf, float* y) {
+    for (int64_t b = 0; b < nb; ++b) group_prefetch(pf, grp + b * kQ6KrBlockBytes, kQ6KrBlockBytes);
+    for (int r = 0; r < kRepackRows; ++r) {
+        float acc = 0.f;
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* blk = grp + b * kQ6KrBlockBytes;
+            int32_t s = 0;
+            for (int j = 0; j < 16; ++j) {
+                int32_t p = a[b].neg32[j];
+                for (int v = 0; v < 16; ++v) {
+                    const int e = 16 * j + v, h = e / 128, t = e % 128 / 32, q = e % 32 / 4, k = e % 4;
+                    const uint8_t* st = blk + q6_kr_step(h, q) + 4 * r + k;
+                    const uint8_t l = st[t % 2 ? 128 : 64];
+                    const int code = (t < 2 ? l & 0xF : l >> 4) | ((st[0] >> (2 * t)) & 3) << 4;
+                    p += code * a[b].qs[e];
+                }
+                s += static_cast<int8_t>(blk[64 + 16 * j + r]) * p;
+            }
+            acc = std::fma(f16_at(blk + 2 * r) * a[b].d, static_cast<float>(s), acc);
+        }
+        y[r] = acc;
+    }
+}
+
 #ifdef AR_QMM_AVX512VNNI
 // ---- AVX-512 VNNI dots ---------------------------------------------------------------------------------------
 // Each byte's high nibble as a value 0–15: one GF2P8AFFINEQB (bit 4 + k of each byte to bit k) instead of a shift and
@@ -803,6 +845,64 @@ void q4_kr_group_vnni(const uint8_t* grp, const ActQ8x256R* a, int64_t nb, Group
     }
     _mm512_storeu_ps(y, _mm512_sub_ps(acc_d, acc_m));
 }
+// Q6_K, a block (3392 bytes) per step; per 64-byte step of the layout (one qh and two ql vectors: 4 values of each of
+// the four 32-value quarters t of a 128-value half) the four 6-bit code vectors: t = 0 / 1: the low nibbles of the ql
+// vector with qh bits 0–1 / 2–3 moved to bits 4–5; t = 2: the high nibbles with qh bits 4–5 (already in place);
+// t = 3: the high nibbles with qh bits 6–7 moved (GF2P8AFFINEQB bit matrices where the build has GFNI, else shifts and
+// masks). Four VPDPBUSD chains per quarter of sub-blocks, each starting from the activation's −32·Σ term of its
+// sub-block, then one VPMOVSXBD + VPMULLD per sub-block for the 16 rows' int8 scales.
+inline __m512i q6_qh_bits(__m512i qh, int t) {  // bits 2t, 2t + 1 of each byte at bits 4–5, the rest zero (t != 2)
+#ifdef __GFNI__
+    static const int64_t kM[4] = {0x01020000, 0x04080000, 0x10200000, 0x40800000};
+    return _mm512_gf2p8affine_epi64_epi8(qh, _mm512_set1_epi64(kM[t]), 0);
+#else
+    const __m512i m30 = _mm512_set1_epi8(0x30);
+    if (t == 0) return _mm512_and_si512(_mm512_slli_epi32(qh, 4), m30);
+    if (t == 1) return _mm512_and_si512(_mm512_slli_epi32(qh, 2), m30);
+    if (t == 2) return _mm512_and_si512(qh, m30);
+    return _mm512_and_si512(_mm512_srli_epi32(qh, 2), m30);
+#endif
+}
+void q6_kr_group_vnni(const uint8_t* grp, const ActQ8x256R6* a, int64_t nb, GroupPf pf, float* y) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = grp + b * kQ6KrBlockBytes;
+        group_prefetch(pf, blk, kQ6KrBlockBytes);
+        const ActQ8x256R6& x = a[b];
+        __m512i sum = _mm512_setzero_si512();
+        for (int h = 0; h < 2; ++h)
+            for (int u = 0; u < 2; ++u) {  // steps q = 4u .. 4u+3: sub-blocks 8h + 2t + u
+                const int j0 = 8 * h + u;
+                __m512i p0 = _mm512_set1_epi32(x.neg32[j0]), p1 = _mm512_set1_epi32(x.neg32[j0 + 2]),
+                        p2 = _mm512_set1_epi32(x.neg32[j0 + 4]), p3 = _mm512_set1_epi32(x.neg32[j0 + 6]);
+                for (int q = 4 * u; q < 4 * u + 4; ++q) {
+                    const uint8_t* st = blk + q6_kr_step(h, q);
+                    const __m512i qh = _mm512_load_si512(st), l0 = _mm512_load_si512(st + 64),
+                                  l1 = _mm512_load_si512(st + 128);
+                    const int8_t* xq = x.qs + 128 * h + 4 * q;
+                    // (l & 0x0F) | bits: VPTERNLOG 0xEA; hi | (qh & 0x30): 0xF8
+                    p0 = _mm512_dpbusd_epi32(p0, _mm512_ternarylogic_epi32(l0, m4, q6_qh_bits(qh, 0), 0xEA), bcast4(xq));
+                    p1 = _mm512_dpbusd_epi32(p1, _mm512_ternarylogic_epi32(l1, m4, q6_qh_bits(qh, 1), 0xEA),
+                                             bcast4(xq + 32));
+                    p2 = _mm512_dpbusd_epi32(p2, _mm512_ternarylogic_epi32(hi_nibbles(l0), qh, m30, 0xF8),
+                                             bcast4(xq + 64));
+                    p3 = _mm512_dpbusd_epi32(p3, _mm512_or_si512(hi_nibbles(l1), q6_qh_bits(qh, 3)), bcast4(xq + 96));
+                }
+                auto scale = [&](int j) {
+                    return _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(blk + 64 + 16 * j)));
+                };
+                sum = _mm512_add_epi32(sum, _mm512_add_epi32(_mm512_mullo_epi32(p0, scale(j0)),
+                                                             _mm512_mullo_epi32(p1, scale(j0 + 2))));
+                sum = _mm512_add_epi32(sum, _mm512_add_epi32(_mm512_mullo_epi32(p2, scale(j0 + 4)),
+                                                             _mm512_mullo_epi32(p3, scale(j0 + 6))));
+            }
+        const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(blk))),
+                                       _mm512_set1_ps(x.d));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sum), acc);
+    }
+    _mm512_storeu_ps(y, acc);
+}
 #endif  // AR_QMM_AVX512VNNI
 
 // One weight's share of a (grouped) matmul: y[t, o] = w_o · x̂_t (+ bias[o]) for rows [o0, o1), the row dot inlined
@@ -896,6 +996,7 @@ private:
         else if constexpr (std::is_same_v<Act, ActQ8x256>) return 1;
         else if constexpr (std::is_same_v<Act, ActQ8x32R>) return 4;
         else if constexpr (std::is_same_v<Act, ActQ8x256R>) return 5;
+        else if constexpr (std::is_same_v<Act, ActQ8x256R6>) return 6;
 #ifdef AR_QMM_AVX512VNNI
         else if constexpr (std::is_same_v<Act, ActQ8x128>) return 2;
         else if constexpr (std::is_same_v<Act, ActQ8x256K>) return 3;
@@ -908,6 +1009,7 @@ private:
         else if constexpr (std::is_same_v<Act, ActQ8x256>) return a256_;
         else if constexpr (std::is_same_v<Act, ActQ8x32R>) return a32r_;
         else if constexpr (std::is_same_v<Act, ActQ8x256R>) return a256r_;
+        else if constexpr (std::is_same_v<Act, ActQ8x256R6>) return a256r6_;
 #ifdef AR_QMM_AVX512VNNI
         else if constexpr (std::is_same_v<Act, ActQ8x128>) return a128_;
         else if constexpr (std::is_same_v<Act, ActQ8x256K>) return a256k_;
@@ -916,11 +1018,12 @@ private:
     }
     const float* x_ = nullptr;
     int64_t N_ = 0, in_ = 0;
-    bool fresh_[6] = {};
+    bool fresh_[7] = {};
     std::vector<ActQ8x32> a32_;
     std::vector<ActQ8x256> a256_;
     std::vector<ActQ8x32R> a32r_;
     std::vector<ActQ8x256R> a256r_;
+    std::vector<ActQ8x256R6> a256r6_;
 #ifdef AR_QMM_AVX512VNNI
     std::vector<ActQ8x128> a128_;
     std::vector<ActQ8x256K> a256k_;
@@ -980,6 +1083,12 @@ RowJob make_job(const WeightView& w, int64_t N, ActCache& acts, const float* bia
         j.group = run_group<ActQ8x32R, q4_0r_group_ref>;
 #ifdef AR_QMM_AVX512VNNI
         if (!ref) j.group = run_group<ActQ8x32R, q4_0r_group_vnni>;
+#endif
+    } else if (*w.block == BlockType::Q6_K) {
+        j.ract = acts.get<ActQ8x256R6>();
+        j.group = run_group<ActQ8x256R6, q6_kr_group_ref>;
+#ifdef AR_QMM_AVX512VNNI
+        if (!ref) j.group = run_group<ActQ8x256R6, q6_kr_group_vnni>;
 #endif
     } else {
         j.ract = acts.get<ActQ8x256R>();

@@ -16,9 +16,9 @@
 //                    VPDPBUSD with the −8 offset and the scales vectorised, no scalar work per block; with GFNI the nibble / 6-bit
 //                    code unpacking by GF2P8AFFINEQB bit matrices); QmmIsa::Avx2 forces the
 //                    AVX2 dots everywhere (tests compare both with the reference).
-//                    A weight with a load-time repacked copy (WeightView::repacked, ops/cpu/qmm_repack.h: Q4_0 and
-//                    Q4_K, 16 rows interleaved) runs its rows [0, repacked->rows) through 16-row dots on that copy
-//                    (QmmIsa::Best; the rest of the rows as above): the same integer dot per row and block, one
+//                    A weight with a load-time repacked copy (WeightView::repacked, ops/cpu/qmm_repack.h: Q4_0,
+//                    Q4_K and Q6_K, 16 rows interleaved) runs its rows [0, repacked->rows) through 16-row dots on
+//                    that copy (QmmIsa::Best; the rest of the rows as above): the same integer dot per row and block, one
 //                    float multiply-add per block per row (acc += (d_w·d_a)·Σ) where the in-place dots take several
 //                    lanes per block: results differ from those in the last bits (float rounding of the block sums
 //                    only). QmmIsa::RepackRef runs the same repacked dots in scalar C++, bit-identical to Best's.
