@@ -11,10 +11,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <limits>
 #include <memory>
 #include <set>
 #include <type_traits>
+
+#include <omp.h>
 
 #include "core/bf16.h"
 #include "core/error.h"
@@ -244,7 +247,36 @@ struct DeviceChain {
     const CudaActivations* train = nullptr;
     const CudaActivations* ref = nullptr;
     CudaActivations* qout = nullptr;
+    // the host part of §2.8 (codes, host QDQ weights) is returned as BlockTuneResultT::finish instead of run here,
+    // so that the caller overlaps it with the next block's work on the GPU
+    bool defer_finish = false;
 };
+
+// §2.8 on the host: the best parameters -> codes and the tuned layers' QDQ weights (bf16(s·q), as W_q) of
+// result(m) (a BlockTuneResultT&), whose qdq must hold the block's weights already (the untuned layers keep them).
+template <typename ResultOf>
+void finish_on_host(std::vector<LayerState>& st, const std::vector<size_t>& st_member, bool minmax,
+                    const std::map<std::string, LayerParams>& best_params, ResultOf&& result) {
+    for (size_t j = 0; j < st.size(); ++j) {
+        LayerState& s = st[j];
+        auto& r = result(st_member[j]);
+        const LayerParams& p = best_params.at(s.spec.name);
+        s.V = p.V;
+        s.alpha = p.alpha;
+        s.beta = p.beta;
+        r.best_params[s.spec.name] = p;
+        const std::span<const float> a = minmax ? std::span<const float>(s.alpha) : std::span<const float>();
+        const std::span<const float> b = minmax ? std::span<const float>(s.beta) : std::span<const float>();
+        if (s.cfg.kind != FakeQuantKind::Int)
+            r.quantized.emplace(s.spec.name, dq_quantized_tensor(fake_quant_dq_codes(s.tensors(minmax), s.sh, s.cfg),
+                                                                 s.spec.scheme, s.sh.out, s.sh.in, s.spec.name));
+        else
+            r.quantized.emplace(s.spec.name, quantize(std::span<const float>(s.W, s.sh.out * s.sh.in), s.sh.out, s.sh.in,
+                                                      s.V, a, b, qdq_options(s.spec.scheme), s.spec.name));
+        auto& q = r.qdq[s.spec.which];
+        fake_quant_forward(s.tensors(minmax), s.sh, s.cfg, q.data(), nullptr, nullptr);  // bf16(s·q), as W_q
+    }
+}
 
 // SignRound on a group of consecutive blocks (one block: the single-block tuner; the operations and their
 // order are then exactly those of tuning one block). qblock_out (optional): QGroup(train_in) over all samples.
@@ -317,7 +349,6 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
             s.cfg = fake_quant_config(s.spec.scheme);  // int: fp16 scales; GGUF k-quants: double quant, fp32 scales
             s.W = W[w].data();
             const size_t ng = static_cast<size_t>(s.sh.groups());
-            s.V.assign(static_cast<size_t>(s.sh.out * s.sh.padded_in()), 0.f);
             s.alpha.assign(ng, 1.f);
             s.beta.assign(ng, 1.f);
             s.wmin.resize(ng);
@@ -334,7 +365,8 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     for (size_t j = 0; j < st.size(); ++j) {
         LayerState& s = st[j];
         const size_t nw = static_cast<size_t>(s.sh.out * s.sh.in), ng = static_cast<size_t>(s.sh.groups());
-        if (!dev_fq_planned) {
+        if (!dev_fq_planned) {  // (on the device, V starts at 0 there and only the best V comes back)
+            s.V.assign(static_cast<size_t>(s.sh.out * s.sh.padded_in()), 0.f);
             s.Wq.resize(nw);
             s.dWq.resize(nw);
             s.gV.resize(s.V.size());
@@ -356,7 +388,10 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     };
     std::map<std::string, LayerParams> best_params;
     auto snapshot = [&] {
-        for (const LayerState& s : st) best_params[s.spec.name] = LayerParams{s.V, s.alpha, s.beta};
+        for (const LayerState& s : st)  // (V is not kept on the host while the device tunes: 0 then)
+            best_params[s.spec.name] = LayerParams{
+                s.V.empty() ? std::vector<float>(static_cast<size_t>(s.sh.out * s.sh.padded_in()), 0.f) : s.V,
+                s.alpha, s.beta};
     };
 
     // ---- the loop (§2.7) ----------------------------------------------------------------------------------
@@ -523,26 +558,35 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     const auto t_finish = Clock::now();
     std::vector<BlockTuneResultT<N>> res(M);
     if (best_params.empty()) snapshot();  // iters 0: V = 0, α = β = 1 (RTN)
-    for (size_t m = 0; m < M; ++m)
-        for (int i = 0; i < kN; ++i) res[m].qdq[i] = (*members[m].W)[i];
-    for (size_t j = 0; j < st.size(); ++j) {
-        LayerState& s = st[j];
-        auto& r = res[st_member[j]];
-        const LayerParams& p = best_params.at(s.spec.name);
-        s.V = p.V;
-        s.alpha = p.alpha;
-        s.beta = p.beta;
-        r.best_params[s.spec.name] = p;
-        const std::span<const float> a = minmax ? std::span<const float>(s.alpha) : std::span<const float>();
-        const std::span<const float> b = minmax ? std::span<const float>(s.beta) : std::span<const float>();
-        if (s.cfg.kind != FakeQuantKind::Int)
-            r.quantized.emplace(s.spec.name, dq_quantized_tensor(fake_quant_dq_codes(s.tensors(minmax), s.sh, s.cfg),
-                                                                 s.spec.scheme, s.sh.out, s.sh.in, s.spec.name));
-        else
-            r.quantized.emplace(s.spec.name, quantize(std::span<const float>(s.W, s.sh.out * s.sh.in), s.sh.out, s.sh.in,
-                                                      s.V, a, b, qdq_options(s.spec.scheme), s.spec.name));
-        auto& q = r.qdq[s.spec.which];
-        fake_quant_forward(s.tensors(minmax), s.sh, s.cfg, q.data(), nullptr, nullptr);  // bf16(s·q), as W_q
+    // With the chains on the device and the best parameters there, the device computes the QDQ weights the chain
+    // runs with (bit for bit the host's) and the host part can wait (dev->defer_finish).
+    const bool dev_qdq = dev && dev_snapshot;
+    if (dev_qdq && dev->defer_finish) {
+        struct Job {
+            std::vector<LayerState> st;
+            std::map<std::string, LayerParams> best;
+            std::array<const float*, N> W{};
+            std::array<size_t, N> numel{};
+        };
+        auto job = std::make_shared<Job>();
+        job->st = std::move(st);
+        job->best = std::move(best_params);
+        for (int i = 0; i < kN; ++i) {
+            job->W[i] = (*members[0].W)[i].data();
+            job->numel[i] = (*members[0].W)[i].size();
+        }
+        // (the caller moves the function out of the result before calling it)
+        res[0].finish = [job, minmax](BlockTuneResultT<N>& r) {
+            const auto t0 = Clock::now();
+            for (int i = 0; i < kN; ++i) r.qdq[i].assign(job->W[i], job->W[i] + job->numel[i]);
+            finish_on_host(job->st, std::vector<size_t>(job->st.size(), 0), minmax, job->best,
+                           [&r](size_t) -> BlockTuneResultT<N>& { return r; });
+            r.report.background_seconds = seconds_since(t0);
+        };
+    } else {
+        for (size_t m = 0; m < M; ++m)
+            for (int i = 0; i < kN; ++i) res[m].qdq[i] = (*members[m].W)[i];
+        finish_on_host(st, st_member, minmax, best_params, [&res](size_t m) -> BlockTuneResultT<N>& { return res[m]; });
     }
     if (bar) bar->finish("loss " + fmt_loss(rep.initial_loss) + " -> best " + fmt_loss(rep.best_loss) + " @" +
                          std::to_string(rep.best_iter));
@@ -550,7 +594,10 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     rep.finish_seconds = seconds_since(t_finish);
     const auto t_chain = Clock::now();
     if (dev && dev->qout) {  // QBlock(train) and its loss without leaving the device
-        for (int i = 0; i < kN; ++i) gpu->set_weight(i, res[0].qdq[i].data());
+        if (dev_qdq)
+            gpu->quantize_best_tuned_layers();  // the untuned linears hold their weights since the engine was made
+        else
+            for (int i = 0; i < kN; ++i) gpu->set_weight(i, res[0].qdq[i].data());
         gpu->forward_all(*dev->qout);
         rep.final_loss = gpu->masked_mse_all(*dev->qout, *dev->ref, !sample_mask && opt.mask_last_token);
         check(std::isfinite(rep.final_loss), "block ", group_name, ": the quantized block's output is not finite");
@@ -968,18 +1015,50 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
         e.forward_all(x);
     };
 
+    // Resident chains: the host part of a tuned block's §2.8 (codes, host QDQ weights, its checkpoint) runs on another
+    // thread while the GPU takes the next block (the chain's QDQ weights come from the device), and the next block's
+    // weights are read from the checkpoint meanwhile. Results are taken in block order (flush_pending).
+    using BlockWeights = std::array<std::vector<float>, kNumBlockLinears>;
+    struct PendingFinish {
+        BlockWeights W;  // the block's original weights, read by the finish
+        BlockTuneResult r;
+        int layer = 0;
+        std::vector<BlockLayerSpec> layers;
+        PythonRandom rng;  // the sampler's state after the block (what its checkpoint records)
+    };
+    std::shared_ptr<PendingFinish> pending;
+    std::future<void> pending_done;
+    auto flush_pending = [&] {
+        if (!pending) return;
+        std::shared_ptr<PendingFinish> p = std::move(pending);
+        pending.reset();
+        pending_done.get();  // rethrows what the finish threw
+        if (checkpoint) checkpoint->save(p->layer, p->r, p->layers, p->rng);
+        for (auto& [k, v] : p->r.quantized) res.layers.emplace(k, std::move(v));
+        res.blocks.push_back(p->r.report);
+    };
+    auto load_weights = [&model](int layer) {
+        BlockWeights w;
+        for (int i = 0; i < kNumBlockLinears; ++i) w[i] = load_block_weight(model, layer, i);
+        return w;
+    };
+    int prefetched_layer = -1;
+    std::future<BlockWeights> prefetched;
+
     int step = 1;  // blocks handled by one pass of the loop (a group's size)
     for (int l = 0; l <= last && l < nlayers; l += step) {
         step = 1;
         const auto tb = Clock::now();
         std::unique_ptr<Qwen3BlockGrad<float>> block_ptr = make_block(l);
         Qwen3BlockGrad<float>& block = *block_ptr;
-        std::array<std::vector<float>, kNumBlockLinears> W;
-        std::array<const float*, kNumBlockLinears> wp{};
-        for (int i = 0; i < kNumBlockLinears; ++i) {
-            W[i] = load_block_weight(model, l, i);
-            wp[i] = W[i].data();
+        BlockWeights W = prefetched_layer == l ? prefetched.get() : load_weights(l);
+        prefetched_layer = -1;
+        if (resident && l + 1 <= last && l + 1 < nlayers) {  // the next block's weights while this one runs
+            prefetched = std::async(std::launch::async, load_weights, l + 1);
+            prefetched_layer = l + 1;
         }
+        std::array<const float*, kNumBlockLinears> wp{};
+        for (int i = 0; i < kNumBlockLinears; ++i) wp[i] = W[i].data();
         const auto it = selected.find(l);
         const std::string name = model.config().text_prefix + "layers." + std::to_string(l);
         if (opt.iters == 0) {
@@ -1020,6 +1099,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
         }
 
         if (it == selected.end()) {
+            flush_pending();
             // not selected: both chains go through the unquantized block
             if (resident) {  // in place on the device (no DeepStack there)
                 dev_forward(block, wp, *dev_fp);
@@ -1082,6 +1162,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
             const double targets_s = seconds_since(tt);
             DeviceChain dc{dev_q.get(), dev_fp.get(), opt.enable_quanted_input ? dev_q.get() : nullptr};
             if (resumable) {
+                flush_pending();
                 TuningCheckpoint::Block cb = checkpoint->load(l);
                 std::array<std::vector<float>, kNumBlockLinears> qdq = W;
                 for (const auto& sp : members[0].layers) {
@@ -1103,17 +1184,32 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
                 if (dc.qout) dev_forward(block, qp, *dev_q);
                 rng.set_state(cb.rng);
             } else {
+                dc.defer_finish = true;
                 std::vector<BlockTuneResult> br =
                     tune_group_impl(members, nullptr, nullptr, n, L, opt, rng, nullptr, loss_mask, &dc);
                 br[0].report.targets_seconds = targets_s;
                 br[0].report.seconds = seconds_since(tb);
-                if (checkpoint) checkpoint->save(l, br[0], members[0].layers, rng);
-                for (auto& [k, v] : br[0].quantized) res.layers.emplace(k, std::move(v));
-                res.blocks.push_back(br[0].report);
+                flush_pending();  // the previous block's, which ran while this one was tuned
+                auto p = std::make_shared<PendingFinish>();
+                p->W = std::move(W);  // (moving keeps the arrays where they are: the finish reads them)
+                p->r = std::move(br[0]);
+                p->layer = l;
+                p->layers = members[0].layers;
+                p->rng = rng;
+                auto fin = std::move(p->r.finish);
+                p->r.finish = nullptr;
+                pending_done = std::async(std::launch::async, [p, fin = std::move(fin)] {
+                    if (!fin) return;
+                    // leave a core to the thread that drives the GPU
+                    omp_set_num_threads(std::max(1, omp_get_num_procs() - 1));
+                    fin(p->r);
+                });
+                pending = std::move(p);
             }
             dev_q_valid = opt.enable_quanted_input;
             continue;
         }
+        flush_pending();
         // FP targets: the group's input through its unquantized blocks (fp_in stays the group's input)
         const auto tt = Clock::now();
         group_forward_all(opt, gblocks, gW, fp_in.data(), n, L, fwd_batch, ref.data());
@@ -1170,6 +1266,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
         std::swap(fp_in, ref);  // fp_in <- FP output of this group
         step = static_cast<int>(M);
     }
+    flush_pending();
     res.seconds = seconds_since(t0);
     return res;
 }

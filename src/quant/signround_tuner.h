@@ -128,6 +128,8 @@ struct BlockReport {
     // and outside the loop: the FP targets (this block's unquantized forward over all samples), the tuner's setup
     // (state, GPU engine, uploads), best parameters -> codes and QDQ weights, the quantized chain's forward + loss
     double targets_seconds = 0, setup_seconds = 0, finish_seconds = 0, chain_seconds = 0;
+    // the codes and host QDQ weights computed on another thread while the GPU went on (not part of `seconds`)
+    double background_seconds = 0;
     bool resumed = false;        // loaded from a resume checkpoint instead of tuned in this run
     // nblocks > 1: the group this block was tuned in ("model.layers.0-1"); the loss fields (initial,
     // best, last, final, losses), iters_run and the timings are the group's, shared by its blocks.
@@ -153,6 +155,10 @@ struct BlockTuneResultT {
                                                            // W_q for tuned layers, originals otherwise)
     std::vector<double> losses;                            // loss of every iteration run
     BlockReport report;
+    // Set when the host part of §2.8 was left for later (the GPU tuner with device-resident chains, which computes
+    // the chain's QDQ weights on the device): calling it once, on any thread, fills quantized, best_params and the
+    // tuned layers' qdq; until then the block's original weights must stay where they were.
+    std::function<void(BlockTuneResultT&)> finish;
 };
 using BlockTuneResult = BlockTuneResultT<kNumBlockLinears>;
 using VisionBlockTuneResult = BlockTuneResultT<kNumVisionLinears>;

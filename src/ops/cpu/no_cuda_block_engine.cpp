@@ -45,6 +45,7 @@ int CudaBlockEngine::add_tuned_layer(int, const FakeQuantShape&, const FakeQuant
 void CudaBlockEngine::quantize_tuned_layers() {}
 void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>&) {}
 void CudaBlockEngine::snapshot_tuned_layers() {}
+void CudaBlockEngine::quantize_best_tuned_layers() {}
 void CudaBlockEngine::get_tuned_params(int, bool, std::vector<float>&, std::vector<float>&, std::vector<float>&) const {}
 
 }  // namespace autoround

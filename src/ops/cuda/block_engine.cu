@@ -1366,6 +1366,22 @@ void CudaBlockEngine::snapshot_tuned_layers() {
     }
 }
 
+void CudaBlockEngine::quantize_best_tuned_layers() {
+    Impl& s = *p_;
+    for (auto& t : s.tuned) {
+        const size_t nv = size_t(t->sh.out * t->sh.padded_in()), ng = size_t(t->sh.groups());
+        AR_CUDA_CHECK(cudaMemcpyAsync(t->V.p, t->bV.p, nv * sizeof(float), cudaMemcpyDeviceToDevice, s.stream));
+        if (t->minmax) {
+            AR_CUDA_CHECK(cudaMemcpyAsync(t->alpha.p, t->balpha.p, ng * sizeof(float), cudaMemcpyDeviceToDevice,
+                                          s.stream));
+            AR_CUDA_CHECK(cudaMemcpyAsync(t->beta.p, t->bbeta.p, ng * sizeof(float), cudaMemcpyDeviceToDevice,
+                                          s.stream));
+        }
+    }
+    s.wq_current = false;
+    s.quantize_tuned();
+}
+
 void CudaBlockEngine::get_tuned_params(int slot, bool best, std::vector<float>& V, std::vector<float>& alpha,
                                        std::vector<float>& beta) const {
     const Impl& s = *p_;

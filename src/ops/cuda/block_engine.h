@@ -168,6 +168,10 @@ public:
     void step_tuned_layers(const std::vector<std::array<float, 2>>& lr);
     // best ← the current V, α, β of every tuned layer (device-side copies).
     void snapshot_tuned_layers();
+    // The end of tuning (§2.8): current ← best V, α, β of every tuned layer, and the block weights = their fake
+    // quantization (clamped α, β), the QDQ weights the quantized chain runs with — bit for bit what set_weight of the
+    // host's QDQ weights would give, without the host computing them first. Needs snapshot_tuned_layers to have run.
+    void quantize_best_tuned_layers();
     // Downloads a tuned layer's current (best = false) or snapshot (best = true) parameters.
     void get_tuned_params(int slot, bool best, std::vector<float>& V, std::vector<float>& alpha,
                           std::vector<float>& beta) const;
