@@ -12,8 +12,10 @@
 //                        [--reps 3] [--threads N]
 //        bench_inference --membw [--threads N]   (only the read bandwidth, GB/s)
 //        (make a 0.6B-shaped model with: autoround init-model --like qwen3-0.6b --output DIR; a .gguf runs
-//         its quantized weights packed, ops/cpu/quant_matmul.h, Q4_0 / Q4_K from the load-time repacked copies of
-//         ops/cpu/qmm_repack.h unless AUTOROUND_NO_REPACK=1: the "repacked" line / field says how many)
+//         its quantized weights packed, ops/cpu/quant_matmul.h, Q4_0 / Q4_K / Q6_K from the load-time repacked copies of
+//         ops/cpu/qmm_repack.h unless AUTOROUND_NO_REPACK=1: the "repacked" line / field says how many; the
+//         "resident" line: RSS after load + warm-up, where the repacked rows' file pages are released unless
+//         AUTOROUND_KEEP_MAPPED=1)
 #include <omp.h>
 
 #include <algorithm>
@@ -36,6 +38,26 @@ using namespace autoround;
 using clk = std::chrono::steady_clock;
 
 static double secs(clk::time_point a, clk::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// This process's resident memory in MB from /proc/self/status: VmRSS, and its file-backed (RssFile: the mapped
+// model's pages) and anonymous (RssAnon: the repacked copies, caches, buffers) parts; -1 where unreadable.
+struct Rss {
+    double total = -1, file = -1, anon = -1;
+};
+static Rss rss_mb() {
+    Rss r;
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return r;
+    char line[256];
+    while (std::fgets(line, sizeof line, f)) {
+        long kb = 0;
+        if (std::sscanf(line, "VmRSS: %ld kB", &kb) == 1) r.total = kb / 1024.0;
+        else if (std::sscanf(line, "RssFile: %ld kB", &kb) == 1) r.file = kb / 1024.0;
+        else if (std::sscanf(line, "RssAnon: %ld kB", &kb) == 1) r.anon = kb / 1024.0;
+    }
+    std::fclose(f);
+    return r;
+}
 
 // Best of 5 copies of a 512 MiB buffer: bytes copied per second.
 static double memcpy_gbs() {
@@ -214,6 +236,7 @@ int main(int argc, char** argv) {
             KvCache w = m.make_cache();
             m.forward(std::span<const int32_t>(prompt.data(), std::min(prompt_tokens, 8)), w, logits.data(), false);
         }
+        const Rss rss = rss_mb();  // after load and warm-up, before the benchmark's own buffers
         // The read sweeps run inside the rep loop, right after each decode run, so a load on the shared machine that
         // slows one tends to slow the other (best of all reps for each).
         const ReadBuf buf;
@@ -255,6 +278,8 @@ int main(int argc, char** argv) {
         std::printf("threads          %d\n", omp_get_max_threads());
         std::printf("repacked         %d of %d linear weights (ops/cpu/qmm_repack.h; AUTOROUND_NO_REPACK=1: none)\n",
                     repacked, linears);
+        std::printf("resident         VmRSS %.1f MB after load + warm-up (RssFile %.1f: mapped file, RssAnon %.1f; "
+                    "AUTOROUND_KEEP_MAPPED=1 keeps the repacked rows' file pages)\n", rss.total, rss.file, rss.anon);
         std::printf("prefill          %d tokens: %.1f tok/s (%.1f GFLOP/s), best of %d\n", prompt_tokens, prefill_tps,
                     flops / best_prefill / 1e9, reps);
         std::printf("decode           %d tokens after a %d-token prompt: %.2f tok/s, %.2f ms/tok, best of %d\n",
@@ -271,10 +296,11 @@ int main(int argc, char** argv) {
         std::printf("{\"model\":\"%s\",\"threads\":%d,\"prefill_tps\":%.2f,\"decode_tps\":%.3f,\"weight_mb\":%.3f,"
                     "\"decode_gbs\":%.3f,\"memcpy_gbs\":%.3f,\"read_gbs\":%.3f,\"read_u64_loop_gbs\":%.3f,"
                     "\"read_32b_gbs\":%.3f,\"read_64b_gbs\":%.3f,\"bound_fraction\":%.4f,\"read_sustained_gbs\":%.3f,"
-                    "\"sustained_fraction\":%.4f,\"repacked\":%d}\n",
+                    "\"sustained_fraction\":%.4f,\"repacked\":%d,\"rss_mb\":%.1f,\"rss_file_mb\":%.1f,"
+                    "\"rss_anon_mb\":%.1f}\n",
                     model_dir.c_str(), omp_get_max_threads(), prefill_tps, decode_tps, weight_bytes / 1e6, decode_gbs,
                     mc, bound, rd.loop[0], rd.loop[1], rd.loop[2], decode_gbs / bound, sustained, decode_gbs / sustained,
-                    repacked);
+                    repacked, rss.total, rss.file, rss.anon);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

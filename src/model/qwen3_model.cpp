@@ -8,6 +8,9 @@
 #include <cstring>
 #include <utility>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "core/bf16.h"
 #include "core/error.h"
 #include "io/gguf.h"
@@ -48,6 +51,19 @@ std::vector<float> vector_f32(const TensorStore& st, const std::string& name, in
     check(t.shape.size() == 1 && t.shape[0] == n, "tensor ", name, " in ", t.file.string(), " has shape ",
           t.shape_str(), ", expected [", n, "] from config.json");
     return st.load_f32(name);
+}
+
+// Drops the page-aligned interior of [p, p + n), bytes of the read-only GGUF mapping, from this process's resident set.
+// The mapping is PROT_READ and MAP_PRIVATE (io/safetensors.h MappedFile), never written, so MADV_DONTNEED removes only
+// page-table entries: a later read of those bytes faults the same file bytes back in (from the page cache or the
+// file), it can never see other data. The pages stay in the kernel's page cache (reclaimable, shared with any other
+// process that maps the file) but leave RSS. A failure (e.g. no madvise) only keeps them.
+void release_mapped_pages(const void* p, int64_t n) {
+    const long ps = ::sysconf(_SC_PAGESIZE);
+    if (ps <= 0 || n <= 0) return;
+    const uintptr_t page = static_cast<uintptr_t>(ps), b = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t lo = (b + page - 1) / page * page, hi = (b + static_cast<uintptr_t>(n)) / page * page;
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
 }  // namespace
@@ -123,11 +139,16 @@ Qwen3Model Qwen3Model::load_gguf(const std::filesystem::path& file, GgufWeights 
         if (m.head_.packed()) ws.push_back(&m.head_);
         const std::vector<std::shared_ptr<const QmmRepacked>> rs =
             qmm_repack_all(std::vector<const WeightView*>(ws.begin(), ws.end()));
+        const char* keep = std::getenv("AUTOROUND_KEEP_MAPPED");
+        const bool release = !(keep && *keep && std::string(keep) != "0");
         for (size_t i = 0; i < ws.size(); ++i)
             if (rs[i]) {
                 ws[i]->repacked = rs[i].get();
                 m.repacked_.push_back(rs[i]);
+                if (release) release_mapped_pages(ws[i]->data, rs[i]->rows * ws[i]->row_bytes());
             }
+        // the tied embedding's rows are read from the LM head's copy too (weight_row_to_f32), so its file pages can go
+        if (c.tie_word_embeddings && m.embed_.data == m.head_.data) m.embed_.repacked = m.head_.repacked;
     }
     return m;
 }

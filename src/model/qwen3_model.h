@@ -15,9 +15,13 @@
 // linears multiply packed (ops/cpu/quant_matmul.h; embedding rows are dequantized one at a time); the
 // config comes from the GGUF metadata. GgufWeights::Dequantized instead copies quantized tensors to float32
 // at load (exact values): the slower reference path the packed kernels are checked against.
-// For the CPU runtime, GgufWeights::Packed also makes a repacked copy of each Q4_0 / Q4_K linear weight with 16 rows
-// interleaved (ops/cpu/qmm_repack.h; the mapping is not touched) that the AVX-512 VNNI dots read instead (builds
-// without them make none); AUTOROUND_NO_REPACK=1 in the environment, or GgufWeights::Mapped, leaves it out.
+// For the CPU runtime, GgufWeights::Packed also makes a repacked copy of each Q4_0 / Q4_K / Q6_K linear weight with 16
+// rows interleaved (ops/cpu/qmm_repack.h) that the AVX-512 VNNI dots read instead (builds without them make none);
+// AUTOROUND_NO_REPACK=1 in the environment, or GgufWeights::Mapped, leaves it out. The mapping is never written, but
+// the pages of the repacked rows' file bytes are then dropped from the resident set (madvise MADV_DONTNEED; they stay
+// in the page cache), so the copies do not double RSS: nothing reads those bytes after load (the dots read the copy;
+// prefill's dequantized tiles and the tied embedding's rows are unpacked from it, ops/cpu/linear.h
+// weight_row_to_f32), and a read would only fault the same bytes back in. AUTOROUND_KEEP_MAPPED=1 keeps them.
 #pragma once
 
 #include <cstdint>

@@ -10,6 +10,10 @@
 // grows that to the int8 path's own error: so the test asks that the repacked model's logits stay as close to the
 // exact weights' (GgufWeights::Dequantized, float math) as the in-place ones (within 1.5x their largest deviation),
 // and differ from them by less than twice it. AUTOROUND_NO_REPACK=1 leaves the copies out.
+// After repacking, the loader drops the mapping's pages of the repacked rows from the resident set: right after load
+// none of them is in the page table (/proc/self/pagemap), and with those pages made unreadable (mprotect PROT_NONE: a
+// read would crash the test) prefill (dequantized tiles), team decode steps and the tied embedding's lookups give the
+// same logits and hidden states, bit for bit, as a model that keeps them (AUTOROUND_KEEP_MAPPED=1).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -20,6 +24,10 @@
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "export/gguf_export.h"
 #include "io/io_test_util.h"
@@ -137,5 +145,88 @@ TEST(DecodeTeam, RepackedCopiesChangeTheLogitsOnlyByRounding) {
         if (qmm_repacked_dots_available()) EXPECT_GT(err_b, 0.f);
         EXPECT_LE(err_a, 1.5f * err_b) << gguf_file_type_name(ft);
         EXPECT_LE(diff, 2.f * err_b) << gguf_file_type_name(ft);
+    }
+}
+
+namespace {
+// The page-aligned interior of each repacked weight's file rows [data, data + rows · row_bytes): what the loader
+// releases (model/qwen3_model.cpp).
+std::vector<std::pair<uintptr_t, size_t>> released_ranges(const Qwen3Model& m) {
+    const uintptr_t ps = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    std::vector<std::pair<uintptr_t, size_t>> r;
+    auto add = [&](const WeightView& w) {
+        if (!w.repacked) return;
+        const uintptr_t b = reinterpret_cast<uintptr_t>(w.data);
+        const uintptr_t lo = (b + ps - 1) / ps * ps,
+                        hi = (b + static_cast<uintptr_t>(w.repacked->rows * w.row_bytes())) / ps * ps;
+        if (hi > lo) r.emplace_back(lo, hi - lo);
+    };
+    add(m.head());
+    for (const Qwen3Layer& L : m.layers())
+        for (const WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) add(*w);
+    return r;
+}
+// Pages of the ranges present in this process's page table (bit 63 of /proc/self/pagemap); -1 if unreadable.
+int64_t present_pages(const std::vector<std::pair<uintptr_t, size_t>>& ranges) {
+    const int fd = ::open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0) return -1;
+    const uintptr_t ps = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    int64_t n = 0;
+    for (const auto& [a, len] : ranges)
+        for (uintptr_t p = a; p < a + len; p += ps) {
+            uint64_t e = 0;
+            if (::pread(fd, &e, 8, static_cast<off_t>(p / ps * 8)) != 8) {
+                ::close(fd);
+                return -1;
+            }
+            n += (e >> 63) & 1;
+        }
+    ::close(fd);
+    return n;
+}
+}  // namespace
+
+TEST(DecodeTeam, ReleasedFilePagesOfRepackedWeightsAreNeverReadAgain) {
+    if (!qmm_repacked_dots_available()) GTEST_SKIP() << "no repacked copies in this build";
+    const testio::TempDir dir;
+    const TensorStore store = TensorStore::open(kNano);
+    for (GgufFileType ft : {GgufFileType::Q4_0, GgufFileType::Q4_K_M}) {
+        GgufExportOptions o;
+        o.file_type = ft;
+        const fs::path file = dir.path() / gguf_file_name("qwen3-nano", ft);
+        write_gguf_model(kNano, store, {}, o, file);
+        const std::string what(gguf_file_type_name(ft));
+        const Qwen3Model released = Qwen3Model::load_gguf(file, GgufWeights::Packed);
+        const std::vector<std::pair<uintptr_t, size_t>> ranges = released_ranges(released);
+        ASSERT_FALSE(ranges.empty()) << what;
+        size_t bytes = 0;
+        for (const auto& r : ranges) bytes += r.second;
+        const int64_t present = present_pages(ranges);
+        std::printf("[ %s ] released %zu bytes of the mapping in %zu ranges; pages still mapped: %lld\n", what.c_str(),
+                    bytes, ranges.size(), static_cast<long long>(present));
+        if (present >= 0) EXPECT_EQ(present, 0) << what;
+        EXPECT_EQ(released.embedding().repacked, released.head().repacked) << what << " (tied: one copy)";
+        ::setenv("AUTOROUND_KEEP_MAPPED", "1", 1);
+        const Qwen3Model kept = Qwen3Model::load_gguf(file, GgufWeights::Packed);
+        ::unsetenv("AUTOROUND_KEEP_MAPPED");
+        EXPECT_GT(present_pages(released_ranges(kept)), 0) << what;
+        // a 6-token prompt (dequantized tiles + sgemm), then team decode steps of 1 and 2 tokens
+        const std::vector<std::vector<int32_t>> steps = {{1, 20, 300, 4000, 17, 99}, {5}, {6, 7}, {8}};
+        const DecodeRun want = decode(kept, 2, steps, false);
+        for (const auto& [a, len] : ranges) ASSERT_EQ(0, ::mprotect(reinterpret_cast<void*>(a), len, PROT_NONE));
+        const DecodeRun got = decode(released, 2, steps, false);
+        std::vector<float> row(static_cast<size_t>(released.config().hidden_size)),
+            ref(static_cast<size_t>(released.config().hidden_size));
+        bool rows_equal = true;
+        for (int64_t t = 0; t < released.config().vocab_size; t += 97) {
+            weight_row_to_f32(released.embedding(), t, row.data());
+            const WeightView& e = kept.embedding();  // the file's row, dequantized
+            gguf::dequantize_row(*e.block, e.packed_row(t), e.in, ref.data());
+            rows_equal = rows_equal && row == ref;
+        }
+        for (const auto& [a, len] : ranges) ASSERT_EQ(0, ::mprotect(reinterpret_cast<void*>(a), len, PROT_READ));
+        EXPECT_TRUE(rows_equal) << what;
+        EXPECT_TRUE(want.logits == got.logits) << what;
+        EXPECT_TRUE(want.hidden == got.hidden) << what;
     }
 }

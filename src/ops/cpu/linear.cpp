@@ -14,12 +14,22 @@
 
 #include "core/bf16.h"
 #include "core/error.h"
+#include "ops/cpu/qmm_repack.h"
 #include "ops/cpu/quant_matmul.h"
 
 namespace autoround {
 
 void weight_row_to_f32(const WeightView& w, int64_t r, float* dst) {
     if (w.packed()) {
+        if (w.repacked && r < w.repacked->rows) {
+            // from the repacked copy, whose rows' file pages the loader may have released (model/qwen3_model.h):
+            // the row's blocks back in file order, then the same dequantization as the file's row
+            thread_local std::vector<uint8_t> blocks;
+            blocks.resize(static_cast<size_t>(w.row_bytes()));
+            qmm_repack_unpack_row(*w.repacked, r, blocks.data());
+            gguf::dequantize_row(*w.block, blocks.data(), w.in, dst);
+            return;
+        }
         gguf::dequantize_row(*w.block, w.packed_row(r), w.in, dst);
         return;
     }

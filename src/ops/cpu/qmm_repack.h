@@ -8,10 +8,11 @@
 // by 16 rows, one VCVTPH2PS converts 16 rows' scales, and no horizontal sum is left (the 16 lanes are the 16 outputs).
 // Same idea as llama.cpp's Q4_0×8 / Q4_K×8 CPU repacks; the layout here is our own.
 //
-// Made once at load (Qwen3Model::load_gguf) from the mapped file's blocks, which stay untouched; rows
-// [0, rows) with rows = out rounded down to 16 are held here, the last out % 16 rows keep the file's blocks and the
-// in-place dots. Same bytes as the file's blocks except Q4_0's padding for an odd block count and Q6_K's 32 bytes per
-// block. Groups are 64-byte aligned. The weights of a model go into one allocation, 2 MiB aligned with transparent
+// Made once at load (Qwen3Model::load_gguf) from the mapped file's blocks, which are never written (the loader then
+// drops the pages of the rows held here from the resident set, model/qwen3_model.h); rows [0, rows) with
+// rows = out rounded down to 16 are held here, the last out % 16 rows keep the file's blocks and the in-place dots.
+// Same bytes as the file's blocks except Q4_0's padding for an odd block count and Q6_K's 32 bytes per block. Groups
+// are 64-byte aligned. The weights of a model go into one allocation, 2 MiB aligned with transparent
 // huge pages asked for (madvise): on the 2-core VM the decode is measured on, 4 KiB-page copies made the 0.6B Q4_0
 // decode slower than the file mapping it replaces (66–72 against 96–103 tok/s, 2 threads; a first read sweep of
 // freshly written 4 KiB pages ran at 0.6–8 GB/s, of huge pages at 17), with huge pages faster (91–98 against 81).
