@@ -547,7 +547,15 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     rep.last_loss = iters_run ? losses.back() : 0.0;
     rep.losses = losses;
 
-    if (dev_snapshot)  // the device's best parameters
+    // With the chains on the device and the best parameters there, the device computes the QDQ weights the chain
+    // runs with (bit for bit the host's), and with dev->defer_finish the host part (downloading the best parameters
+    // included) is left to the caller, who overlaps it with the next block.
+    const bool dev_qdq = dev && dev_snapshot;
+    const bool defer = dev_qdq && dev->defer_finish;
+    std::shared_ptr<CudaTunedParams> dev_best;
+    if (dev_qdq) gpu->quantize_best_tuned_layers();  // the untuned linears hold their weights since the engine was made
+    if (defer) dev_best = gpu->take_best_params();
+    if (dev_snapshot && !defer)  // the device's best parameters
         for (size_t j = 0; j < st.size(); ++j) {
             LayerParams lp;
             gpu->get_tuned_params(static_cast<int>(j), /*best=*/true, lp.V, lp.alpha, lp.beta);
@@ -557,20 +565,17 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     // ---- §2.8: best parameters -> codes, QDQ weights -----------------------------------------------------
     const auto t_finish = Clock::now();
     std::vector<BlockTuneResultT<N>> res(M);
-    if (best_params.empty()) snapshot();  // iters 0: V = 0, α = β = 1 (RTN)
-    // With the chains on the device and the best parameters there, the device computes the QDQ weights the chain
-    // runs with (bit for bit the host's) and the host part can wait (dev->defer_finish).
-    const bool dev_qdq = dev && dev_snapshot;
-    if (dev_qdq && dev->defer_finish) {
+    if (!defer && best_params.empty()) snapshot();  // iters 0: V = 0, α = β = 1 (RTN)
+    if (defer) {
         struct Job {
             std::vector<LayerState> st;
-            std::map<std::string, LayerParams> best;
+            std::shared_ptr<CudaTunedParams> best;  // on the device until the job downloads them
             std::array<const float*, N> W{};
             std::array<size_t, N> numel{};
         };
         auto job = std::make_shared<Job>();
         job->st = std::move(st);
-        job->best = std::move(best_params);
+        job->best = std::move(dev_best);
         for (int i = 0; i < kN; ++i) {
             job->W[i] = (*members[0].W)[i].data();
             job->numel[i] = (*members[0].W)[i].size();
@@ -578,8 +583,15 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
         // (the caller moves the function out of the result before calling it)
         res[0].finish = [job, minmax](BlockTuneResultT<N>& r) {
             const auto t0 = Clock::now();
+            std::map<std::string, LayerParams> best;
+            for (size_t j = 0; j < job->st.size(); ++j) {
+                LayerParams lp;
+                job->best->download(static_cast<int>(j), lp.V, lp.alpha, lp.beta);
+                best[job->st[j].spec.name] = std::move(lp);
+            }
+            job->best.reset();  // the device copies
             for (int i = 0; i < kN; ++i) r.qdq[i].assign(job->W[i], job->W[i] + job->numel[i]);
-            finish_on_host(job->st, std::vector<size_t>(job->st.size(), 0), minmax, job->best,
+            finish_on_host(job->st, std::vector<size_t>(job->st.size(), 0), minmax, best,
                            [&r](size_t) -> BlockTuneResultT<N>& { return r; });
             r.report.background_seconds = seconds_since(t0);
         };
@@ -594,9 +606,7 @@ std::vector<BlockTuneResultT<N>> tune_group_impl(const std::vector<BlockGroupMem
     rep.finish_seconds = seconds_since(t_finish);
     const auto t_chain = Clock::now();
     if (dev && dev->qout) {  // QBlock(train) and its loss without leaving the device
-        if (dev_qdq)
-            gpu->quantize_best_tuned_layers();  // the untuned linears hold their weights since the engine was made
-        else
+        if (!dev_qdq)
             for (int i = 0; i < kN; ++i) gpu->set_weight(i, res[0].qdq[i].data());
         gpu->forward_all(*dev->qout);
         rep.final_loss = gpu->masked_mse_all(*dev->qout, *dev->ref, !sample_mask && opt.mask_last_token);
@@ -1015,9 +1025,10 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
         e.forward_all(x);
     };
 
-    // Resident chains: the host part of a tuned block's §2.8 (codes, host QDQ weights, its checkpoint) runs on another
-    // thread while the GPU takes the next block (the chain's QDQ weights come from the device), and the next block's
-    // weights are read from the checkpoint meanwhile. Results are taken in block order (flush_pending).
+    // Resident chains: the host part of a tuned block's §2.8 (downloading its best parameters, codes, host QDQ weights,
+    // its resume checkpoint) runs on another thread while the GPU takes the next block (the chain's QDQ weights come
+    // from the device), and the next block's weights are read from the model meanwhile. Results are taken in block
+    // order (flush_pending).
     using BlockWeights = std::array<std::vector<float>, kNumBlockLinears>;
     struct PendingFinish {
         BlockWeights W;  // the block's original weights, read by the finish
@@ -1032,8 +1043,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
         if (!pending) return;
         std::shared_ptr<PendingFinish> p = std::move(pending);
         pending.reset();
-        pending_done.get();  // rethrows what the finish threw
-        if (checkpoint) checkpoint->save(p->layer, p->r, p->layers, p->rng);
+        pending_done.get();  // rethrows what the finish or the checkpoint threw
         for (auto& [k, v] : p->r.quantized) res.layers.emplace(k, std::move(v));
         res.blocks.push_back(p->r.report);
     };
@@ -1198,11 +1208,11 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
                 p->rng = rng;
                 auto fin = std::move(p->r.finish);
                 p->r.finish = nullptr;
-                pending_done = std::async(std::launch::async, [p, fin = std::move(fin)] {
-                    if (!fin) return;
-                    // leave a core to the thread that drives the GPU
-                    omp_set_num_threads(std::max(1, omp_get_num_procs() - 1));
-                    fin(p->r);
+                pending_done = std::async(std::launch::async, [p, fin = std::move(fin), checkpoint] {
+                    // half the cores: the thread that drives the GPU must not wait for one
+                    omp_set_num_threads(std::max(1, omp_get_num_procs() / 2));
+                    if (fin) fin(p->r);
+                    if (checkpoint) checkpoint->save(p->layer, p->r, p->layers, p->rng);
                 });
                 pending = std::move(p);
             }

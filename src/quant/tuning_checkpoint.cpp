@@ -211,6 +211,7 @@ TuningCheckpoint::TuningCheckpoint(fs::path dir, std::string fingerprint, bool d
 }
 
 bool TuningCheckpoint::has(int block_index) const {
+    const std::lock_guard<std::mutex> g(*lock_);
     return std::binary_search(finished_.begin(), finished_.end(), block_index);
 }
 
@@ -255,7 +256,8 @@ void TuningCheckpoint::save(int block_index, const BlockTuneResult& r, const std
               {"rng_mt", std::vector<uint32_t>(s.mt.begin(), s.mt.end())},
               {"report", report_to_json(r.report)}};
     write_atomic(dir_ / (stem + ".json"), j.dump() + "\n");  // the block is finished from here on
-    if (!has(block_index)) {
+    const std::lock_guard<std::mutex> g(*lock_);
+    if (!std::binary_search(finished_.begin(), finished_.end(), block_index)) {
         finished_.push_back(block_index);
         std::sort(finished_.begin(), finished_.end());
     }

@@ -29,6 +29,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,8 @@ private:
     std::filesystem::path dir_;
     std::string fingerprint_;
     std::vector<int> finished_;
+    // has / save from two threads (the GPU tuner saves a finished block on another thread while the next one starts)
+    std::shared_ptr<std::mutex> lock_ = std::make_shared<std::mutex>();
 };
 
 }  // namespace autoround

@@ -46,6 +46,12 @@ void CudaBlockEngine::quantize_tuned_layers() {}
 void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>&) {}
 void CudaBlockEngine::snapshot_tuned_layers() {}
 void CudaBlockEngine::quantize_best_tuned_layers() {}
+std::unique_ptr<CudaTunedParams> CudaBlockEngine::take_best_params() { return nullptr; }
+struct CudaTunedParams::Impl {};
+CudaTunedParams::CudaTunedParams(std::unique_ptr<Impl> p) : p_(std::move(p)) {}
+CudaTunedParams::~CudaTunedParams() = default;
+int CudaTunedParams::layers() const { return 0; }
+void CudaTunedParams::download(int, std::vector<float>&, std::vector<float>&, std::vector<float>&) const {}
 void CudaBlockEngine::get_tuned_params(int, bool, std::vector<float>&, std::vector<float>&, std::vector<float>&) const {}
 
 }  // namespace autoround

@@ -12,8 +12,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -41,6 +42,26 @@ struct TuningOom {
 };
 template <typename T>
 using DevBuf = DeviceBuffer<T, TuningOom>;
+
+// A page-locked host array (cudaMallocHost), for the small per-iteration copies.
+template <typename T>
+struct PinnedHost {
+    T* p = nullptr;
+    size_t n = 0;
+    PinnedHost() = default;
+    PinnedHost(const PinnedHost&) = delete;
+    PinnedHost& operator=(const PinnedHost&) = delete;
+    ~PinnedHost() {
+        if (p) cudaFreeHost(p);
+    }
+    void alloc(size_t count) {
+        if (count <= n) return;
+        if (p) cudaFreeHost(p);
+        p = nullptr;
+        AR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&p), count * sizeof(T)));
+        n = count;
+    }
+};
 
 // ---- GEMM (row-major through column-major cuBLAS: C^T = op(B)^T · op(A)^T) --------------------------------------
 
@@ -696,7 +717,8 @@ struct CudaBlockEngine::Impl {
     DevBuf<bf16> h1b, qb, kb, vb, Pb, dSb, attb, h2b, gateb, upb, actb, dYb, dIb, dX2b, dAb, dqb, dkb, dvb;
     DevBuf<float> lse, fa_ws;          // flash attention: [batch, nq, L] log-sum-exp, backward workspace
     DevBuf<double> partial;
-    std::vector<double> partial_host;
+    PinnedHost<double> partial_host;   // [N] the loss partial sums read back every iteration
+    PinnedHost<int64_t> idx_h;          // [batch] the sub-batch's sample indices on their way to idx_d
     DevBuf<uint8_t> sample_mask, batch_mask;  // [n, L] per-sample loss mask (optional), the sub-batch's rows
     // on-device SignRound parameters (add_tuned_layer)
     struct Tuned {
@@ -794,8 +816,12 @@ struct CudaBlockEngine::Impl {
     void upload_idx(const int64_t* idx, int64_t b) {
         for (int64_t i = 0; i < b; ++i)
             check(idx[i] >= 0 && idx[i] < n, "CUDA block engine: sample index ", idx[i], " out of range [0, ", n, ")");
-        if (!host)
-            AR_CUDA_CHECK(cudaMemcpyAsync(idx_d.p, idx, size_t(b) * sizeof(int64_t), cudaMemcpyHostToDevice, stream));
+        if (!host) {
+            // through pinned memory: a pageable copy is staged by the driver, behind any large pageable copy another
+            // thread has in flight (the tuner downloads a finished block's parameters meanwhile)
+            std::memcpy(idx_h.p, idx, size_t(b) * sizeof(int64_t));
+            AR_CUDA_CHECK(cudaMemcpyAsync(idx_d.p, idx_h.p, size_t(b) * sizeof(int64_t), cudaMemcpyHostToDevice, stream));
+        }
     }
     void gather_batch(const int64_t* idx, int64_t b) {  // after upload_idx; idx only read for host-resident inputs
         const int64_t LH = L * d.hidden;
@@ -831,11 +857,11 @@ struct CudaBlockEngine::Impl {
     }
     double read_loss(int64_t b) {  // waits for the stream; the mean of the sub-batch's partial sums
         const int64_t N = b * L;
-        AR_CUDA_CHECK(cudaMemcpyAsync(partial_host.data(), partial.p, size_t(N) * sizeof(double),
+        AR_CUDA_CHECK(cudaMemcpyAsync(partial_host.p, partial.p, size_t(N) * sizeof(double),
                                       cudaMemcpyDeviceToHost, stream));
         AR_CUDA_CHECK(cudaStreamSynchronize(stream));
         double total = 0.0;
-        for (int64_t i = 0; i < N; ++i) total += partial_host[size_t(i)];
+        for (int64_t i = 0; i < N; ++i) total += partial_host.p[i];
         return total / (double(N) * double(d.hidden));
     }
     void quantize_tuned() {
@@ -1212,7 +1238,8 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
         const char* e = std::getenv("AUTOROUND_NO_FUSED_FQ");  // A/B: the separate fake-quant forward every iteration
         s.fused_fq = !(e && e[0] == '1');
     }
-    s.partial_host.resize(N);
+    s.partial_host.alloc(N);
+    s.idx_h.alloc(size_t(s.batch));
     if (opt.loss_mask) {
         s.sample_mask.upload(opt.loss_mask, size_t(n * L), "the loss mask");
         s.batch_mask.ensure(N, "the loss mask");
@@ -1382,6 +1409,64 @@ void CudaBlockEngine::quantize_best_tuned_layers() {
     s.quantize_tuned();
 }
 
+struct CudaTunedParams::Impl {
+    struct Layer {
+        size_t nv = 0, ng = 0;
+        bool minmax = false;
+        DevBuf<float> V, alpha, beta;
+    };
+    std::vector<Layer> layers;
+    int device = 0;
+    cudaEvent_t ready = nullptr;  // recorded on the engine's stream after the last write
+    mutable cudaStream_t stream = nullptr;
+    ~Impl() {
+        if (stream) cudaStreamDestroy(stream);
+        if (ready) cudaEventDestroy(ready);
+    }
+};
+
+CudaTunedParams::CudaTunedParams(std::unique_ptr<Impl> p) : p_(std::move(p)) {}
+CudaTunedParams::~CudaTunedParams() = default;
+int CudaTunedParams::layers() const { return int(p_->layers.size()); }
+
+void CudaTunedParams::download(int slot, std::vector<float>& V, std::vector<float>& alpha,
+                               std::vector<float>& beta) const {
+    check(slot >= 0 && slot < layers(), "CUDA tuned parameters: no tuned layer ", slot);
+    Impl& s = *p_;
+    AR_CUDA_CHECK(cudaSetDevice(s.device));  // (a thread's current device starts at 0)
+    if (!s.stream) AR_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+    AR_CUDA_CHECK(cudaStreamWaitEvent(s.stream, s.ready, 0));
+    const Impl::Layer& l = s.layers[size_t(slot)];
+    V.resize(l.nv);
+    alpha.assign(l.ng, 1.f);
+    beta.assign(l.ng, 1.f);
+    AR_CUDA_CHECK(cudaMemcpyAsync(V.data(), l.V.p, l.nv * sizeof(float), cudaMemcpyDeviceToHost, s.stream));
+    if (l.minmax) {
+        AR_CUDA_CHECK(cudaMemcpyAsync(alpha.data(), l.alpha.p, l.ng * sizeof(float), cudaMemcpyDeviceToHost, s.stream));
+        AR_CUDA_CHECK(cudaMemcpyAsync(beta.data(), l.beta.p, l.ng * sizeof(float), cudaMemcpyDeviceToHost, s.stream));
+    }
+    AR_CUDA_CHECK(cudaStreamSynchronize(s.stream));
+}
+
+std::unique_ptr<CudaTunedParams> CudaBlockEngine::take_best_params() {
+    Impl& s = *p_;
+    auto out = std::make_unique<CudaTunedParams::Impl>();
+    AR_CUDA_CHECK(cudaGetDevice(&out->device));
+    for (auto& t : s.tuned) {
+        CudaTunedParams::Impl::Layer l;
+        l.nv = size_t(t->sh.out * t->sh.padded_in());
+        l.ng = size_t(t->sh.groups());
+        l.minmax = t->minmax;
+        l.V = std::move(t->bV);
+        l.alpha = std::move(t->balpha);
+        l.beta = std::move(t->bbeta);
+        out->layers.push_back(std::move(l));
+    }
+    AR_CUDA_CHECK(cudaEventCreateWithFlags(&out->ready, cudaEventDisableTiming));
+    AR_CUDA_CHECK(cudaEventRecord(out->ready, s.stream));
+    return std::make_unique<CudaTunedParams>(std::move(out));
+}
+
 void CudaBlockEngine::get_tuned_params(int slot, bool best, std::vector<float>& V, std::vector<float>& alpha,
                                        std::vector<float>& beta) const {
     const Impl& s = *p_;
@@ -1531,8 +1616,10 @@ double CudaBlockEngine::masked_mse_all(const CudaActivations& pred, const CudaAc
         mse_kernel<<<unsigned(N), kThreads, 0, s.stream>>>(yp, nullptr, rp, s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L,
                                               s.d.hidden, mask_last_token, denom, 0.0, s.dY.p, nullptr, s.partial.p);
         AR_CUDA_CHECK(cudaGetLastError());
-        AR_CUDA_CHECK(cudaMemcpy(s.partial_host.data(), s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost));
-        for (int64_t i = 0; i < N; ++i) total += s.partial_host[size_t(i)];
+        AR_CUDA_CHECK(cudaMemcpyAsync(s.partial_host.p, s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost,
+                                      s.stream));
+        AR_CUDA_CHECK(cudaStreamSynchronize(s.stream));
+        for (int64_t i = 0; i < N; ++i) total += s.partial_host.p[i];
     }
     return total / denom;
 }

@@ -105,6 +105,23 @@ private:
     void* p_ = nullptr;
 };
 
+// The best V, α, β of an engine's tuned layers, moved out of it at the end of tuning (device memory of their own,
+// freed with this object), so that another thread can download them while the GPU goes on with other work.
+class CudaTunedParams {
+public:
+    struct Impl;
+    explicit CudaTunedParams(std::unique_ptr<Impl> p);
+    ~CudaTunedParams();
+    int layers() const;
+    // V [out, padded_in], α and β [out·G] (all 1 without min-max tuning) of tuned layer `slot`, as
+    // CudaBlockEngine::get_tuned_params(slot, true) gave them. Waits only for the engine work that wrote them (its own
+    // stream; any thread).
+    void download(int slot, std::vector<float>& V, std::vector<float>& alpha, std::vector<float>& beta) const;
+
+private:
+    std::unique_ptr<Impl> p_;
+};
+
 class CudaBlockEngine {
 public:
     // Uploads the block constants; `train_in` and `ref_out` [n, L, H] (host) are copied to the device
@@ -172,6 +189,9 @@ public:
     // quantization (clamped α, β), the QDQ weights the quantized chain runs with — bit for bit what set_weight of the
     // host's QDQ weights would give, without the host computing them first. Needs snapshot_tuned_layers to have run.
     void quantize_best_tuned_layers();
+    // The best parameters leave the engine (after the last snapshot and quantize_best_tuned_layers; the snapshot and
+    // get_tuned_params(best) must not be used afterwards).
+    std::unique_ptr<CudaTunedParams> take_best_params();
     // Downloads a tuned layer's current (best = false) or snapshot (best = true) parameters.
     void get_tuned_params(int slot, bool best, std::vector<float>& V, std::vector<float>& alpha,
                           std::vector<float>& beta) const;
