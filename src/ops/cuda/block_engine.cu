@@ -1379,32 +1379,31 @@ void CudaBlockEngine::step_tuned_layers(const std::vector<std::array<float, 2>>&
     s.wq_current = s.fused_fq;
 }
 
-void CudaBlockEngine::snapshot_tuned_layers() {
-    Impl& s = *p_;
-    for (auto& t : s.tuned) {
+namespace {
+// V, α, β of every tuned layer: current → best (snapshot) or best → current
+template <typename Tuned>
+void copy_tuned_params(std::vector<std::unique_ptr<Tuned>>& tuned, bool to_best, cudaStream_t stream) {
+    for (auto& t : tuned) {
         const size_t nv = size_t(t->sh.out * t->sh.padded_in()), ng = size_t(t->sh.groups());
-        AR_CUDA_CHECK(cudaMemcpyAsync(t->bV.p, t->V.p, nv * sizeof(float), cudaMemcpyDeviceToDevice, s.stream));
+        auto copy = [&](DevBuf<float>& cur, DevBuf<float>& best, size_t count) {
+            float* dst = to_best ? best.p : cur.p;
+            const float* src = to_best ? cur.p : best.p;
+            AR_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+        };
+        copy(t->V, t->bV, nv);
         if (t->minmax) {
-            AR_CUDA_CHECK(cudaMemcpyAsync(t->balpha.p, t->alpha.p, ng * sizeof(float), cudaMemcpyDeviceToDevice,
-                                          s.stream));
-            AR_CUDA_CHECK(cudaMemcpyAsync(t->bbeta.p, t->beta.p, ng * sizeof(float), cudaMemcpyDeviceToDevice,
-                                          s.stream));
+            copy(t->alpha, t->balpha, ng);
+            copy(t->beta, t->bbeta, ng);
         }
     }
 }
+}  // namespace
+
+void CudaBlockEngine::snapshot_tuned_layers() { copy_tuned_params(p_->tuned, /*to_best=*/true, p_->stream); }
 
 void CudaBlockEngine::quantize_best_tuned_layers() {
     Impl& s = *p_;
-    for (auto& t : s.tuned) {
-        const size_t nv = size_t(t->sh.out * t->sh.padded_in()), ng = size_t(t->sh.groups());
-        AR_CUDA_CHECK(cudaMemcpyAsync(t->V.p, t->bV.p, nv * sizeof(float), cudaMemcpyDeviceToDevice, s.stream));
-        if (t->minmax) {
-            AR_CUDA_CHECK(cudaMemcpyAsync(t->alpha.p, t->balpha.p, ng * sizeof(float), cudaMemcpyDeviceToDevice,
-                                          s.stream));
-            AR_CUDA_CHECK(cudaMemcpyAsync(t->beta.p, t->bbeta.p, ng * sizeof(float), cudaMemcpyDeviceToDevice,
-                                          s.stream));
-        }
-    }
+    copy_tuned_params(s.tuned, /*to_best=*/false, s.stream);
     s.wq_current = false;
     s.quantize_tuned();
 }
