@@ -1041,8 +1041,7 @@ QuantizeResult quantize_model_from_inputs(const Qwen3Model& model, const QuantPl
     std::future<void> pending_done;
     auto flush_pending = [&] {
         if (!pending) return;
-        std::shared_ptr<PendingFinish> p = std::move(pending);
-        pending.reset();
+        const std::shared_ptr<PendingFinish> p = std::move(pending);  // (leaves pending empty)
         pending_done.get();  // rethrows what the finish or the checkpoint threw
         for (auto& [k, v] : p->r.quantized) res.layers.emplace(k, std::move(v));
         res.blocks.push_back(p->r.report);

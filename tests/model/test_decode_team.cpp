@@ -43,6 +43,15 @@ namespace {
 
 const fs::path kNano = fs::path(AR_SHARED_DIR) / "models/qwen3-nano";
 
+// qwen3-nano exported to a GGUF of type ft in dir; returns its path
+fs::path write_nano_gguf(const fs::path& dir, const TensorStore& store, GgufFileType ft) {
+    GgufExportOptions o;
+    o.file_type = ft;
+    const fs::path file = dir / gguf_file_name("qwen3-nano", ft);
+    write_gguf_model(kNano, store, {}, o, file);
+    return file;
+}
+
 struct DecodeRun {
     std::vector<float> logits;  // every step's logits, concatenated
     std::vector<float> hidden;  // every hook call's data, concatenated
@@ -78,16 +87,15 @@ TEST(DecodeTeam, SameLogitsHiddenStatesAndCacheAsThePerOpScheduleBitForBit) {
     const testio::TempDir dir;
     const TensorStore store = TensorStore::open(kNano);
     for (GgufFileType ft : {GgufFileType::Q4_0, GgufFileType::Q4_K_M}) {
-        GgufExportOptions o;
-        o.file_type = ft;
-        const fs::path file = dir.path() / gguf_file_name("qwen3-nano", ft);
-        write_gguf_model(kNano, store, {}, o, file);
+        const fs::path file = write_nano_gguf(dir.path(), store, ft);
         Qwen3Model m = Qwen3Model::load_gguf(file, GgufWeights::Packed);
         for (const Qwen3Layer& L : m.layers())  // else the team path would not run
             for (const WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
                 ASSERT_TRUE(w->packed());
                 // the repacked dots run where the build has them
-                if (qmm_repacked_dots_available() && qmm_repack_supported(*w->block)) ASSERT_TRUE(w->repacked);
+                if (qmm_repacked_dots_available() && qmm_repack_supported(*w->block)) {
+                    ASSERT_TRUE(w->repacked);
+                }
             }
         // a 6-token prompt (per-op path), then single tokens and a 3-token step (the team path)
         std::vector<std::vector<int32_t>> steps = {{1, 20, 300, 4000, 17, 99}};
@@ -115,10 +123,7 @@ TEST(DecodeTeam, RepackedCopiesChangeTheLogitsOnlyByRounding) {
     const testio::TempDir dir;
     const TensorStore store = TensorStore::open(kNano);
     for (GgufFileType ft : {GgufFileType::Q4_0, GgufFileType::Q4_K_M}) {
-        GgufExportOptions o;
-        o.file_type = ft;
-        const fs::path file = dir.path() / gguf_file_name("qwen3-nano", ft);
-        write_gguf_model(kNano, store, {}, o, file);
+        const fs::path file = write_nano_gguf(dir.path(), store, ft);
         const Qwen3Model repacked = Qwen3Model::load_gguf(file, GgufWeights::Packed);
         const Qwen3Model mapped = Qwen3Model::load_gguf(file, GgufWeights::Mapped);
         const Qwen3Model exact = Qwen3Model::load_gguf(file, GgufWeights::Dequantized);
@@ -142,7 +147,9 @@ TEST(DecodeTeam, RepackedCopiesChangeTheLogitsOnlyByRounding) {
         std::printf("[ %s ] max |logit|: %.3g; max |repacked - mapped| %.3g, |repacked - exact| %.3g, |mapped - exact| "
                     "%.3g\n", std::string(gguf_file_type_name(ft)).c_str(), top, diff, err_a, err_b);
         // (builds without the int8 dots run the float reference in both: nothing to compare then)
-        if (qmm_repacked_dots_available()) EXPECT_GT(err_b, 0.f);
+        if (qmm_repacked_dots_available()) {
+            EXPECT_GT(err_b, 0.f);
+        }
         EXPECT_LE(err_a, 1.5f * err_b) << gguf_file_type_name(ft);
         EXPECT_LE(diff, 2.f * err_b) << gguf_file_type_name(ft);
     }
@@ -191,10 +198,7 @@ TEST(DecodeTeam, ReleasedFilePagesOfRepackedWeightsAreNeverReadAgain) {
     const testio::TempDir dir;
     const TensorStore store = TensorStore::open(kNano);
     for (GgufFileType ft : {GgufFileType::Q4_0, GgufFileType::Q4_K_M}) {
-        GgufExportOptions o;
-        o.file_type = ft;
-        const fs::path file = dir.path() / gguf_file_name("qwen3-nano", ft);
-        write_gguf_model(kNano, store, {}, o, file);
+        const fs::path file = write_nano_gguf(dir.path(), store, ft);
         const std::string what(gguf_file_type_name(ft));
         const Qwen3Model released = Qwen3Model::load_gguf(file, GgufWeights::Packed);
         const std::vector<std::pair<uintptr_t, size_t>> ranges = released_ranges(released);
@@ -204,7 +208,9 @@ TEST(DecodeTeam, ReleasedFilePagesOfRepackedWeightsAreNeverReadAgain) {
         const int64_t present = present_pages(ranges);
         std::printf("[ %s ] released %zu bytes of the mapping in %zu ranges; pages still mapped: %lld\n", what.c_str(),
                     bytes, ranges.size(), static_cast<long long>(present));
-        if (present >= 0) EXPECT_EQ(present, 0) << what;
+        if (present >= 0) {
+            EXPECT_EQ(present, 0) << what;
+        }
         EXPECT_EQ(released.embedding().repacked, released.head().repacked) << what << " (tied: one copy)";
         ::setenv("AUTOROUND_KEEP_MAPPED", "1", 1);
         const Qwen3Model kept = Qwen3Model::load_gguf(file, GgufWeights::Packed);
