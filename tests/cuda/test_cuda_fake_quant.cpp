@@ -2,7 +2,8 @@
 // (ops/cuda/fake_quant_device.h) against the CPU scalar reference (ops/cpu/fake_quant.h, signsgd_step), and the
 // GPU tuner with it against the GPU tuner with the host fake quantization (SignRoundOptions::cuda_host_fake_quant).
 // Shapes: groups that pad the last one (in 200, gs 32), per-channel (in < gs, gs -1), 128-wide groups (the 16-byte
-// path), a group size that is not a multiple of 4 (the 1-element path), 2/3/4/8 bits, sym and asym,
+// path), full groups of 32–256 (the register-resident backward, dead segments in the last warp), a group size that
+// is not a multiple of 4 (the 1-element path), 2/3/4/8 bits, sym and asym,
 // with and without min/max tuning, α/β outside [0, 1] (clamped), an all-zero row (τ-clamped scale) and a sym tie;
 // and the step that also writes the next W_q (fused) against a separate forward after the step, bit for bit.
 // Built only with -DAUTOROUND_CUDA=ON (label "gpu"); every test skips cleanly when no CUDA device is visible.
@@ -125,6 +126,13 @@ TEST(FakeQuantDevice, MatchesTheCpuReference) {
             check_layer(4, 512, 128, bits, sym, true, seed++);
             check_layer(2, 384, -1, bits, sym, true, seed++);
             check_layer(3, 90, 30, bits, sym, true, seed++);
+            // the register-resident backward (full groups of 32 / 64 / 128 / 256: 8 / 4 / 2 / 1 per warp), with
+            // group counts that leave dead segments in the last warp
+            check_layer(5, 96, 32, bits, sym, true, seed++);
+            check_layer(3, 192, 64, bits, sym, true, seed++);
+            check_layer(7, 384, 128, bits, sym, true, seed++);
+            check_layer(3, 512, 256, bits, sym, true, seed++);
+            check_layer(3, 256, -1, bits, sym, false, seed++);
         }
 }
 

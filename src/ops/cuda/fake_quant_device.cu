@@ -1,7 +1,9 @@
 // ops/cuda/fake_quant_device.cu — see fake_quant_device.h. One warp per quantization group: every lane derives the
 // group's scale and zero point (the CPU's group_params, op for op), the lanes stride over the group's elements (4 at
 // a time with 16-byte loads where the shapes and alignments allow, else one), and the backward reduces ds, dz over
-// the warp before lane 0 chains them to dα, dβ (the CPU's group_param_grads) and steps α, β.
+// the warp before lane 0 chains them to dα, dβ (the CPU's group_param_grads) and steps α, β. Where every group is
+// full and 32–256 wide, the backward step instead holds a group in a segment of a warp's registers
+// (backward_step_seg_kernel).
 #include "ops/cuda/fake_quant_device.h"
 
 #include <cuda_bf16.h>
@@ -9,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 
 #include "core/error.h"
@@ -280,6 +283,140 @@ __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, f
     store_group_wq<VEC, false>(P, pn, lane, n, x, v, o * P.in + c0, yf, yb);
 }
 
+// The backward step with the group held in registers (seg_ok below: every group full, gs = 8·LPG with LPG lanes per
+// group, LPG ∈ {4, 8, 16, 32}; 32 / LPG groups per warp). A lane loads its 8 elements of W, dW_q and V (two 16-byte
+// chunks, 4·LPG elements apart, so each load instruction of the warp covers contiguous memory) together with the
+// group's wmin, wmax, α, β before any of them is used, steps V, and sums ds, dz over its segment with a butterfly,
+// which leaves the sums in every lane: each lane then derives dα, dβ, the stepped α, β and the next W_q of its own
+// elements from registers. backward_step_kernel keeps one group per warp and re-reads W and V after the reduction:
+// two dependent memory round trips per 128 elements, which left its 7 launches of a 4B step latency-bound at
+// ~1.7 TB/s (ncu: 1.16 ms with the fused next W_q). Same per-element arithmetic and the same scalar chain for dα, dβ
+// as backward_step_kernel; only the order of the ds, dz sums differs (a lane's 8 elements, then the segment).
+template <int LPG>
+__global__ void backward_step_seg_kernel(Params P, int64_t groups, const float* W, float* V, float* alpha, float* beta,
+                                         const float* wmin, const float* wmax, const float* dWq, float lr_v,
+                                         float lr_m, const float* lr_dev, float* gV, float* gA, float* gB, float* yf,
+                                         __nv_bfloat16* yb) {
+    static_assert(LPG == 4 || LPG == 8 || LPG == 16 || LPG == 32, "lanes per group");
+    constexpr int kGroupsPerWarp = 32 / LPG;
+    if (lr_dev) {
+        lr_v = lr_dev[0];
+        lr_m = lr_dev[1];
+    }
+    const int lane = threadIdx.x & 31, seg_lane = lane % LPG;
+    const int64_t g = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * kGroupsPerWarp + lane / LPG;
+    const bool live = g < groups;  // dead segments of the last warp still take part in the shuffles
+    const int64_t e0 = g * P.gs + 4 * seg_lane;  // in == G·gs: group g starts at element g·gs of W, V and dW_q
+    float4 xv[2], gv[2], vv[2];
+    float wmn = 0.f, wmx = 0.f, al = 1.f, be = 1.f;
+    if (live) {
+        wmn = wmin[g];
+        wmx = wmax[g];
+        if (P.minmax) {
+            al = alpha[g];
+            be = beta[g];
+        }
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+            const int64_t e = e0 + 4 * LPG * k;
+            xv[k] = __ldg(reinterpret_cast<const float4*>(W + e));
+            gv[k] = __ldg(reinterpret_cast<const float4*>(dWq + e));
+            vv[k] = *reinterpret_cast<const float4*>(V + e);
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < 2; ++k) xv[k] = gv[k] = vv[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+        wmn = -1.f;  // any group with a non-zero scale: dead lanes compute and discard
+        wmx = 1.f;
+    }
+    const Group p = group_params(P, P.minmax ? clamp01(al) : 1.f, P.minmax ? clamp01(be) : 1.f, wmn, wmx);
+    float ds = 0.f, dz = 0.f;
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        float4 dv;
+        dv.x = fq_grad(P, p, xv[k].x, vv[k].x, gv[k].x, ds, dz);
+        dv.y = fq_grad(P, p, xv[k].y, vv[k].y, gv[k].y, ds, dz);
+        dv.z = fq_grad(P, p, xv[k].z, vv[k].z, gv[k].z, ds, dz);
+        dv.w = fq_grad(P, p, xv[k].w, vv[k].w, gv[k].w, ds, dz);
+        vv[k].x = sign_step(vv[k].x, dv.x, lr_v);
+        vv[k].y = sign_step(vv[k].y, dv.y, lr_v);
+        vv[k].z = sign_step(vv[k].z, dv.z, lr_v);
+        vv[k].w = sign_step(vv[k].w, dv.w, lr_v);
+        if (live) {
+            const int64_t e = e0 + 4 * LPG * k;
+            *reinterpret_cast<float4*>(V + e) = vv[k];
+            if (gV) *reinterpret_cast<float4*>(gV + e) = dv;
+        }
+    }
+#pragma unroll
+    for (int off = LPG / 2; off > 0; off >>= 1) {  // within the segment: every lane ends with the sums
+        ds += __shfl_xor_sync(0xffffffffu, ds, off);
+        dz += __shfl_xor_sync(0xffffffffu, dz, off);
+    }
+    // group_param_grads (as backward_step_kernel's lane 0), in every lane of the segment
+    float da = 0.f, db = 0.f;
+    if (P.sym) {
+        const float Q = p.z;
+        const float dm = p.pass ? ds / Q : 0.f;
+        if (p.which == 0) da = -dm * wmn;
+        else if (p.which == 1) db = -dm * wmx;
+        else { da = dm * wmn / 2.f; db = -dm * wmx / 2.f; }
+    } else {
+        const float Qa = float((1 << P.bits) - 1);
+        const float s = p.s;
+        const float dsz = ds + dz * p.wlo / (s * s);
+        float dwlo = -dz / s;
+        const float ds0 = p.pass ? dsz : 0.f;
+        const float dwhi = ds0 / Qa;
+        dwlo -= ds0 / Qa;
+        da = dwlo * wmn;
+        db = dwhi * wmx;
+    }
+    float na = 1.f, nb = 1.f;
+    if (P.minmax) {
+        na = sign_step(al, da, lr_m);
+        nb = sign_step(be, db, lr_m);
+        if (yf || yb) {
+            na = clamp01(na);
+            nb = clamp01(nb);
+        }
+    }
+    if (live && seg_lane == 0) {
+        if (gA) gA[g] = da;
+        if (gB) gB[g] = db;
+        if (P.minmax) {
+            alpha[g] = na;
+            beta[g] = nb;
+        }
+    }
+    if ((!yf && !yb) || !live) return;
+    const Group pn = group_params(P, na, nb, wmn, wmx);
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        const int64_t e = e0 + 4 * LPG * k;
+        float y[4] = {fq_value(P, pn, xv[k].x, vv[k].x), fq_value(P, pn, xv[k].y, vv[k].y),
+                      fq_value(P, pn, xv[k].z, vv[k].z), fq_value(P, pn, xv[k].w, vv[k].w)};
+        __nv_bfloat16 b[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            b[q] = __float2bfloat16_rn(y[q]);
+            if (P.out_bf16) y[q] = __bfloat162float(b[q]);
+        }
+        if (yf) *reinterpret_cast<float4*>(yf + e) = make_float4(y[0], y[1], y[2], y[3]);
+        if (yb) {
+            __nv_bfloat162 lo, hi;
+            lo.x = b[0];
+            lo.y = b[1];
+            hi.x = b[2];
+            hi.y = b[3];
+            uint2 u;
+            u.x = *reinterpret_cast<const uint32_t*>(&lo);
+            u.y = *reinterpret_cast<const uint32_t*>(&hi);
+            *reinterpret_cast<uint2*>(yb + e) = u;
+        }
+    }
+}
+
 Params params_of(const FakeQuantDeviceLayer& l) {
     check(l.cfg.bits >= 1 && l.cfg.bits <= 8, "fake quant (GPU): bits = ", l.cfg.bits);
     check(l.W && l.V && l.wmin && l.wmax && (!l.minmax || (l.alpha && l.beta)), "fake quant (GPU): missing arrays");
@@ -326,6 +463,18 @@ bool vec_ok(const Params& P, std::initializer_list<const void*> f32, const void*
     return aligned(bf16, 8);
 }
 
+// The register-resident backward (backward_step_seg_kernel) applies: every group is full (in = G·gs, so W, V and
+// dW_q share one layout), gs = 8·LPG for LPG ∈ {4, 8, 16, 32}, the arrays 16-byte aligned (the bf16 output
+// 8-byte). Returns LPG, or 0.
+int seg_lanes(const Params& P, std::initializer_list<const void*> f32, const void* bf16) {
+    if (P.in != P.G * P.gs || P.padded != P.in) return 0;
+    const int lpg = P.gs == 32 ? 4 : P.gs == 64 ? 8 : P.gs == 128 ? 16 : P.gs == 256 ? 32 : 0;
+    if (!lpg) return 0;
+    for (const void* q : f32)
+        if (!aligned(q, 16)) return 0;
+    return aligned(bf16, 8) ? lpg : 0;
+}
+
 }  // namespace
 
 void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uint16_t* Wq_bf16, CUstream_st* stream) {
@@ -349,7 +498,26 @@ void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float*
     const int64_t groups = l.sh.groups();
     const unsigned grid = unsigned((groups + kWarpsPerBlock - 1) / kWarpsPerBlock);
     auto* yb = reinterpret_cast<__nv_bfloat16*>(next_Wq_bf16);
-    if (vec_ok(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16))
+    // AUTOROUND_FQ_WARP_PER_GROUP=1: one warp per group everywhere (A/B runs of the register-resident kernel)
+    static const bool warp_per_group = [] {
+        const char* e = std::getenv("AUTOROUND_FQ_WARP_PER_GROUP");
+        return e && e[0] == '1';
+    }();
+    const int lpg = warp_per_group ? 0 : seg_lanes(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16);
+    if (lpg) {
+        const int64_t per_block = int64_t(kWarpsPerBlock) * (32 / lpg);
+        const unsigned sgrid = unsigned((groups + per_block - 1) / per_block);
+        auto launch = [&](auto kernel) {
+            kernel<<<sgrid, 32 * kWarpsPerBlock, 0, stream>>>(P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq,
+                                                             lr_v, lr_m, lr_device, gV, gA, gB, next_Wq_f32, yb);
+        };
+        switch (lpg) {
+            case 4: launch(backward_step_seg_kernel<4>); break;
+            case 8: launch(backward_step_seg_kernel<8>); break;
+            case 16: launch(backward_step_seg_kernel<16>); break;
+            default: launch(backward_step_seg_kernel<32>); break;
+        }
+    } else if (vec_ok(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16))
         backward_step_kernel<true><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(
             P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB, next_Wq_f32,
             yb);
