@@ -120,6 +120,26 @@ __device__ __forceinline__ void st(bf16* p, int64_t i, float v) { p[i] = __float
 __device__ __forceinline__ bool vec4_ok(const void* p, int64_t n) {
     return (n & 3) == 0 && (reinterpret_cast<uintptr_t>(p) & 15) == 0;
 }
+// the same for a row of bf16 read 4 at a time (8-byte loads)
+__device__ __forceinline__ bool vec4_ok(const bf16* p, int64_t n) {
+    return (n & 3) == 0 && (reinterpret_cast<uintptr_t>(p) & 7) == 0;
+}
+
+// p[4i..4i+4) as float (bf16 widened, exactly); p as vec4_ok allows
+__device__ __forceinline__ float4 ld4(const float* p, int64_t i) { return reinterpret_cast<const float4*>(p)[i]; }
+__device__ __forceinline__ float4 ld4(const bf16* p, int64_t i) {
+    const uint2 u = reinterpret_cast<const uint2*>(p)[i];
+    const __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&u.x),
+                         hi = *reinterpret_cast<const __nv_bfloat162*>(&u.y);
+    return make_float4(__low2float(lo), __high2float(lo), __low2float(hi), __high2float(hi));
+}
+
+// Row `row` of an operand of rows of `dim` values: in order, or (idx not null) picked from the cached samples —
+// row r is position r % L of sample idx[r / L] (a sub-batch read in place, without a gathered copy).
+template <typename T>
+__device__ __forceinline__ const T* src_row(const T* x, const int64_t* idx, int64_t L, int64_t row, int64_t dim) {
+    return x + (idx ? idx[row / L] * L + row % L : row) * dim;
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -152,14 +172,14 @@ __device__ float block_max(float v, float* sh) {
 
 // The output half of an RMSNorm row once the block has the row's sum of squares s: r = (s / dim + eps)^(-1/2),
 // rstd[row] = r (optional), y = w ∘ (x · r); v4: 16-byte loads of x and w.
-template <typename TO>
-__device__ __forceinline__ void rmsnorm_row_out(const float* xr, const float* w, int64_t row, int64_t dim, float s,
+template <typename TO, typename TX>
+__device__ __forceinline__ void rmsnorm_row_out(const TX* xr, const float* w, int64_t row, int64_t dim, float s,
                                                 float eps, bool v4, TO* y, float* rstd) {
     const float r = rsqrtf(s / float(dim) + eps);
     if (rstd && threadIdx.x == 0) rstd[row] = r;
     if (v4) {
         for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-            const float4 a = reinterpret_cast<const float4*>(xr)[i], g = reinterpret_cast<const float4*>(w)[i];
+            const float4 a = ld4(xr, i), g = reinterpret_cast<const float4*>(w)[i];
             const int64_t o = row * dim + 4 * i;
             st(y, o, g.x * (a.x * r));
             st(y, o + 1, g.y * (a.y * r));
@@ -168,24 +188,26 @@ __device__ __forceinline__ void rmsnorm_row_out(const float* xr, const float* w,
         }
         return;
     }
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (xr[i] * r));
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) st(y, row * dim + i, w[i] * (ld(xr, i) * r));
 }
 
-// y = w ∘ (x · r), r = (mean(x²) + eps)^(-1/2); one block per row.
-template <typename TO>
-__global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, float eps, TO* y, float* rstd) {
+// y = w ∘ (x · r), r = (mean(x²) + eps)^(-1/2); one block per row. x: float, or bf16 (widened); idx (optional):
+// the rows picked from the cached samples (src_row).
+template <typename TO, typename TX = float>
+__global__ void rmsnorm_fwd_kernel(const TX* x, const float* w, int64_t dim, float eps, TO* y, float* rstd,
+                                   const int64_t* idx = nullptr, int64_t L = 1) {
     __shared__ float sh[32];
     const int64_t row = blockIdx.x;
-    const float* xr = x + row * dim;
+    const TX* xr = src_row(x, idx, L, row, dim);
     const bool v4 = vec4_ok(x, dim) && vec4_ok(w, dim);  // 16-byte loads (same math, same order per element)
     float s = 0.f;
     if (v4) {
         for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-            const float4 a = reinterpret_cast<const float4*>(xr)[i];
+            const float4 a = ld4(xr, i);
             s += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
         }
     } else {
-        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += xr[i] * xr[i];
+        for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += ld(xr, i) * ld(xr, i);
     }
     s = block_sum(s, sh);
     rmsnorm_row_out(xr, w, row, dim, s, eps, v4, y, rstd);
@@ -194,19 +216,20 @@ __global__ void rmsnorm_fwd_kernel(const float* x, const float* w, int64_t dim, 
 // The residual add then the RMSNorm of its result in one pass over the row (Bf16 mode after the o projection):
 // x += res, y = w ∘ (x · r). Per element and per thread the same float math, in the same order, as add_kernel
 // followed by rmsnorm_fwd_kernel with the same block size, so the results are bit-identical to the two kernels.
-template <typename TO>
-__global__ void add_rmsnorm_fwd_kernel(float* x, const float* res, const float* w, int64_t dim, float eps, TO* y,
-                                       float* rstd) {
+// res: float, or bf16 (widened); idx (optional): its rows picked from the cached samples (src_row).
+template <typename TO, typename TR = float>
+__global__ void add_rmsnorm_fwd_kernel(float* x, const TR* res, const float* w, int64_t dim, float eps, TO* y,
+                                       float* rstd, const int64_t* idx = nullptr, int64_t L = 1) {
     __shared__ float sh[32];
     const int64_t row = blockIdx.x;
     float* xr = x + row * dim;
-    const float* rr = res + row * dim;
+    const TR* rr = src_row(res, idx, L, row, dim);
     const bool v4 = vec4_ok(x, dim) && vec4_ok(res, dim) && vec4_ok(w, dim);
     float s = 0.f;
     if (v4) {
         for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
             float4 a = reinterpret_cast<const float4*>(xr)[i];
-            const float4 b = reinterpret_cast<const float4*>(rr)[i];
+            const float4 b = ld4(rr, i);
             a.x += b.x;
             a.y += b.y;
             a.z += b.z;
@@ -216,7 +239,7 @@ __global__ void add_rmsnorm_fwd_kernel(float* x, const float* res, const float* 
         }
     } else {
         for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-            const float v = xr[i] + rr[i];
+            const float v = xr[i] + ld(rr, i);
             xr[i] = v;
             s += v * v;
         }
@@ -610,21 +633,58 @@ __global__ void softmax_bwd_kernel(const TP* P, const float* dP, int64_t L, TO* 
 // mask (optional, [rows]): 1 = in the loss; it replaces the last-token rule.
 // pred_res (optional): the block's last residual, not yet added to pred (forward_bf16 with add_final_residual
 // false); the prediction is then the float sum pred + pred_res, as add_kernel would have stored it.
-__global__ void mse_kernel(const float* pred, const float* pred_res, const float* ref, const uint8_t* mask, int64_t L,
+// ref: float, or bf16 (widened); ref_idx (optional): its rows picked from the cached samples (src_row).
+// Four elements per thread and access where every row and pointer allows it (the same math per element).
+__device__ __forceinline__ float mse_elem(float y, float r, bool on, double denom, double scale, double& acc) {
+    const double e = on ? double(y) - double(r) : 0.0;
+    acc += e * e;
+    return float(scale * 2.0 * e / denom);
+}
+template <typename TR = float>
+__global__ void mse_kernel(const float* pred, const float* pred_res, const TR* ref, const uint8_t* mask, int64_t L,
                            int64_t H, bool mask_last, double denom, double scale, float* grad, bf16* grad_b,
-                           double* partial) {
+                           double* partial, const int64_t* ref_idx = nullptr) {
     __shared__ double shd[32];
     const int64_t row = blockIdx.x;
     const bool on = mask ? mask[row] != 0 : !(mask_last && row % L == L - 1);
+    const TR* rr = src_row(ref, ref_idx, L, row, H);
+    const float* pr = pred + row * H;
+    const float* qr = pred_res ? pred_res + row * H : nullptr;
     double acc = 0.0;
-    for (int64_t h = threadIdx.x; h < H; h += blockDim.x) {
-        float y = pred[row * H + h];
-        if (pred_res) y += pred_res[row * H + h];
-        const double e = on ? double(y) - double(ref[row * H + h]) : 0.0;
-        acc += e * e;
-        const float gv = float(scale * 2.0 * e / denom);
-        grad[row * H + h] = gv;
-        if (grad_b) grad_b[row * H + h] = __float2bfloat16(gv);
+    if (vec4_ok(pred, H) && (!pred_res || vec4_ok(pred_res, H)) && vec4_ok(ref, H) && vec4_ok(grad, H) &&
+        (!grad_b || (reinterpret_cast<uintptr_t>(grad_b) & 7) == 0)) {
+        for (int64_t i = threadIdx.x; i < H / 4; i += blockDim.x) {
+            float4 y = ld4(pr, i);
+            if (qr) {
+                const float4 q = ld4(qr, i);
+                y.x += q.x;
+                y.y += q.y;
+                y.z += q.z;
+                y.w += q.w;
+            }
+            const float4 r = ld4(rr, i);
+            float4 g;
+            g.x = mse_elem(y.x, r.x, on, denom, scale, acc);
+            g.y = mse_elem(y.y, r.y, on, denom, scale, acc);
+            g.z = mse_elem(y.z, r.z, on, denom, scale, acc);
+            g.w = mse_elem(y.w, r.w, on, denom, scale, acc);
+            const int64_t o = row * H + 4 * i;
+            *reinterpret_cast<float4*>(grad + o) = g;
+            if (grad_b) {
+                uint2 u;
+                *reinterpret_cast<__nv_bfloat162*>(&u.x) = __floats2bfloat162_rn(g.x, g.y);
+                *reinterpret_cast<__nv_bfloat162*>(&u.y) = __floats2bfloat162_rn(g.z, g.w);
+                *reinterpret_cast<uint2*>(grad_b + o) = u;
+            }
+        }
+    } else {
+        for (int64_t h = threadIdx.x; h < H; h += blockDim.x) {
+            float y = pr[h];
+            if (qr) y += qr[h];
+            const float gv = mse_elem(y, ld(rr, h), on, denom, scale, acc);
+            grad[row * H + h] = gv;
+            if (grad_b) grad_b[row * H + h] = __float2bfloat16(gv);
+        }
     }
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -638,6 +698,20 @@ __global__ void mse_kernel(const float* pred, const float* pred_res, const float
 }
 
 int grid_for(int64_t n) { return int(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)); }
+
+// The block input (or target) rows a kernel reads: [b·L, H] float or bf16 at p, in order, or (idx not null, on the
+// device) the rows of the sub-batch's samples idx[0..b) of the cached [n, L, H] activations at p (src_row).
+struct InRows {
+    const void* p = nullptr;
+    bool bf16 = false;
+    const int64_t* idx = nullptr;
+};
+// f(p as const float* or const bf16*)
+template <typename F>
+void with_rows(const InRows& r, F&& f) {
+    if (r.bf16) f(static_cast<const bf16*>(r.p));
+    else f(static_cast<const float*>(r.p));
+}
 
 // Records what `work` enqueues on `stream` into an instantiated CUDA graph (nothing runs). The capture is
 // thread-local: only this thread's stream-ordered calls are recorded, and a call that cannot be captured throws.
@@ -801,6 +875,13 @@ struct CudaBlockEngine::Impl {
     }
     const void* train_rows(int64_t i) const { return rows_of(train_h, train_d, i); }
     const void* ref_rows(int64_t i) const { return rows_of(ref_h, ref_d, i); }
+    // Bf16 mode with device-resident inputs: the sub-batch's input and target rows are read in place by the first
+    // kernels that need them (rmsnorm_fwd_kernel, add_rmsnorm_fwd_kernel, mse_kernel, through idx_d) instead of
+    // being gathered into X and R first (two copies of 2 × b·L·H floats per step).
+    bool reads_in_place() const { return bf && !host; }
+    InRows batch_inputs() const {
+        return reads_in_place() ? InRows{train_d, chain_bf16, idx_d.p} : InRows{X.p, false, nullptr};
+    }
     // dst [count] float on the device <- rows at src (train_rows / ref_rows), converted from bf16 when needed
     void load_rows(float* dst, const void* src, int64_t count) {
         if (chain_bf16) {
@@ -825,6 +906,13 @@ struct CudaBlockEngine::Impl {
     }
     void gather_batch(const int64_t* idx, int64_t b) {  // after upload_idx; idx only read for host-resident inputs
         const int64_t LH = L * d.hidden;
+        if (reads_in_place()) {  // inputs and targets are read through idx_d; only the loss mask rows are copied
+            if (sample_mask.p)
+                gather_mask_kernel<<<dim3(unsigned((L + kThreads - 1) / kThreads), unsigned(b)), kThreads, 0, stream>>>(
+                    sample_mask.p, idx_d.p, L, batch_mask.p);
+            AR_CUDA_CHECK(cudaGetLastError());
+            return;
+        }
         if (host) {
             for (int64_t i = 0; i < b; ++i) {
                 load_rows(X.p + i * LH, train_rows(idx[i]), LH);
@@ -847,11 +935,15 @@ struct CudaBlockEngine::Impl {
     void forward_loss_backward(int64_t b, bool mask_last_token, double grad_scale, bool accumulate) {
         const int64_t N = b * L;
         // Bf16 mode: the block's last residual add is done by the loss kernel (Y itself is not read again)
-        forward(X.p, b, Y.p, /*add_final_residual=*/!bf);
+        forward(batch_inputs(), b, Y.p, /*add_final_residual=*/!bf);
         const double denom = double(N) * double(d.hidden);
-        mse_kernel<<<unsigned(N), kThreads, 0, stream>>>(Y.p, bf ? x2.p : nullptr, R.p, sample_mask.p ? batch_mask.p : nullptr, L, d.hidden,
-                                                         mask_last_token, denom, grad_scale, dY.p, bf ? dYb.p : nullptr,
-                                                         partial.p);
+        const InRows ref = reads_in_place() ? InRows{ref_d, chain_bf16, idx_d.p} : InRows{R.p, false, nullptr};
+        with_rows(ref, [&](auto* r) {
+            mse_kernel<<<unsigned(N), kThreads, 0, stream>>>(Y.p, bf ? x2.p : nullptr, r,
+                                                             sample_mask.p ? batch_mask.p : nullptr, L, d.hidden,
+                                                             mask_last_token, denom, grad_scale, dY.p,
+                                                             bf ? dYb.p : nullptr, partial.p, ref.idx);
+        });
         AR_CUDA_CHECK(cudaGetLastError());
         backward(dY.p, accumulate);
     }
@@ -877,13 +969,15 @@ struct CudaBlockEngine::Impl {
     void setup(const Qwen3BlockConsts<float>& c, int64_t n, int64_t L, int64_t batch, const CudaBlockEngineOptions& opt);
 
     // add_final_residual false (Bf16 mode only): Yd is left without the last residual x2 (the loss kernel adds it)
-    void forward(const float* Xd, int64_t b, float* Yd, bool add_final_residual = true) {
-        bf ? forward_bf16(Xd, b, Yd, add_final_residual) : forward_fp32(Xd, b, Yd);
+    void forward(const InRows& x, int64_t b, float* Yd, bool add_final_residual = true) {
+        if (bf) return forward_bf16(x, b, Yd, add_final_residual);
+        check(!x.bf16 && !x.idx, "CUDA block engine: the FP32 forward reads gathered float inputs");
+        forward_fp32(static_cast<const float*>(x.p), b, Yd);
     }
     void backward(const float* dYd, bool accumulate) { bf ? backward_bf16(dYd, accumulate) : backward_fp32(dYd, accumulate); }
     void forward_fp32(const float* Xd, int64_t b, float* Yd);
     void backward_fp32(const float* dYd, bool accumulate);
-    void forward_bf16(const float* Xd, int64_t b, float* Yd, bool add_final_residual);
+    void forward_bf16(const InRows& x, int64_t b, float* Yd, bool add_final_residual);
     void backward_bf16(const float* dYd, bool accumulate);
 };
 
@@ -981,13 +1075,15 @@ void CudaBlockEngine::Impl::backward_fp32(const float* dYd, bool accumulate) {
 }
 
 // Bf16 mode: the same dataflow as forward_fp32 with bf16 GEMM operands (see block_engine.h).
-void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd, bool add_final_residual) {
+void CudaBlockEngine::Impl::forward_bf16(const InRows& x, int64_t b, float* Yd, bool add_final_residual) {
     const int64_t N = b * L, H = d.hidden, nq = d.n_q_heads, nkv = d.n_kv_heads, D = d.head_dim, I = d.intermediate,
                   QD = nq * D, KD = nkv * D, r = nq / nkv;
     const float eps = float(d.rms_eps);
     cublasHandle_t hb = blas16;
     fwd_b = b;
-    rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads, 0, stream>>>(Xd, in_norm.p, H, eps, h1b.p, nullptr);
+    with_rows(x, [&](auto* xr) {
+        rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads, 0, stream>>>(xr, in_norm.p, H, eps, h1b.p, nullptr, x.idx, L);
+    });
     float* qa = d.qk_norm ? q_lin.p : q.p;
     float* ka = d.qk_norm ? k_lin.p : k.p;
     gemm_bf<float>(hb, false, true, N, QD, H, 1.f, h1b.p, H, Wb[kLinQ].p, H, 0.f, qa, QD);
@@ -1020,7 +1116,10 @@ void CudaBlockEngine::Impl::forward_bf16(const float* Xd, int64_t b, float* Yd, 
         }
     }
     gemm_bf<float>(hb, false, true, N, H, QD, 1.f, attb.p, QD, Wb[kLinO].p, QD, 0.f, x2.p, H);
-    add_rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads, 0, stream>>>(x2.p, Xd, post_norm.p, H, eps, h2b.p, rstd2.p);
+    with_rows(x, [&](auto* xr) {
+        add_rmsnorm_fwd_kernel<bf16><<<unsigned(N), kThreads, 0, stream>>>(x2.p, xr, post_norm.p, H, eps, h2b.p, rstd2.p,
+                                                                           x.idx, L);
+    });
     gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinGate].p, H, 0.f, gateb.p, I);
     gemm_bf<bf16>(hb, false, true, N, I, H, 1.f, h2b.p, H, Wb[kLinUp].p, H, 0.f, upb.p, I);
     swiglu_forward_bf16(gateb.p, upb.p, N * I, actb.p, stream);
@@ -1556,7 +1655,7 @@ void CudaBlockEngine::forward_all(float* out) {
         const int64_t b = std::min(s.batch, s.n - s0);
         // this chunk's rows first (out may alias the host inputs: chunk s0 is read before it is written)
         s.load_rows(s.X.p, s.train_rows(s0), b * LH);
-        s.forward(s.X.p, b, s.Y.p);
+        s.forward(InRows{s.X.p, false, nullptr}, b, s.Y.p);
         if (s.bf) {  // the block outputs of a bf16 model (see the header)
             round_bf16_kernel<<<grid_for(b * LH), kThreads, 0, s.stream>>>(s.Y.p, b * LH);
             AR_CUDA_CHECK(cudaGetLastError());
@@ -1575,8 +1674,13 @@ void CudaBlockEngine::forward_all(CudaActivations& out) {
     const int64_t LH = s.L * s.d.hidden;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0), cnt = b * LH;
-        s.load_rows(s.X.p, s.train_rows(s0), cnt);  // chunk s0 is read before it is overwritten below
-        s.forward(s.X.p, b, s.Y.p);
+        // chunk s0 is read (in place in Bf16 mode) before it is overwritten below
+        if (s.bf) {
+            s.forward(InRows{s.train_rows(s0), s.chain_bf16, nullptr}, b, s.Y.p);
+        } else {
+            s.load_rows(s.X.p, s.train_rows(s0), cnt);
+            s.forward(InRows{s.X.p, false, nullptr}, b, s.Y.p);
+        }
         if (out_bf16) {
             f2bf_kernel<<<grid_for(cnt), kThreads, 0, s.stream>>>(s.Y.p, static_cast<bf16*>(out.data()) + s0 * LH, cnt);
         } else {
