@@ -63,6 +63,15 @@ void check_layer(int64_t out, int64_t in, int64_t group_size, int bits, bool sym
     t.wmin = wmin.data();
     t.wmax = wmax.data();
     const FakeQuantDeviceResult dev = fake_quant_device_run(t, sh, cfg, minmax, dWq, lr_v, lr_m);
+    {  // the register-resident backward (where it applies) and the one-warp-per-group kernel: the same bits
+        const FakeQuantDeviceResult w = fake_quant_device_run(t, sh, cfg, minmax, dWq, lr_v, lr_m, true);
+        EXPECT_EQ(dev.gV, w.gV);
+        EXPECT_EQ(dev.V, w.V);
+        EXPECT_EQ(dev.gA, w.gA);
+        EXPECT_EQ(dev.gB, w.gB);
+        EXPECT_EQ(dev.alpha, w.alpha);
+        EXPECT_EQ(dev.beta, w.beta);
+    }
 
     // the step that also writes the next W_q (the engine's fused step) against a separate forward after the step
     for (bool out_bf16 : {false, true}) {

@@ -15,11 +15,12 @@ namespace {
 
 void fake_quant_device_forward(const FakeQuantDeviceLayer&, float*, uint16_t*, CUstream_st*) { no_cuda(); }
 void fake_quant_device_backward_step(const FakeQuantDeviceLayer&, const float*, float, float, float*, float*, float*,
-                                     CUstream_st*, const float*, float*, uint16_t*) {
+                                     CUstream_st*, const float*, float*, uint16_t*, bool) {
     no_cuda();
 }
 FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>&, const FakeQuantShape&,
-                                            const FakeQuantConfig&, bool, const std::vector<float>&, float, float) {
+                                            const FakeQuantConfig&, bool, const std::vector<float>&, float, float,
+                                            bool) {
     no_cuda();
 }
 FakeQuantDeviceFusedCheck fake_quant_device_fused_check(const FakeQuantTensors<float>&, const FakeQuantShape&,

@@ -290,8 +290,9 @@ __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, f
 // which leaves the sums in every lane: each lane then derives dα, dβ, the stepped α, β and the next W_q of its own
 // elements from registers. backward_step_kernel keeps one group per warp and re-reads W and V after the reduction:
 // two dependent memory round trips per 128 elements, which left its 7 launches of a 4B step latency-bound at
-// ~1.7 TB/s (ncu: 1.16 ms with the fused next W_q). Same per-element arithmetic and the same scalar chain for dα, dβ
-// as backward_step_kernel; only the order of the ds, dz sums differs (a lane's 8 elements, then the segment).
+// ~1.7 TB/s (ncu: 1.16 ms with the fused next W_q). Same per-element arithmetic, the same order of the ds, dz sums
+// and the same scalar chain for dα, dβ as backward_step_kernel: bit for bit its results (a tuning run's trajectory
+// does not depend on which of the two kernels ran; the tests compare both with the CPU reference).
 template <int LPG>
 __global__ void backward_step_seg_kernel(Params P, int64_t groups, const float* W, float* V, float* alpha, float* beta,
                                          const float* wmin, const float* wmax, const float* dWq, float lr_v,
@@ -330,9 +331,14 @@ __global__ void backward_step_seg_kernel(Params P, int64_t groups, const float* 
         wmx = 1.f;
     }
     const Group p = group_params(P, P.minmax ? clamp01(al) : 1.f, P.minmax ? clamp01(be) : 1.f, wmn, wmx);
-    float ds = 0.f, dz = 0.f;
+    // ds, dz in backward_step_kernel's order, so both kernels give the same bits: there, with LPG < 32, chunk 1 of
+    // this lane is another lane's chunk 0 and the two per-lane sums meet in the first butterfly step that matters
+    // (sum_0 + sum_1); with LPG = 32 one lane walks both chunks in one running sum.
+    float dsk[2] = {0.f, 0.f}, dzk[2] = {0.f, 0.f};
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
+        float& ds = LPG == 32 ? dsk[0] : dsk[k];
+        float& dz = LPG == 32 ? dzk[0] : dzk[k];
         float4 dv;
         dv.x = fq_grad(P, p, xv[k].x, vv[k].x, gv[k].x, ds, dz);
         dv.y = fq_grad(P, p, xv[k].y, vv[k].y, gv[k].y, ds, dz);
@@ -348,6 +354,7 @@ __global__ void backward_step_seg_kernel(Params P, int64_t groups, const float* 
             if (gV) *reinterpret_cast<float4*>(gV + e) = dv;
         }
     }
+    float ds = LPG == 32 ? dsk[0] : dsk[0] + dsk[1], dz = LPG == 32 ? dzk[0] : dzk[0] + dzk[1];
 #pragma unroll
     for (int off = LPG / 2; off > 0; off >>= 1) {  // within the segment: every lane ends with the sums
         ds += __shfl_xor_sync(0xffffffffu, ds, off);
@@ -493,7 +500,7 @@ void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uin
 
 void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float* dWq, float lr_v, float lr_m, float* gV,
                                      float* gA, float* gB, CUstream_st* stream, const float* lr_device,
-                                     float* next_Wq_f32, uint16_t* next_Wq_bf16) {
+                                     float* next_Wq_f32, uint16_t* next_Wq_bf16, bool one_warp_per_group) {
     const Params P = params_of(l);
     const int64_t groups = l.sh.groups();
     const unsigned grid = unsigned((groups + kWarpsPerBlock - 1) / kWarpsPerBlock);
@@ -503,7 +510,7 @@ void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float*
         const char* e = std::getenv("AUTOROUND_FQ_WARP_PER_GROUP");
         return e && e[0] == '1';
     }();
-    const int lpg = warp_per_group ? 0 : seg_lanes(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16);
+    const int lpg = warp_per_group || one_warp_per_group ? 0 : seg_lanes(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16);
     if (lpg) {
         const int64_t per_block = int64_t(kWarpsPerBlock) * (32 / lpg);
         const unsigned sgrid = unsigned((groups + per_block - 1) / per_block);
@@ -562,13 +569,14 @@ struct UploadedLayer {
 
 FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
                                             const FakeQuantConfig& cfg, bool minmax, const std::vector<float>& dWq,
-                                            float lr_v, float lr_m) {
+                                            float lr_v, float lr_m, bool one_warp_per_group) {
     UploadedLayer u("fake_quant_device_run", t, sh, cfg, minmax, dWq);
     const size_t nw = u.nw, nv = u.nv, ng = u.ng;
     Dev<float> Wq(nw), gV(nv), gA(ng), gB(ng);
     const FakeQuantDeviceLayer& l = u.l;
     fake_quant_device_forward(l, Wq.p, nullptr);
-    fake_quant_device_backward_step(l, u.G.p, lr_v, lr_m, gV.p, gA.p, gB.p);
+    fake_quant_device_backward_step(l, u.G.p, lr_v, lr_m, gV.p, gA.p, gB.p, nullptr, nullptr, nullptr, nullptr,
+                                    one_warp_per_group);
     AR_CUDA_CHECK(cudaDeviceSynchronize());
     FakeQuantDeviceResult r;
     r.Wq = Wq.get(nw);

@@ -45,21 +45,24 @@ void fake_quant_device_forward(const FakeQuantDeviceLayer& l, float* Wq_f32, uin
 // {lr_v, lr_m} read from device memory when the kernel runs instead of lr_v / lr_m (a step captured once in a
 // CUDA graph and replayed with a new learning rate each iteration). next_Wq_f32 / next_Wq_bf16 (optional): in the
 // same pass, what fake_quant_device_forward would write next for the stepped parameters (α, β then stored clamped,
-// as that forward stores them), so the next iteration needs no separate forward.
+// as that forward stores them), so the next iteration needs no separate forward. one_warp_per_group (tests, A/B;
+// also AUTOROUND_FQ_WARP_PER_GROUP=1): the one-warp-per-group kernel even where the register-resident one applies
+// (the two give the same bits).
 void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float* dWq, float lr_v, float lr_m, float* gV,
                                      float* gA, float* gB, CUstream_st* stream = nullptr,
                                      const float* lr_device = nullptr, float* next_Wq_f32 = nullptr,
-                                     uint16_t* next_Wq_bf16 = nullptr);
+                                     uint16_t* next_Wq_bf16 = nullptr, bool one_warp_per_group = false);
 
 // The host-array form, for tests: uploads W, V, α, β, wmin, wmax (V/α/β of `t`; α, β ignored unless minmax),
 // runs fake_quant_device_forward, then fake_quant_device_backward_step with dWq, and returns W_q (float32
-// output), the gradients and the parameters after the step.
+// output), the gradients and the parameters after the step (one_warp_per_group: as in
+// fake_quant_device_backward_step).
 struct FakeQuantDeviceResult {
     std::vector<float> Wq, gV, gA, gB, V, alpha, beta;
 };
 FakeQuantDeviceResult fake_quant_device_run(const FakeQuantTensors<float>& t, const FakeQuantShape& sh,
                                             const FakeQuantConfig& cfg, bool minmax, const std::vector<float>& dWq,
-                                            float lr_v, float lr_m);
+                                            float lr_v, float lr_m, bool one_warp_per_group = false);
 
 // For tests of the fused step: forward, then a backward step that also writes the next W_q (FP32 and bf16), then a
 // separate forward of the stepped parameters; the two next W_q must be equal bit for bit (and differ from the first).
