@@ -1218,6 +1218,7 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
     s.L = L;
     s.batch = std::min(batch, n);
     s.bf = opt.precision == GpuPrecision::Bf16;
+    s.host = opt.host_resident_inputs;
     const Qwen3BlockDims& d = s.d;
     check(n > 0 && L > 0 && batch > 0, "CUDA block engine: empty input (n ", n, ", L ", L, ", batch ", batch, ")");
     check(c.q_bias.empty(), "CUDA tuning does not support q/k/v biases yet (Qwen2-style models); use --device cpu");
@@ -1276,7 +1277,10 @@ void CudaBlockEngine::Impl::setup(const Qwen3BlockConsts<float>& c, int64_t n_, 
     const size_t N = size_t(s.batch * L), nq = size_t(d.n_q_heads), nkv = size_t(d.n_kv_heads), I = size_t(d.intermediate);
     const size_t QD = nq * size_t(D), KD = nkv * size_t(D), HH = size_t(H);
     const size_t LL = size_t(s.batch) * nq * size_t(L) * size_t(L);
-    for (DevBuf<float>* bf : {&s.X, &s.R, &s.x2, &s.Y, &s.dY, &s.dH}) bf->alloc(N * HH, "activations");
+    for (DevBuf<float>* bf : {&s.x2, &s.Y, &s.dY, &s.dH}) bf->alloc(N * HH, "activations");
+    // the gathered sub-batch inputs and targets, unless the kernels read them in place
+    if (!s.reads_in_place())
+        for (DevBuf<float>* bf : {&s.X, &s.R}) bf->alloc(N * HH, "activations");
     s.dq.ensure(N * QD, "activations");
     for (DevBuf<float>* bf : {&s.dk, &s.dv}) bf->alloc(N * KD, "activations");
     if (!(s.bf && d.qk_norm)) {  // the FP32 normed / roped q and k (Bf16 mode with QK-norm goes straight to bf16)
@@ -1351,7 +1355,6 @@ CudaBlockEngine::CudaBlockEngine(const Qwen3BlockConsts<float>& c, int64_t n, in
     Impl& s = *p_;
     s.setup(c, n, L, batch, opt);
     const int64_t LH = L * c.dims.hidden;
-    s.host = opt.host_resident_inputs;
     if (s.host) {
         s.train_h = train_in;
         s.ref_h = ref_out;
@@ -1653,9 +1656,13 @@ void CudaBlockEngine::forward_all(float* out) {
     const int64_t LH = s.L * s.d.hidden;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0);
-        // this chunk's rows first (out may alias the host inputs: chunk s0 is read before it is written)
-        s.load_rows(s.X.p, s.train_rows(s0), b * LH);
-        s.forward(InRows{s.X.p, false, nullptr}, b, s.Y.p);
+        // this chunk's rows first (out may alias the host inputs: chunk s0 is read before it is written), or in place
+        if (s.reads_in_place()) {
+            s.forward(InRows{s.train_rows(s0), s.chain_bf16, nullptr}, b, s.Y.p);
+        } else {
+            s.load_rows(s.X.p, s.train_rows(s0), b * LH);
+            s.forward(InRows{s.X.p, false, nullptr}, b, s.Y.p);
+        }
         if (s.bf) {  // the block outputs of a bf16 model (see the header)
             round_bf16_kernel<<<grid_for(b * LH), kThreads, 0, s.stream>>>(s.Y.p, b * LH);
             AR_CUDA_CHECK(cudaGetLastError());
@@ -1706,18 +1713,20 @@ double CudaBlockEngine::masked_mse_all(const CudaActivations& pred, const CudaAc
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0), N = b * s.L;
         const float* yp = static_cast<const float*>(pred.data()) + (bf ? 0 : s0 * LH);
-        const float* rp = static_cast<const float*>(ref.data()) + (bf ? 0 : s0 * LH);
-        if (bf) {  // widen the chunk into the sub-batch's Y and R scratch
-            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads, 0, s.stream>>>(static_cast<const bf16*>(pred.data()) + s0 * LH, s.Y.p,
-                                                                N * s.d.hidden);
-            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads, 0, s.stream>>>(static_cast<const bf16*>(ref.data()) + s0 * LH, s.R.p,
-                                                                N * s.d.hidden);
-            yp = s.Y.p;
-            rp = s.R.p;
-        }
+        if (bf)  // widen the prediction chunk into the sub-batch's Y scratch (the targets are read in place)
+            bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads, 0, s.stream>>>(static_cast<const bf16*>(pred.data()) + s0 * LH,
+                                                                              s.Y.p, N * s.d.hidden);
+        if (bf) yp = s.Y.p;
+        const InRows rr{bf ? static_cast<const void*>(static_cast<const bf16*>(ref.data()) + s0 * LH)
+                           : static_cast<const void*>(static_cast<const float*>(ref.data()) + s0 * LH),
+                        bf, nullptr};
         // the gradient outputs land in the sub-batch's dY scratch and are not used
-        mse_kernel<<<unsigned(N), kThreads, 0, s.stream>>>(yp, nullptr, rp, s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr, s.L,
-                                              s.d.hidden, mask_last_token, denom, 0.0, s.dY.p, nullptr, s.partial.p);
+        with_rows(rr, [&](auto* rp) {
+            mse_kernel<<<unsigned(N), kThreads, 0, s.stream>>>(yp, nullptr, rp,
+                                                               s.sample_mask.p ? s.sample_mask.p + s0 * s.L : nullptr,
+                                                               s.L, s.d.hidden, mask_last_token, denom, 0.0, s.dY.p,
+                                                               nullptr, s.partial.p);
+        });
         AR_CUDA_CHECK(cudaGetLastError());
         AR_CUDA_CHECK(cudaMemcpyAsync(s.partial_host.p, s.partial.p, size_t(N) * sizeof(double), cudaMemcpyDeviceToHost,
                                       s.stream));
