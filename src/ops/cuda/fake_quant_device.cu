@@ -89,6 +89,32 @@ __device__ __forceinline__ float fq_value(const Params& P, const Group& p, float
     return __fmul_rn(p.s, __fsub_rn(q, p.z));
 }
 
+// W_q of 4 adjacent elements (W in xv, V in vv) at element y of the outputs: FP32 into yf and / or bf16 into yb
+// (16- / 8-byte stores), as forward_kernel writes them.
+__device__ __forceinline__ void store_wq4(const Params& P, const Group& p, float4 xv, float4 vv, int64_t y, float* yf,
+                                          __nv_bfloat16* yb) {
+    float w[4] = {fq_value(P, p, xv.x, vv.x), fq_value(P, p, xv.y, vv.y), fq_value(P, p, xv.z, vv.z),
+                  fq_value(P, p, xv.w, vv.w)};
+    __nv_bfloat16 b[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        b[e] = __float2bfloat16_rn(w[e]);
+        if (P.out_bf16) w[e] = __bfloat162float(b[e]);
+    }
+    if (yf) *reinterpret_cast<float4*>(yf + y) = make_float4(w[0], w[1], w[2], w[3]);
+    if (yb) {  // bf16 of the FP32 value (out_bf16: w already is that value)
+        __nv_bfloat162 lo, hi;
+        lo.x = b[0];
+        lo.y = b[1];
+        hi.x = b[2];
+        hi.y = b[3];
+        uint2 u;
+        u.x = *reinterpret_cast<const uint32_t*>(&lo);
+        u.y = *reinterpret_cast<const uint32_t*>(&hi);
+        *reinterpret_cast<uint2*>(yb + y) = u;
+    }
+}
+
 // W_q of one group (the warp's lanes over its n elements; x, v: the group's W and V, y offset: its first element in
 // the outputs): FP32 into yf and / or bf16 into yb, as forward_kernel writes it. kVConst: V is not written by this
 // kernel (read through the read-only cache); false where the lane itself just wrote its elements of V.
@@ -101,26 +127,7 @@ __device__ __forceinline__ void store_group_wq(const Params& P, const Group& p, 
             const float4 xv = __ldg(reinterpret_cast<const float4*>(x + c));
             const float4 vv = kVConst ? __ldg(reinterpret_cast<const float4*>(v + c))
                                       : *reinterpret_cast<const float4*>(v + c);
-            float y[4] = {fq_value(P, p, xv.x, vv.x), fq_value(P, p, xv.y, vv.y), fq_value(P, p, xv.z, vv.z),
-                          fq_value(P, p, xv.w, vv.w)};
-            __nv_bfloat16 b[4];
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                b[e] = __float2bfloat16_rn(y[e]);
-                if (P.out_bf16) y[e] = __bfloat162float(b[e]);
-            }
-            if (yf) *reinterpret_cast<float4*>(yf + y0 + c) = make_float4(y[0], y[1], y[2], y[3]);
-            if (yb) {  // bf16 of the FP32 y (out_bf16: y already is that value)
-                __nv_bfloat162 lo, hi;
-                lo.x = b[0];
-                lo.y = b[1];
-                hi.x = b[2];
-                hi.y = b[3];
-                uint2 u;
-                u.x = *reinterpret_cast<const uint32_t*>(&lo);
-                u.y = *reinterpret_cast<const uint32_t*>(&hi);
-                *reinterpret_cast<uint2*>(yb + y0 + c) = u;
-            }
+            store_wq4(P, p, xv, vv, y0 + c, yf, yb);
         }
     } else {
         for (int64_t c = lane; c < n; c += 32) {
@@ -187,6 +194,45 @@ __device__ __forceinline__ float fq_grad(const Params& P, const Group& p, float 
     return in ? __fmul_rn(gc, p.s) : 0.f;
 }
 
+// fq_grad of 4 adjacent elements (in order, into ds, dz), then their SignSGD step of V (vv, in place); returns dV.
+__device__ __forceinline__ float4 grad_step4(const Params& P, const Group& p, float4 xv, float4 gv, float lr_v,
+                                             float4& vv, float& ds, float& dz) {
+    float4 dv;
+    dv.x = fq_grad(P, p, xv.x, vv.x, gv.x, ds, dz);
+    dv.y = fq_grad(P, p, xv.y, vv.y, gv.y, ds, dz);
+    dv.z = fq_grad(P, p, xv.z, vv.z, gv.z, ds, dz);
+    dv.w = fq_grad(P, p, xv.w, vv.w, gv.w, ds, dz);
+    vv.x = sign_step(vv.x, dv.x, lr_v);
+    vv.y = sign_step(vv.y, dv.y, lr_v);
+    vv.z = sign_step(vv.z, dv.z, lr_v);
+    vv.w = sign_step(vv.w, dv.w, lr_v);
+    return dv;
+}
+
+// group_param_grads of ops/cpu/fake_quant.cpp: the group's (ds, dz) to dα, dβ
+__device__ __forceinline__ void param_grads(const Params& P, const Group& p, float ds, float dz, float wmn, float wmx,
+                                            float& da, float& db) {
+    da = 0.f;
+    db = 0.f;
+    if (P.sym) {
+        const float Q = p.z;
+        const float dm = p.pass ? ds / Q : 0.f;
+        if (p.which == 0) da = -dm * wmn;
+        else if (p.which == 1) db = -dm * wmx;
+        else { da = dm * wmn / 2.f; db = -dm * wmx / 2.f; }
+    } else {
+        const float Qa = float((1 << P.bits) - 1);
+        const float s = p.s;
+        ds += dz * p.wlo / (s * s);
+        float dwlo = -dz / s;
+        const float ds0 = p.pass ? ds : 0.f;
+        const float dwhi = ds0 / Qa;
+        dwlo -= ds0 / Qa;
+        da = dwlo * wmn;
+        db = dwhi * wmx;
+    }
+}
+
 template <bool VEC>
 __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, float* V, float* alpha, float* beta,
                                      const float* wmin, const float* wmax, const float* dWq, float lr_v, float lr_m,
@@ -207,7 +253,6 @@ __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, f
     float* v = V + o * P.padded + c0;
     const float* gr = dWq + o * P.in + c0;
     float ds = 0.f, dz = 0.f;
-    const float Qa = float((1 << P.bits) - 1);
     if constexpr (VEC) {  // as forward_kernel; gs a multiple of 4, so a 4-element step is all in [0, n) or all padding
 #pragma unroll 4
         for (int64_t c = 4 * lane; c < P.gs; c += 128) {
@@ -216,14 +261,7 @@ __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, f
                 const float4 xv = __ldg(reinterpret_cast<const float4*>(x + c));
                 const float4 gv = __ldg(reinterpret_cast<const float4*>(gr + c));
                 float4 vv = *reinterpret_cast<const float4*>(v + c);
-                dv.x = fq_grad(P, p, xv.x, vv.x, gv.x, ds, dz);
-                dv.y = fq_grad(P, p, xv.y, vv.y, gv.y, ds, dz);
-                dv.z = fq_grad(P, p, xv.z, vv.z, gv.z, ds, dz);
-                dv.w = fq_grad(P, p, xv.w, vv.w, gv.w, ds, dz);
-                vv.x = sign_step(vv.x, dv.x, lr_v);
-                vv.y = sign_step(vv.y, dv.y, lr_v);
-                vv.z = sign_step(vv.z, dv.z, lr_v);
-                vv.w = sign_step(vv.w, dv.w, lr_v);
+                dv = grad_step4(P, p, xv, gv, lr_v, vv, ds, dz);
                 *reinterpret_cast<float4*>(v + c) = vv;
             }
             if (gV) *reinterpret_cast<float4*>(gV + o * P.padded + c0 + c) = dv;  // padding: 0
@@ -243,24 +281,8 @@ __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, f
     const float wmn = wmin[g], wmx = wmax[g];
     float na = 1.f, nb = 1.f;  // the stepped α, β, clamped (fused forward below)
     if (lane == 0) {
-        // group_param_grads
-        float da = 0.f, db = 0.f;
-        if (P.sym) {
-            const float Q = p.z;
-            const float dm = p.pass ? ds / Q : 0.f;
-            if (p.which == 0) da = -dm * wmn;
-            else if (p.which == 1) db = -dm * wmx;
-            else { da = dm * wmn / 2.f; db = -dm * wmx / 2.f; }
-        } else {
-            const float s = p.s;
-            ds += dz * p.wlo / (s * s);
-            float dwlo = -dz / s;
-            const float ds0 = p.pass ? ds : 0.f;
-            const float dwhi = ds0 / Qa;
-            dwlo -= ds0 / Qa;
-            da = dwlo * wmn;
-            db = dwhi * wmx;
-        }
+        float da, db;
+        param_grads(P, p, ds, dz, wmn, wmx, da, db);
         if (gA) gA[g] = da;
         if (gB) gB[g] = db;
         if (P.minmax) {
@@ -339,15 +361,7 @@ __global__ void backward_step_seg_kernel(Params P, int64_t groups, const float* 
     for (int k = 0; k < 2; ++k) {
         float& ds = LPG == 32 ? dsk[0] : dsk[k];
         float& dz = LPG == 32 ? dzk[0] : dzk[k];
-        float4 dv;
-        dv.x = fq_grad(P, p, xv[k].x, vv[k].x, gv[k].x, ds, dz);
-        dv.y = fq_grad(P, p, xv[k].y, vv[k].y, gv[k].y, ds, dz);
-        dv.z = fq_grad(P, p, xv[k].z, vv[k].z, gv[k].z, ds, dz);
-        dv.w = fq_grad(P, p, xv[k].w, vv[k].w, gv[k].w, ds, dz);
-        vv[k].x = sign_step(vv[k].x, dv.x, lr_v);
-        vv[k].y = sign_step(vv[k].y, dv.y, lr_v);
-        vv[k].z = sign_step(vv[k].z, dv.z, lr_v);
-        vv[k].w = sign_step(vv[k].w, dv.w, lr_v);
+        const float4 dv = grad_step4(P, p, xv[k], gv[k], lr_v, vv[k], ds, dz);
         if (live) {
             const int64_t e = e0 + 4 * LPG * k;
             *reinterpret_cast<float4*>(V + e) = vv[k];
@@ -360,25 +374,8 @@ __global__ void backward_step_seg_kernel(Params P, int64_t groups, const float* 
         ds += __shfl_xor_sync(0xffffffffu, ds, off);
         dz += __shfl_xor_sync(0xffffffffu, dz, off);
     }
-    // group_param_grads (as backward_step_kernel's lane 0), in every lane of the segment
-    float da = 0.f, db = 0.f;
-    if (P.sym) {
-        const float Q = p.z;
-        const float dm = p.pass ? ds / Q : 0.f;
-        if (p.which == 0) da = -dm * wmn;
-        else if (p.which == 1) db = -dm * wmx;
-        else { da = dm * wmn / 2.f; db = -dm * wmx / 2.f; }
-    } else {
-        const float Qa = float((1 << P.bits) - 1);
-        const float s = p.s;
-        const float dsz = ds + dz * p.wlo / (s * s);
-        float dwlo = -dz / s;
-        const float ds0 = p.pass ? dsz : 0.f;
-        const float dwhi = ds0 / Qa;
-        dwlo -= ds0 / Qa;
-        da = dwlo * wmn;
-        db = dwhi * wmx;
-    }
+    float da, db;  // as backward_step_kernel's lane 0, in every lane of the segment
+    param_grads(P, p, ds, dz, wmn, wmx, da, db);
     float na = 1.f, nb = 1.f;
     if (P.minmax) {
         na = sign_step(al, da, lr_m);
@@ -399,29 +396,7 @@ __global__ void backward_step_seg_kernel(Params P, int64_t groups, const float* 
     if ((!yf && !yb) || !live) return;
     const Group pn = group_params(P, na, nb, wmn, wmx);
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
-        const int64_t e = e0 + 4 * LPG * k;
-        float y[4] = {fq_value(P, pn, xv[k].x, vv[k].x), fq_value(P, pn, xv[k].y, vv[k].y),
-                      fq_value(P, pn, xv[k].z, vv[k].z), fq_value(P, pn, xv[k].w, vv[k].w)};
-        __nv_bfloat16 b[4];
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-            b[q] = __float2bfloat16_rn(y[q]);
-            if (P.out_bf16) y[q] = __bfloat162float(b[q]);
-        }
-        if (yf) *reinterpret_cast<float4*>(yf + e) = make_float4(y[0], y[1], y[2], y[3]);
-        if (yb) {
-            __nv_bfloat162 lo, hi;
-            lo.x = b[0];
-            lo.y = b[1];
-            hi.x = b[2];
-            hi.y = b[3];
-            uint2 u;
-            u.x = *reinterpret_cast<const uint32_t*>(&lo);
-            u.y = *reinterpret_cast<const uint32_t*>(&hi);
-            *reinterpret_cast<uint2*>(yb + e) = u;
-        }
-    }
+    for (int k = 0; k < 2; ++k) store_wq4(P, pn, xv[k], vv[k], e0 + 4 * LPG * k, yf, yb);
 }
 
 Params params_of(const FakeQuantDeviceLayer& l) {
