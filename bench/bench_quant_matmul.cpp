@@ -9,6 +9,10 @@
 // Usage: bench_quant_matmul [--in 1024] [--reps_l2 2000] [--reps_cold 10] [--cold_mb 220] [--rounds 3]
 //                           [--distance 4096]  (the stream's prefetch distance, bytes; the decode team's is 4096)
 //                           [--types q4_0,q4_k,q6_k]
+//                           [--team T]  (instead: T threads stream one cold repacked weight per type, each its share
+//                                        of the rows with its own stream, as the decode team's threads; the types
+//                                        alternate call by call, so a change of the memory speed hits them alike;
+//                                        best and median of --rounds × --reps_cold calls)
 // Each round times old (in place) then new (repacked) back to back, so a change of the machine's load shows in both.
 #include <omp.h>
 #include <sys/mman.h>
@@ -79,6 +83,59 @@ double best_us(const WeightView& v, const float* x, float* y, int reps, bool str
     return best;
 }
 
+// --team T: T threads each read their share of the rows (whole 16-row groups) of one cold repacked weight, one stream
+// each, as the decode team's threads; one call per type in turn, so a change of the memory speed shows in every type.
+int team_bench(int nt, int64_t in, int64_t cold_mb, int reps, int rounds, int64_t distance, const std::string& types) {
+    std::vector<float> x(static_cast<size_t>(in));
+    std::mt19937 g(2);
+    for (float& v : x) v = std::uniform_real_distribution<float>(-1.f, 1.f)(g);
+    struct W { std::string name; Weight w; WeightView rv; double mb; std::vector<double> t; };
+    std::vector<W> ws;
+    for (const gguf::BlockType t : {gguf::BlockType::Q4_0, gguf::BlockType::Q4_K, gguf::BlockType::Q6_K}) {
+        std::string name(gguf::block_type_name(t));
+        std::transform(name.begin(), name.end(), name.begin(), [](char ch) { return static_cast<char>(std::tolower(ch)); });
+        if (("," + types + ",").find("," + name + ",") == std::string::npos) continue;
+        const int64_t rb = gguf::row_bytes(t, in), out = cold_mb * 1000000 / rb / 16 * 16;
+        W e{name, make(t, out, in), {}, static_cast<double>(out * rb) / 1e6, {}};
+        e.w.copy = qmm_repack(e.w.view);
+        e.rv = e.w.view;
+        e.rv.repacked = e.w.copy.get();
+        ws.push_back(std::move(e));
+    }
+    int64_t most = 0;
+    for (const W& e : ws) most = std::max(most, e.rv.out);
+    std::vector<float> y(static_cast<size_t>(most), 0.f);  // written before the clock starts: no page faults timed
+    for (int r = 0; r < rounds * reps; ++r)
+        for (W& e : ws) {
+            const int64_t out = e.rv.out;
+            double t0 = 0;
+#pragma omp parallel num_threads(nt)
+            {
+                const int tid = omp_get_thread_num();
+                const int64_t o0 = out * tid / nt / 16 * 16, o1 = tid + 1 == nt ? out : out * (tid + 1) / nt / 16 * 16;
+                QmmScratch s;
+                PrefetchStream pf;
+                add_qmm_part_ranges(pf, e.rv, o0, o1);
+                const QmmPart part[1] = {{&e.rv, nullptr, y.data(), o0, o1}};
+#pragma omp barrier
+#pragma omp master
+                t0 = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count();
+#pragma omp barrier
+                pf.start(distance);
+                quant_matmul_q8_part(x.data(), 1, part, s, &pf);
+#pragma omp barrier
+#pragma omp master
+                e.t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count() - t0);
+            }
+        }
+    for (W& e : ws) {
+        std::sort(e.t.begin(), e.t.end());
+        std::printf("team %d  %-5s %7.1f MB  best %8.1f us %6.1f GB/s  median %8.1f us %6.1f GB/s\n", nt, e.name.c_str(), e.mb,
+                    e.t[0], e.mb * 1e3 / e.t[0], e.t[e.t.size() / 2], e.mb * 1e3 / e.t[e.t.size() / 2]);
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,7 +145,10 @@ int main(int argc, char** argv) {
     bench::Flags f;
     f.value("--in", in).value("--reps_l2", reps_l2).value("--reps_cold", reps_cold).value("--cold_mb", cold_mb);
     f.value("--rounds", rounds).value("--distance", distance).value("--types", types);
+    int team = 0;
+    f.value("--team", team);
     if (!f.parse(argc, argv)) return 2;
+    if (team > 0) return team_bench(team, in, cold_mb, reps_cold, rounds, distance, types);
     omp_set_num_threads(1);
     if (!qmm_repacked_dots_available()) std::printf("(this build has no repacked dots: 'new' runs the in-place dots)\n");
     std::vector<float> x(static_cast<size_t>(in));

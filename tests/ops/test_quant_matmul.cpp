@@ -12,7 +12,8 @@
 // in-place dots of the same weight only by float rounding of the block sums (same integer dot per block, summed in
 // another order): |y_repacked − y_in_place| <= 4·(nb + 24)·FLT_EPSILON·Σ_i A_i·1.01·amax(block(i)) + 1e-6, with
 // A_i = |w_i| (Q4_0, Q6_K) or |w_i| + 2·|dmin·mn| (Q4_K, whose scale and min parts are summed apart). Awkward shapes:
-// out not a multiple of 16 (the last out % 16 rows keep the in-place dots), an odd Q4_0 block count (in = 160, 1056),
+// out not a multiple of 16 (the last out % 16 rows keep the in-place dots), Q4_0 block counts of every residue mod 4
+// (the VNNI dot takes four blocks per step, then pairs: in = 96, 160, 192, 224, 1056 → nb = 3, 5, 6, 7, 33),
 // 1, 3 and 5 super-blocks (Q4_K, Q6_K),
 // N = 1, 3, 5; threads 1 and 2 and any team split bit-identical to the whole matmul.
 //
@@ -330,6 +331,8 @@ TEST(QuantMatmul, RepackedDotsEqualTheirScalarReferenceAndTheInPlaceDotsUpToRoun
     for (const auto& [t, in] : std::vector<std::pair<BlockType, int64_t>>{{BlockType::Q4_0, 160},
                                                                          {BlockType::Q4_0, 96},
                                                                          {BlockType::Q4_0, 1056},
+                                                                         {BlockType::Q4_0, 192},
+                                                                         {BlockType::Q4_0, 224},
                                                                          {BlockType::Q4_K, 256},
                                                                          {BlockType::Q4_K, 768},
                                                                          {BlockType::Q6_K, 256},
