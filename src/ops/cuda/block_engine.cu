@@ -1188,7 +1188,8 @@ void CudaBlockEngine::Impl::backward_bf16(const float* dYd, bool accumulate) {
                                    dv.p + g * D, KD, sK, b);
         }
     }
-    f2bf_kernel<<<grid_for(N * KD), kThreads, 0, stream>>>(dv.p, dvb.p, N * KD);
+    // four values per thread (a grid of N·KD threads left three quarters of its blocks idle: 57 -> 28 us, 4B step)
+    f2bf_kernel<<<grid_for(N * KD / 4 + 1), kThreads, 0, stream>>>(dv.p, dvb.p, N * KD);
     weight_grad(kLinV, dvb.p, h1b.p, KD, H);
     if (d.qk_norm) {  // RoPE and QK-norm backward in one pass: dq / dk (FP32, roped) -> dqb / dkb (bf16)
         qk_norm_rope_bwd_kernel<<<warp_rows_grid(N * nq), kThreads, 0, stream>>>(dq.p, q_lin.p, q_norm.p, rstd_q.p, N * nq, L, nq,
