@@ -882,6 +882,13 @@ struct CudaBlockEngine::Impl {
     InRows batch_inputs() const {
         return reads_in_place() ? InRows{train_d, chain_bf16, idx_d.p} : InRows{X.p, false, nullptr};
     }
+    // The block forward of samples [s0, s0 + b) in order into Y: their rows read in place (reads_in_place), or
+    // loaded into X first.
+    void forward_chunk(int64_t s0, int64_t b) {
+        if (reads_in_place()) return forward(InRows{train_rows(s0), chain_bf16, nullptr}, b, Y.p);
+        load_rows(X.p, train_rows(s0), b * L * d.hidden);
+        forward(InRows{X.p, false, nullptr}, b, Y.p);
+    }
     // dst [count] float on the device <- rows at src (train_rows / ref_rows), converted from bf16 when needed
     void load_rows(float* dst, const void* src, int64_t count) {
         if (chain_bf16) {
@@ -1657,13 +1664,7 @@ void CudaBlockEngine::forward_all(float* out) {
     const int64_t LH = s.L * s.d.hidden;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0);
-        // this chunk's rows first (out may alias the host inputs: chunk s0 is read before it is written), or in place
-        if (s.reads_in_place()) {
-            s.forward(InRows{s.train_rows(s0), s.chain_bf16, nullptr}, b, s.Y.p);
-        } else {
-            s.load_rows(s.X.p, s.train_rows(s0), b * LH);
-            s.forward(InRows{s.X.p, false, nullptr}, b, s.Y.p);
-        }
+        s.forward_chunk(s0, b);  // (out may alias the host inputs: chunk s0 is read before it is written)
         if (s.bf) {  // the block outputs of a bf16 model (see the header)
             round_bf16_kernel<<<grid_for(b * LH), kThreads, 0, s.stream>>>(s.Y.p, b * LH);
             AR_CUDA_CHECK(cudaGetLastError());
@@ -1682,13 +1683,7 @@ void CudaBlockEngine::forward_all(CudaActivations& out) {
     const int64_t LH = s.L * s.d.hidden;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0), cnt = b * LH;
-        // chunk s0 is read (in place in Bf16 mode) before it is overwritten below
-        if (s.bf) {
-            s.forward(InRows{s.train_rows(s0), s.chain_bf16, nullptr}, b, s.Y.p);
-        } else {
-            s.load_rows(s.X.p, s.train_rows(s0), cnt);
-            s.forward(InRows{s.X.p, false, nullptr}, b, s.Y.p);
-        }
+        s.forward_chunk(s0, b);  // chunk s0 is read before it is overwritten below
         if (out_bf16) {
             f2bf_kernel<<<grid_for(cnt), kThreads, 0, s.stream>>>(s.Y.p, static_cast<bf16*>(out.data()) + s0 * LH, cnt);
         } else {
@@ -1713,14 +1708,14 @@ double CudaBlockEngine::masked_mse_all(const CudaActivations& pred, const CudaAc
     double total = 0.0;
     for (int64_t s0 = 0; s0 < s.n; s0 += s.batch) {
         const int64_t b = std::min(s.batch, s.n - s0), N = b * s.L;
-        const float* yp = static_cast<const float*>(pred.data()) + (bf ? 0 : s0 * LH);
+        const float* yp = s.Y.p;
         if (bf)  // widen the prediction chunk into the sub-batch's Y scratch (the targets are read in place)
             bf2f_kernel<<<grid_for(N * s.d.hidden), kThreads, 0, s.stream>>>(static_cast<const bf16*>(pred.data()) + s0 * LH,
                                                                               s.Y.p, N * s.d.hidden);
-        if (bf) yp = s.Y.p;
-        const InRows rr{bf ? static_cast<const void*>(static_cast<const bf16*>(ref.data()) + s0 * LH)
-                           : static_cast<const void*>(static_cast<const float*>(ref.data()) + s0 * LH),
-                        bf, nullptr};
+        else
+            yp = static_cast<const float*>(pred.data()) + s0 * LH;
+        const size_t elem = bf ? sizeof(bf16) : sizeof(float);
+        const InRows rr{static_cast<const char*>(ref.data()) + size_t(s0 * LH) * elem, bf, nullptr};
         // the gradient outputs land in the sub-batch's dY scratch and are not used
         with_rows(rr, [&](auto* rp) {
             mse_kernel<<<unsigned(N), kThreads, 0, s.stream>>>(yp, nullptr, rp,

@@ -209,6 +209,21 @@ __device__ __forceinline__ float4 grad_step4(const Params& P, const Group& p, fl
     return dv;
 }
 
+// The SignSGD step of a group's α, β (al, be: their current values) from dα, dβ; clamped to [0, 1] when the step
+// also writes the next W_q (the next forward's fake_quant_clamp_minmax, done here). 1, 1 without min/max tuning.
+__device__ __forceinline__ void step_minmax(const Params& P, float al, float be, float da, float db, float lr_m,
+                                            bool clamp, float& na, float& nb) {
+    na = 1.f;
+    nb = 1.f;
+    if (!P.minmax) return;
+    na = sign_step(al, da, lr_m);
+    nb = sign_step(be, db, lr_m);
+    if (clamp) {
+        na = clamp01(na);
+        nb = clamp01(nb);
+    }
+}
+
 // group_param_grads of ops/cpu/fake_quant.cpp: the group's (ds, dz) to dα, dβ
 __device__ __forceinline__ void param_grads(const Params& P, const Group& p, float ds, float dz, float wmn, float wmx,
                                             float& da, float& db) {
@@ -286,12 +301,7 @@ __global__ void backward_step_kernel(Params P, int64_t groups, const float* W, f
         if (gA) gA[g] = da;
         if (gB) gB[g] = db;
         if (P.minmax) {
-            na = sign_step(alpha[g], da, lr_m);
-            nb = sign_step(beta[g], db, lr_m);
-            if (yf || yb) {  // the next forward's fake_quant_clamp_minmax, done here
-                na = clamp01(na);
-                nb = clamp01(nb);
-            }
+            step_minmax(P, alpha[g], beta[g], da, db, lr_m, yf || yb, na, nb);
             alpha[g] = na;
             beta[g] = nb;
         }
@@ -376,15 +386,8 @@ __global__ void backward_step_seg_kernel(Params P, int64_t groups, const float* 
     }
     float da, db;  // as backward_step_kernel's lane 0, in every lane of the segment
     param_grads(P, p, ds, dz, wmn, wmx, da, db);
-    float na = 1.f, nb = 1.f;
-    if (P.minmax) {
-        na = sign_step(al, da, lr_m);
-        nb = sign_step(be, db, lr_m);
-        if (yf || yb) {
-            na = clamp01(na);
-            nb = clamp01(nb);
-        }
-    }
+    float na, nb;
+    step_minmax(P, al, be, da, db, lr_m, yf || yb, na, nb);
     if (live && seg_lane == 0) {
         if (gA) gA[g] = da;
         if (gB) gB[g] = db;
@@ -478,35 +481,29 @@ void fake_quant_device_backward_step(const FakeQuantDeviceLayer& l, const float*
                                      float* next_Wq_f32, uint16_t* next_Wq_bf16, bool one_warp_per_group) {
     const Params P = params_of(l);
     const int64_t groups = l.sh.groups();
-    const unsigned grid = unsigned((groups + kWarpsPerBlock - 1) / kWarpsPerBlock);
     auto* yb = reinterpret_cast<__nv_bfloat16*>(next_Wq_bf16);
+    // every backward kernel takes the same arguments; groups_per_warp: 1, or 32 / LPG for the segmented one
+    auto launch = [&](auto kernel, int64_t groups_per_warp) {
+        const int64_t per_block = int64_t(kWarpsPerBlock) * groups_per_warp;
+        kernel<<<unsigned((groups + per_block - 1) / per_block), 32 * kWarpsPerBlock, 0, stream>>>(
+            P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB, next_Wq_f32,
+            yb);
+    };
     // AUTOROUND_FQ_WARP_PER_GROUP=1: one warp per group everywhere (A/B runs of the register-resident kernel)
     static const bool warp_per_group = [] {
         const char* e = std::getenv("AUTOROUND_FQ_WARP_PER_GROUP");
         return e && e[0] == '1';
     }();
     const int lpg = warp_per_group || one_warp_per_group ? 0 : seg_lanes(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16);
-    if (lpg) {
-        const int64_t per_block = int64_t(kWarpsPerBlock) * (32 / lpg);
-        const unsigned sgrid = unsigned((groups + per_block - 1) / per_block);
-        auto launch = [&](auto kernel) {
-            kernel<<<sgrid, 32 * kWarpsPerBlock, 0, stream>>>(P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq,
-                                                             lr_v, lr_m, lr_device, gV, gA, gB, next_Wq_f32, yb);
-        };
-        switch (lpg) {
-            case 4: launch(backward_step_seg_kernel<4>); break;
-            case 8: launch(backward_step_seg_kernel<8>); break;
-            case 16: launch(backward_step_seg_kernel<16>); break;
-            default: launch(backward_step_seg_kernel<32>); break;
-        }
-    } else if (vec_ok(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16))
-        backward_step_kernel<true><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(
-            P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB, next_Wq_f32,
-            yb);
-    else
-        backward_step_kernel<false><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(
-            P, groups, l.W, l.V, l.alpha, l.beta, l.wmin, l.wmax, dWq, lr_v, lr_m, lr_device, gV, gA, gB, next_Wq_f32,
-            yb);
+    switch (lpg) {
+        case 4: launch(backward_step_seg_kernel<4>, 8); break;
+        case 8: launch(backward_step_seg_kernel<8>, 4); break;
+        case 16: launch(backward_step_seg_kernel<16>, 2); break;
+        case 32: launch(backward_step_seg_kernel<32>, 1); break;
+        default:
+            if (vec_ok(P, {l.W, l.V, dWq, gV, next_Wq_f32}, next_Wq_bf16)) launch(backward_step_kernel<true>, 1);
+            else launch(backward_step_kernel<false>, 1);
+    }
     AR_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -328,35 +328,12 @@ __global__ void __launch_bounds__(C::WARPS * 32, C::WARPS <= 4 ? 2 : 1)
 
 // ---- backward ---------------------------------------------------------------------------------------------------
 
-// Δ[b, h, i] = Σ_d dO·o over head h of row (b, i); one warp per (row, head), rows in memory order.
-__global__ void fa_bwd_delta_kernel(const bf16* __restrict__ o, const bf16* __restrict__ dO, int64_t n_rows_heads,
-                                    int64_t L, int nq, int D, float* __restrict__ delta) {
-    const int64_t w = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-    const int lane = threadIdx.x & 31;
-    if (w >= n_rows_heads) return;
-    const int64_t row = w / nq;  // b·L + i
-    const int h = int(w % nq);
-    const __nv_bfloat162* po = reinterpret_cast<const __nv_bfloat162*>(o + w * D);
-    const __nv_bfloat162* pd = reinterpret_cast<const __nv_bfloat162*>(dO + w * D);
-    float acc = 0.f;
-    for (int d = lane; d < D / 2; d += 32) {
-        const float2 a = __bfloat1622float2(po[d]), b = __bfloat1622float2(pd[d]);
-        acc = fmaf(a.x, b.x, fmaf(a.y, b.y, acc));
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (lane == 0) {
-        const int64_t bi = row / L, i = row % L;
-        delta[(bi * nq + h) * L + i] = acc;
-    }
-}
-
-// The same Δ with a row in LPR = D / 8 lanes (one 16-byte load of o and of dO each), 32 / LPR rows per warp: the
-// one-warp-per-row kernel above moved 4 bytes per lane and load and launched a block per 8 rows (4B step, b 8 × L
-// 2048 × 32 heads: ~65 K blocks for 268 MB, 128 µs). Other summation order (8 products per lane, then the segment).
+// Δ[b, h, i] = Σ_d dO·o over head h of row (b, i), rows (row, head) in memory order: a row in LPR = D / 8 lanes (one
+// 16-byte load of o and of dO each), 32 / LPR rows per warp. (One warp per row moved 4 bytes per lane and load and
+// launched a block per 8 rows: for a 4B step, b 8 × L 2048 × 32 heads, ~65 K blocks for 268 MB, 128 µs against 71.)
 template <int LPR>
-__global__ void fa_bwd_delta_seg_kernel(const bf16* __restrict__ o, const bf16* __restrict__ dO,
-                                        int64_t n_rows_heads, int64_t L, int nq, float* __restrict__ delta) {
+__global__ void fa_bwd_delta_kernel(const bf16* __restrict__ o, const bf16* __restrict__ dO,
+                                    int64_t n_rows_heads, int64_t L, int nq, float* __restrict__ delta) {
     constexpr int D = 8 * LPR;
     const int lane = threadIdx.x & 31, seg = lane % LPR;
     const int64_t w = ((int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5) * (32 / LPR) + lane / LPR;
@@ -711,7 +688,7 @@ void flash_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, co
                               cudaStream_t stream, FlashAttentionKernel kernel) {
     if (b == 0 || L == 0) return;
     check_args("flash_attention_backward", b, L, nq, nkv, D,
-               {{q, 16}, {k, 16}, {v, 16}, {o, 4}, {dO, 16}, {lse, 4}, {dq, 8}, {dk, 8}, {dv, 8}});
+               {{q, 16}, {k, 16}, {v, 16}, {o, 16}, {dO, 16}, {lse, 4}, {dq, 8}, {dk, 8}, {dv, 8}});
     check(workspace == nullptr || reinterpret_cast<uintptr_t>(workspace) % 4 == 0,
           "flash_attention_backward: the workspace is not 4-byte aligned");
     const size_t ws_bytes = flash_attention_backward_workspace_bytes(b, L, nq);
@@ -719,17 +696,12 @@ void flash_attention_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, co
     if (!delta) AR_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&delta), ws_bytes, stream));
     AR_CUDA_CHECK(cudaMemsetAsync(dq, 0, size_t(b) * size_t(L) * size_t(nq) * size_t(D) * sizeof(float), stream));
     const int64_t n_rows_heads = b * L * nq;
-    if ((D == 64 || D == 128) && reinterpret_cast<uintptr_t>(o) % 16 == 0) {  // dO is 16-byte aligned (checked)
-        const int64_t rows_per_block = 8 * (D == 64 ? 4 : 2);
-        const unsigned blocks = unsigned((n_rows_heads + rows_per_block - 1) / rows_per_block);
-        if (D == 64)
-            fa_bwd_delta_seg_kernel<8><<<blocks, 256, 0, stream>>>(o, dO, n_rows_heads, L, nq, delta);
-        else
-            fa_bwd_delta_seg_kernel<16><<<blocks, 256, 0, stream>>>(o, dO, n_rows_heads, L, nq, delta);
-    } else {
-        const int64_t blocks = (n_rows_heads * 32 + 255) / 256;
-        fa_bwd_delta_kernel<<<unsigned(blocks), 256, 0, stream>>>(o, dO, n_rows_heads, L, nq, D, delta);
-    }
+    const int64_t rows_per_block = 8 * (D == 64 ? 4 : 2);  // D is 64 or 128 (check_args)
+    const unsigned blocks = unsigned((n_rows_heads + rows_per_block - 1) / rows_per_block);
+    if (D == 64)
+        fa_bwd_delta_kernel<8><<<blocks, 256, 0, stream>>>(o, dO, n_rows_heads, L, nq, delta);
+    else
+        fa_bwd_delta_kernel<16><<<blocks, 256, 0, stream>>>(o, dO, n_rows_heads, L, nq, delta);
     AR_CUDA_CHECK(cudaGetLastError());
     if (use_wgmma(kernel, "flash_attention_backward"))
         flash_attention_sm90_backward(q, k, v, dO, lse, delta, b, L, nq, nkv, D, scale, dq, dk, dv, stream);
